@@ -1,0 +1,1 @@
+"""The attacker's side: PCM, preference and label-flip attacks, model-targeted poisoning."""

@@ -1,0 +1,1 @@
+"""Loaders that return NumPy arrays: real data shipped by packages, and synthetic generators."""

@@ -1,0 +1,1 @@
+"""Trainable models as pure fit / predict / loss functions."""

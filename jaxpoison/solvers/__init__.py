@@ -1,0 +1,1 @@
+"""Generic numerics (LP, QP / SVM-dual, implicit differentiation); knows nothing about poisoning."""

@@ -1,0 +1,1 @@
+"""Closed-form bounds and theory quantities (lethal dose, Gaussian separation, ...)."""

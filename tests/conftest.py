@@ -1,0 +1,32 @@
+"""Shared pytest setup: float64 on, a PRNG-key fixture, and helpers for optional sources."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def key():
+    """A fresh PRNG key per test."""
+    return jax.random.key(0)
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator per test."""
+    return np.random.default_rng(0)
+
+
+def require(module: str) -> None:
+    """Skip the calling test, naming the package to install, when ``module`` is missing."""
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"optional dependency {module!r} is not installed")
