@@ -28,3 +28,5 @@ from jaxpoison.datasets.synthetic import (
 from jaxpoison.datasets.synthetic import (
     isotropic_gaussian_classes as isotropic_gaussian_classes,
 )
+from jaxpoison.datasets.text_embedding import EMBEDDING_DIM as EMBEDDING_DIM
+from jaxpoison.datasets.text_embedding import embed_texts as embed_texts
