@@ -70,7 +70,10 @@ def test_normalised_and_padding_invariant(reference_embeddings):
     # the same text alone (bucket of 16 tokens, 3 empty rows) and in a batch padded to
     # 32 tokens next to a longer text
     long = "a considerably longer sentence that needs more than sixteen word pieces " * 2
-    alone = embed_texts([SENTENCES[0]], batch_size=BATCH, use_cache=False)
+    calls = []
+    alone = embed_texts([SENTENCES[0]], batch_size=BATCH, use_cache=False,
+                        progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
     mixed = embed_texts([long, SENTENCES[0], SENTENCES[1]], batch_size=BATCH,
                         use_cache=False)
     assert len(te.tokenize([long])[0]) > 16

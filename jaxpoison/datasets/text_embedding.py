@@ -15,7 +15,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +133,7 @@ def _bucket(length: int, max_length: int) -> int:
     return max_length
 
 
-def _compute(model: MiniLM, texts: list[str], batch_size: int) -> np.ndarray:
+def _compute(model: MiniLM, texts: list[str], batch_size: int, progress=None) -> np.ndarray:
     ids = model.tokenize(texts)
     lengths = np.array([len(t) for t in ids])
     order = np.argsort(lengths, kind="stable")
@@ -147,6 +147,8 @@ def _compute(model: MiniLM, texts: list[str], batch_size: int) -> np.ndarray:
             batch_ids[row, :lengths[i]] = ids[i]
             batch_mask[row, :lengths[i]] = 1
         out[chunk] = model.encode_ids(batch_ids, batch_mask)[:len(chunk)]
+        if progress is not None:
+            progress(min(start + batch_size, len(texts)), len(texts))
     return out
 
 
@@ -164,7 +166,8 @@ def _load_shards(cache_dir: Path) -> dict[bytes, np.ndarray]:
 
 def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
                 cache_dir: str | os.PathLike | None = None,
-                use_cache: bool = True) -> np.ndarray:
+                use_cache: bool = True,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     r"""Sentence embeddings of ``texts`` with all-MiniLM-L6-v2, computed in JAX.
 
     For each text: WordPiece tokens (lower-cased, ``[CLS] ... [SEP]``, truncated to 256),
@@ -183,6 +186,8 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
         cache_dir: cache folder; default ``$JAXPOISON_CACHE/embeddings`` or
             ``~/.cache/jaxpoison/embeddings``.
         use_cache: read and write the cache.
+        progress: optional ``progress(done, total)`` called after each encoded batch
+            (texts found in the cache are not counted); for progress bars in recipes.
 
     Returns:
         float32 array (len(texts), 384), rows of unit norm (zero rows for no texts).
@@ -216,7 +221,7 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
             missing.setdefault(h, []).append(i)
     if missing:
         firsts = [rows[0] for rows in missing.values()]
-        new = _compute(load_minilm(), [texts[i] for i in firsts], int(batch_size))
+        new = _compute(load_minilm(), [texts[i] for i in firsts], int(batch_size), progress)
         for vec, rows in zip(new, missing.values(), strict=True):
             out[rows] = vec
     if use_cache:
