@@ -190,7 +190,7 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
             (texts found in the cache are not counted); for progress bars in recipes.
 
     Returns:
-        float32 array (len(texts), 384), rows of unit norm (zero rows for no texts).
+        float32 array (len(texts), 384) with rows of unit norm; (0, 384) for no texts.
 
     Slow on a small CPU (a few thousand texts take minutes the first time).
     """
@@ -200,7 +200,6 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    model_folder()  # fail early, naming what to install
     hashes = [_text_hash(t) for t in texts]
     key = hashlib.sha256(_CACHE_VERSION.encode() + b"".join(hashes)).hexdigest()[:32]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -220,6 +219,7 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
         else:
             missing.setdefault(h, []).append(i)
     if missing:
+        model_folder()  # a missing model package raises here, naming what to install
         firsts = [rows[0] for rows in missing.values()]
         new = _compute(load_minilm(), [texts[i] for i in firsts], int(batch_size), progress)
         for vec, rows in zip(new, missing.values(), strict=True):
