@@ -1,4 +1,7 @@
 """The defender's side: FLORAL, label-noise baselines, DPA / Finite Aggregation and certificates."""
+from jaxpoison.defenses.aggregation import Ensemble as Ensemble
+from jaxpoison.defenses.aggregation import ensemble_predict as ensemble_predict
+from jaxpoison.defenses.aggregation import train_ensemble as train_ensemble
 from jaxpoison.defenses.certify import Certificate as Certificate
 from jaxpoison.defenses.certify import certified_accuracy as certified_accuracy
 from jaxpoison.defenses.certify import dpa_certify as dpa_certify
