@@ -190,7 +190,9 @@ def dpa_mnist(ctx: RecipeContext) -> Report:
 def _gaussian_data(N, dim, separation, seed):
     from jaxpoison.datasets import isotropic_gaussian_classes
 
-    return isotropic_gaussian_classes(N, dim, separation=separation, seed=seed)
+    X, y = isotropic_gaussian_classes(N, dim, separation=separation, seed=seed)
+    y = np.asarray(y)
+    return X, (y > 0).astype(np.int64) if y.min() < 0 else y  # binary labels are +-1
 
 
 @recipe("lethal-dose", "Lethal dose: at equal k a more data-efficient learner certifies "
@@ -221,12 +223,14 @@ def lethal_dose(ctx: RecipeContext) -> Report:
 
     # (b) isotropic Gaussians: radius vs N/n at fixed n
     n_per_part = 20
-    dim, sep = 10, 1.5
+    dim, sep = 10, 2.0
     sizes = [1000, 2000, 4000] if ctx.quick else [1000, 2000, 4000, 8000, 16000]
-    Xg_te, yg_te = _gaussian_data(1000, dim, sep, ctx.seed + 1)
+    # one draw (same class means) split into a test set and nested training sets
+    Xg_all, yg_all = _gaussian_data(max(sizes) + 1000, dim, sep, ctx.seed)
+    Xg_te, yg_te = Xg_all[-1000:], yg_all[-1000:]
     rows2, medians = [], []
     for N in ctx.progress(sizes, "gaussian N"):
-        Xg, yg = _gaussian_data(N, dim, sep, ctx.seed)
+        Xg, yg = Xg_all[:N], yg_all[:N]
         kk = N // n_per_part
         gpart = dpa_partition(Xg, yg, kk, hash="bytes")
         learner = SoftmaxRegression(2, dim, l2=1e-3)
