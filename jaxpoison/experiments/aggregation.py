@@ -167,7 +167,7 @@ def dpa_mnist(ctx: RecipeContext) -> Report:
         Xte, yte = Xte[:500], yte[:500]
     k, d = 50, 8
     grid = [0, 5, 10, 15, 20, 25]
-    epochs = 30 if ctx.quick else 100
+    epochs = 40 if ctx.quick else 100
     dpa = dpa_partition(Xtr, ytr, k)
     fa = fa_partition(Xtr, ytr, k, d)
     rows, curves = [], {}
