@@ -25,7 +25,7 @@ from jaxpoison.defenses import (
     pixel_sum_hash,
     train_ensemble,
 )
-from jaxpoison.models import MLP, KNearestNeighbors, SmallCNN, SoftmaxRegression
+from jaxpoison.models import KNearestNeighbors, SmallCNN, SoftmaxRegression
 from jaxpoison.models.learners import (
     RadiusNearestNeighbors,
     fit_part,
@@ -114,7 +114,7 @@ def test_partition_bad_input(digits):
 def test_vmapped_training_equals_one_by_one(digits):
     X, y = digits
     part = dpa_partition(X, y, 6)
-    learner = MLP(10, 64, l2=1e-4, width=16)
+    learner = SoftmaxRegression(10, 64, l2=1e-3)
     opt = make_optimizer("adam", 1e-2)
     keys = jax.vmap(lambda j: jax.random.fold_in(jax.random.key(3), j))(jnp.arange(6))
     kw = dict(optimizer=opt, epochs=3, batch_size=16)
@@ -193,7 +193,7 @@ def test_cnn_with_augmentation_float32(digits):
     # 8x8 digits padded to 12x12 (conv 10 -> pool 5 -> conv 3 -> pool 1)
     Xp = np.pad(X32.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2))).reshape(-1, 144)
     learner = SmallCNN(10, 144, image_shape=(12, 12), channels=(4, 8))
-    ens = train_ensemble(learner, Xp, y, part, key=jax.random.key(1), epochs=30,
+    ens = train_ensemble(learner, Xp, y, part, key=jax.random.key(1), epochs=20,
                          learning_rate=3e-2, augment_shift=1, image_shape=(12, 12))
     leaves = jax.tree_util.tree_leaves(ens.params)
     assert all(leaf.dtype == jnp.float32 for leaf in leaves)
@@ -228,13 +228,13 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     from sklearn.datasets import load_digits
     from jaxpoison.defenses import dpa_partition, ensemble_predict, train_ensemble
-    from jaxpoison.models import MLP
+    from jaxpoison.models import SoftmaxRegression
 
     assert jax.device_count() == 8, jax.devices()
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     part = dpa_partition(X, y, 13)  # 13 parts: padded to 16 over 8 devices
-    learner = MLP(10, 64, l2=1e-4, width=8)
+    learner = SoftmaxRegression(10, 64, l2=1e-3)
     kw = dict(key=jax.random.key(0), epochs=3, batch_size=8)
     sharded = train_ensemble(learner, X, y, part, devices=jax.devices(), **kw)
     single = train_ensemble(learner, X, y, part, devices=jax.devices()[:1], **kw)
