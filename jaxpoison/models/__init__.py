@@ -1,1 +1,8 @@
 """Trainable models as pure fit / predict / loss functions."""
+from jaxpoison.models.learners import MLP as MLP
+from jaxpoison.models.learners import KNearestNeighbors as KNearestNeighbors
+from jaxpoison.models.learners import RadiusNearestNeighbors as RadiusNearestNeighbors
+from jaxpoison.models.learners import SmallCNN as SmallCNN
+from jaxpoison.models.learners import SoftmaxRegression as SoftmaxRegression
+from jaxpoison.models.learners import fit_part as fit_part
+from jaxpoison.models.learners import fit_parts as fit_parts

@@ -1,0 +1,370 @@
+r"""Vote certificates against data poisoning: DPA, Finite Aggregation, kNN and rNN.
+
+Threat model (all certificates here): the attacker inserts and/or removes training
+samples; the *radius* is the number of such insertions plus removals (the size of the
+symmetric difference between the clean and the poisoned training set) that provably
+cannot change the prediction on a test point. A radius of ``-1`` marks a test point whose
+(clean) prediction is already wrong, so it is not certified at any radius, and
+``certified_accuracy(radii, r) = mean(radii >= r)``.
+
+Votes and ties. ``base_predictions[i, j]`` is learner ``j``'s class for test point ``i``.
+The abstain label is ``num_classes`` (or ``-1``): an abstaining learner is dropped from
+the vote (its count goes nowhere). With vote counts :math:`N_c`, the ensemble predicts
+:math:`\arg\max_c N_c` with ties going to the smaller class index (as ``numpy.argsort``
+with ``kind='stable'`` in the authors' code). If every learner abstains, all counts are
+zero and the prediction is class 0 (the authors' behaviour).
+
+Everything is vectorised over test points and classes and jit-compiled.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Int
+
+from jaxpoison import _validate as V
+from jaxpoison._result import Result, Status
+from jaxpoison.defenses.partition import check_shifts
+
+__all__ = [
+    "Certificate",
+    "vote_counts",
+    "dpa_certify",
+    "fa_certify",
+    "knn_certify",
+    "rnn_certify",
+    "certified_accuracy",
+    "median_certified_radius",
+]
+
+
+class Certificate(Result):
+    """Certified radii of an ensemble (or nearest-neighbour) prediction.
+
+    Attributes:
+        radius: ``(n_test,)`` int, the number of insertions + removals the prediction
+            provably survives; ``-1`` where the prediction is wrong (or abstains).
+        prediction: ``(n_test,)`` int, the predicted class (``num_classes`` = abstain, only
+            for rNN).
+        counts: ``(n_test, num_classes)`` int vote counts (abstentions dropped).
+        status, iterations: always success / 0 (closed-form certificates).
+    """
+
+    radius: jax.Array
+    prediction: jax.Array
+    counts: jax.Array
+
+
+def _check_predictions(base_predictions, name: str, num_classes: int) -> jax.Array:
+    preds = V.as_int_array(base_predictions, name, ndim=2)
+    if V.is_concrete(preds):
+        values = np.asarray(preds)
+        bad = (values < -1) | (values > num_classes)
+        if np.any(bad):
+            raise ValueError(
+                f"{name} must hold classes in [0, {num_classes}) or the abstain label "
+                f"{num_classes} (or -1); got e.g. {values[bad][:5].tolist()}")
+    return preds
+
+
+def _check_labels(labels, n: int, num_classes: int) -> jax.Array:
+    labels = V.as_int_array(labels, "labels", ndim=1)
+    if labels.shape[0] != n:
+        raise ValueError(f"labels must have one entry per test point ({n}); got "
+                         f"{labels.shape[0]}")
+    if V.is_concrete(labels):
+        values = np.asarray(labels)
+        if np.any((values < 0) | (values >= num_classes)):
+            raise ValueError(f"labels must lie in [0, {num_classes}); got "
+                             f"{values[(values < 0) | (values >= num_classes)][:5].tolist()}")
+    return labels
+
+
+def _done(radius, prediction, counts) -> Certificate:
+    zeros = jnp.zeros((), jnp.int32)
+    return Certificate(status=zeros + Status.SUCCESS, iterations=zeros, radius=radius,
+                       prediction=prediction, counts=counts)
+
+
+def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Array, "n C"]:
+    """``(n, num_classes)`` vote counts; abstentions (``num_classes`` or ``-1``) dropped."""
+    onehot = jax.nn.one_hot(base_predictions, num_classes, dtype=jnp.int32)
+    return onehot.sum(axis=1)
+
+
+def _gaps(counts, labels, num_classes):
+    """``gap[i, c] = N_y - N_c - [c < y]`` for ``c != y`` (a large value at ``c = y``)."""
+    classes = jnp.arange(num_classes)
+    n_y = jnp.take_along_axis(counts, labels[:, None], axis=1)
+    gap = n_y - counts - (classes[None, :] < labels[:, None]).astype(counts.dtype)
+    big = jnp.iinfo(counts.dtype).max // 4
+    return jnp.where(classes[None, :] == labels[:, None], big, gap)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def _dpa(preds, labels, num_classes):
+    counts = vote_counts(preds, num_classes)
+    prediction = jnp.argmax(counts, axis=1)
+    gap = _gaps(counts, prediction, num_classes).min(axis=1)
+    radius = jnp.where(prediction == labels, gap // 2, -1)
+    return radius, prediction, counts
+
+
+def dpa_certify(base_predictions: Int[Array, "n k"], labels: Int[Array, " n"],
+                num_classes: int) -> Certificate:
+    r"""Deep Partition Aggregation certificate (Levine & Feizi, ICLR 2021, Theorem 1).
+
+    Each inserted or removed sample lands in one part, so it changes at most one base
+    learner's vote, moving the gap between the predicted class :math:`y` and any class
+    :math:`c` by at most 2. With the ensemble prediction :math:`y = \arg\max_c N_c` (ties to
+    the smaller class),
+
+    .. math:: r = \min_{c \ne y} \left\lfloor \frac{N_y - N_c - [c < y]}{2} \right\rfloor,
+
+    attained at the runner-up (the most voted other class, ties to the smaller one). This
+    is the authors' ``(val - valsecond - (idxsecond <= idx)) / 2`` rounded down.
+
+    Args:
+        base_predictions: ``(n_test, k)`` class indices of the ``k`` base learners; the
+            abstain label ``num_classes`` or ``-1`` is dropped from the vote.
+        labels: ``(n_test,)`` true classes; the radius is ``-1`` where the ensemble is wrong.
+        num_classes: number of classes ``C >= 2``.
+
+    Returns:
+        A :class:`Certificate`.
+    """
+    num_classes = V.check_int(num_classes, "num_classes", low=2)
+    preds = _check_predictions(base_predictions, "base_predictions", num_classes)
+    labels = _check_labels(labels, preds.shape[0], num_classes)
+    return _done(*_dpa(preds, labels, num_classes))
+
+
+def _greedy_count(levels, gap, max_value):
+    """Largest ``r`` with (sum of the ``r`` largest damages) <= ``gap``.
+
+    ``levels[..., v]`` is how many hash values have damage ``v`` (``v = 0..max_value``).
+    Equivalent to sorting the damages in decreasing order and taking them while the
+    remaining gap stays non-negative (the authors' ``while diff - deltas[r] >= 0``).
+    """
+    values = jnp.arange(max_value + 1, dtype=levels.dtype)
+    # counts and sums of damages strictly above each level v
+    above_cnt = jnp.flip(jnp.cumsum(jnp.flip(levels, -1), -1), -1) - levels
+    above_sum = jnp.flip(jnp.cumsum(jnp.flip(levels * values, -1), -1), -1) - levels * values
+    rest = gap[..., None] - above_sum
+    take = jnp.minimum(levels, rest // jnp.maximum(values, 1))
+    cand = jnp.where((rest >= 0) & (values >= 1), above_cnt + take, -1)
+    return cand.max(axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "d", "shifts", "chunk"))
+def _fa(preds, labels, num_classes, d, shifts, chunk):
+    kd = preds.shape[1]
+    counts = vote_counts(preds, num_classes)
+    prediction = jnp.argmax(counts, axis=1)
+    gaps = _gaps(counts, prediction, num_classes)  # (n, C)
+    big = jnp.iinfo(gaps.dtype).max // 4
+    levels_n = 2 * d + 1
+    small = jnp.int8 if d < 127 else jnp.int32
+
+    def one_chunk(args):
+        p, y, gap = args  # (b, kd), (b,), (b, C)
+        b = p.shape[0]
+        onehot = (p[..., None] == jnp.arange(num_classes)).astype(small)  # abstain: all 0
+        onehot = jax.lax.optimization_barrier(onehot)
+        # per_hash[:, h, c] = #{s : f_{(h+s) mod kd} = c}, as d rolled copies (S(h) is a
+        # fixed set of circular offsets, so a gather becomes d contiguous adds)
+        per_hash = sum(jnp.roll(onehot, -s, axis=1) for s in shifts)
+        own = jnp.take_along_axis(per_hash, y[:, None, None], axis=2)
+        damage = (d + own - per_hash).astype(jnp.int32)  # sum_s 1 + [f=y] - [f=c]
+        # histogram of the damages per (test point, class): one bincount (scatter-add)
+        flat = ((jnp.arange(b)[:, None, None] * num_classes
+                 + jnp.arange(num_classes)[None, None, :]) * levels_n + damage)
+        levels = jnp.bincount(flat.reshape(-1), length=b * num_classes * levels_n)
+        levels = levels.reshape(b, num_classes, levels_n)
+        r = _greedy_count(levels, jnp.minimum(gap, kd * 2 * d + 1), 2 * d)  # (b, C)
+        r = jnp.where(gap >= big, big, r)
+        return r.min(axis=1)
+
+    n = preds.shape[0]
+    pad = (-n) % chunk
+    padded = (jnp.pad(preds, ((0, pad), (0, 0))), jnp.pad(prediction, (0, pad)),
+              jnp.pad(gaps, ((0, pad), (0, 0))))
+    blocks = jax.tree_util.tree_map(lambda a: a.reshape((-1, chunk) + a.shape[1:]), padded)
+    radius = jax.lax.map(one_chunk, blocks).reshape(-1)[:n]
+    radius = jnp.where(prediction == labels, radius, -1)
+    return radius, prediction, counts
+
+
+def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
+               num_classes: int, *, d: int, shifts, chunk: int = 1024) -> Certificate:
+    r"""Finite Aggregation certificate (Wang, Levine & Feizi, ICML 2022, Theorem 2).
+
+    There are :math:`kd` learners; learner :math:`j` is trained on the samples whose hash
+    :math:`h \in [0, kd)` satisfies :math:`j = (h + s) \bmod kd` for a shift :math:`s`. A
+    poisoned sample with hash :math:`h` can therefore affect exactly the learners
+    :math:`S(h) = \{(h + s) \bmod kd : s \in \text{shifts}\}`. Against class
+    :math:`c \ne y` (where :math:`y` is the ensemble prediction, ties to the smaller
+    class), the gap is :math:`N_y - N_c - [c < y]` and the damage of hash :math:`h` is
+
+    .. math:: \Delta_h = \sum_{j \in S(h)} \big(1 + [f_j = y] - [f_j = c]\big),
+
+    an upper bound on how much corrupting all of :math:`S(h)` can shrink the gap. The
+    radius against :math:`c` is the largest :math:`r` such that the :math:`r` largest
+    damages sum to at most the gap (non-strict, the authors' greedy
+    ``while diff - deltas[r] >= 0``), and the certificate is the minimum over :math:`c`.
+    With ``d = 1`` it equals :func:`dpa_certify`.
+
+    Damages are small integers (``0..2d``), so instead of sorting each test point's
+    :math:`kd` damages we count them per value (one scatter-add histogram) and take the
+    levels from the top; this is the same number as the sorted greedy. The per-hash vote
+    counts are ``d`` circular shifts of the one-hot votes, added in int8.
+
+    Args:
+        base_predictions: ``(n_test, k*d)`` class indices; column ``j`` is learner ``j``
+            (trained on subset ``j`` of :func:`~jaxpoison.defenses.fa_partition`). Abstain
+            label ``num_classes`` or ``-1`` (an abstaining learner's damage term is 1).
+        labels: ``(n_test,)`` true classes.
+        num_classes: ``C >= 2``.
+        d: FA's spread; ``base_predictions.shape[1]`` must be divisible by ``d``.
+        shifts: the ``d`` distinct shifts in ``[0, kd)`` used for partitioning.
+        chunk: test points processed per block (memory ``chunk * kd * C`` integers).
+
+    Returns:
+        A :class:`Certificate`.
+    """
+    num_classes = V.check_int(num_classes, "num_classes", low=2)
+    d = V.check_int(d, "d", low=1)
+    chunk = V.check_int(chunk, "chunk", low=1)
+    preds = _check_predictions(base_predictions, "base_predictions", num_classes)
+    kd = preds.shape[1]
+    if kd % d:
+        raise ValueError(f"base_predictions must have k*d columns; {kd} is not divisible by "
+                         f"d={d}")
+    shifts = check_shifts(shifts, kd // d, d)
+    labels = _check_labels(labels, preds.shape[0], num_classes)
+    chunk = min(chunk, max(preds.shape[0], 1))
+    shifts = tuple(int(s) for s in shifts)
+    return _done(*_fa(preds, labels, num_classes, d, shifts, chunk))
+
+
+def _neighbor_setup(X_train, y_train, X_test, y_test, num_classes):
+    X_train = V.as_float_array(X_train, "X_train", ndim=2)
+    X_test = V.as_float_array(X_test, "X_test", ndim=2, dtype=X_train.dtype)
+    if X_test.shape[1] != X_train.shape[1]:
+        raise ValueError(f"X_test must have {X_train.shape[1]} features like X_train; got "
+                         f"{X_test.shape[1]}")
+    y_train = V.as_int_array(y_train, "y_train", ndim=1)
+    V.check_same_length(X_train, "X_train", y_train, "y_train")
+    if V.is_concrete(y_train):
+        vals = np.asarray(y_train)
+        if np.any((vals < 0) | (vals >= num_classes)):
+            raise ValueError(f"y_train must lie in [0, {num_classes})")
+    y_test = _check_labels(y_test, X_test.shape[0], num_classes)
+    return X_train, y_train, X_test, y_test
+
+
+def _sq_dists(A, B):
+    return (jnp.sum(A * A, 1)[:, None] + jnp.sum(B * B, 1)[None, :] - 2 * A @ B.T)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "num_classes"))
+def _knn(X_train, y_train, X_test, y_test, k, num_classes):
+    d2 = _sq_dists(X_test, X_train)
+    _, idx = jax.lax.top_k(-d2, k)
+    counts = vote_counts(y_train[idx], num_classes)
+    prediction = jnp.argmax(counts, axis=1)
+    gap = _gaps(counts, prediction, num_classes).min(axis=1)
+    radius = jnp.where(prediction == y_test, gap // 2, -1)
+    return radius, prediction, counts
+
+
+def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int) -> Certificate:
+    r"""Certificate of a k-nearest-neighbour classifier (after Jia et al., AAAI 2022).
+
+    The classifier takes the ``k`` training points nearest to the test point (Euclidean)
+    and predicts the majority label, ties to the smaller class (``sklearn``'s
+    ``KNeighborsClassifier(weights='uniform')`` rule). Inserting one sample can push one
+    neighbour out and itself in; removing one lets the ``(k+1)``-th point in: either way
+    the gap :math:`N_y - N_c` shrinks by at most 2, so
+
+    .. math:: r = \min_{c \ne y} \lfloor (N_y - N_c - [c < y]) / 2 \rfloor,
+
+    the DPA formula on the neighbours' label counts (Jia et al.'s kNN bound counted for
+    insertions + removals). Requires ``k <= n_train`` and, to stay valid after removals,
+    the certificate assumes at least ``k`` points remain (``n_train - r >= k``).
+    """
+    num_classes = V.check_int(num_classes, "num_classes", low=2)
+    X_train, y_train, X_test, y_test = _neighbor_setup(X_train, y_train, X_test, y_test,
+                                                       num_classes)
+    k = V.check_int(k, "k", low=1, high=int(X_train.shape[0]))
+    radius, prediction, counts = _knn(X_train, y_train, X_test, y_test, k, num_classes)
+    radius = jnp.minimum(radius, X_train.shape[0] - k)
+    return _done(radius, prediction, counts)
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes",))
+def _rnn(X_train, y_train, X_test, y_test, r2, num_classes):
+    d2 = _sq_dists(X_test, X_train)
+    inside = d2 <= r2
+    onehot = jax.nn.one_hot(y_train, num_classes, dtype=jnp.int32)
+    counts = inside.astype(jnp.int32) @ onehot
+    empty = counts.sum(axis=1) == 0
+    prediction = jnp.where(empty, num_classes, jnp.argmax(counts, axis=1))
+    safe = jnp.minimum(prediction, num_classes - 1)
+    gap = _gaps(counts, safe, num_classes).min(axis=1)
+    n_y = jnp.take_along_axis(counts, safe[:, None], axis=1)[:, 0]
+    radius = jnp.minimum(gap, n_y - 1)
+    radius = jnp.where((prediction == y_test) & ~empty, radius, -1)
+    return radius, prediction, counts
+
+
+def rnn_certify(X_train, y_train, X_test, y_test, *, radius: float,
+                num_classes: int) -> Certificate:
+    r"""Certificate of a radius-nearest-neighbour classifier (after Jia et al., AAAI 2022).
+
+    The classifier votes among the training points within Euclidean distance ``radius``
+    of the test point (ties to the smaller class) and abstains (prediction
+    ``num_classes``) when there is none. One insertion adds one vote and one removal takes
+    one away, so the gap :math:`N_y - N_c` moves by 1 per poisoned sample (twice DPA's
+    rate of robustness per vote); the prediction also stops being :math:`y` once all its
+    :math:`N_y` voters are removed. Hence
+
+    .. math:: r = \min\Big(\min_{c \ne y} (N_y - N_c - [c < y]),\; N_y - 1\Big),
+
+    and ``-1`` where the prediction is wrong or abstains. This bound is tight: ``r + 1``
+    insertions of the runner-up class (or removals of the ``y`` voters) change the
+    prediction.
+    """
+    num_classes = V.check_int(num_classes, "num_classes", low=2)
+    V.check_positive(radius, "radius")
+    X_train, y_train, X_test, y_test = _neighbor_setup(X_train, y_train, X_test, y_test,
+                                                       num_classes)
+    r2 = jnp.asarray(radius, X_train.dtype) ** 2
+    return _done(*_rnn(X_train, y_train, X_test, y_test, r2, num_classes))
+
+
+def certified_accuracy(radii, radius_grid) -> np.ndarray:
+    """Fraction of test points with ``radius >= r`` for each ``r`` in ``radius_grid``.
+
+    Points with radius ``-1`` (wrong prediction) count at no radius; at ``r = 0`` this is
+    the ensemble's clean accuracy.
+    """
+    radii = V.as_int_array(radii, "radii", ndim=1)
+    grid = V.as_int_array(radius_grid, "radius_grid", ndim=(0, 1))
+    return np.asarray(jnp.mean(radii[None, :] >= jnp.atleast_1d(grid)[:, None], axis=1))
+
+
+def median_certified_radius(radii) -> int:
+    """The largest ``r`` such that at least half of the test points are certified at ``r``
+    (``-1`` if fewer than half are correctly classified); the DPA papers' "median
+    certified robustness"."""
+    radii = np.sort(np.asarray(V.as_int_array(radii, "radii", ndim=1)))[::-1]
+    if radii.size == 0:
+        raise ValueError("radii must not be empty")
+    need = (radii.size + 1) // 2  # at least half of the points: ceil(n / 2)
+    return int(radii[need - 1])
+
