@@ -89,7 +89,9 @@ class AttackState(eqx.Module):
     y_all: Array
     s_all: Array          # sample weights: 1 for clean rows, copies for used slots, 0 else
     fit: LinearFit        # current model theta_t trained on the weighted data
-    count: Array          # number of buffer slots used
+    count: Array          # number of rounds run (points added = count * copies)
+    slots: Array          # number of buffer slots used (a repeated point reuses its slot)
+    round_slot: Array     # (capacity,) slot written in each round
     next_x: Array         # current max-loss point for theta_t
     next_y: Array
     max_loss: Array       # (capacity + 1,) history, entry k = after k slots
@@ -150,17 +152,25 @@ def _metrics(fit, target, X_c, y_c, X_ev, y_ev, lo, hi, key, reg, loss, restarts
 def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, tol, *, n, loss,
           max_iter, restarts, steps):
     k = state.count
-    row = (n + k).astype(jnp.int32)
+    buf_x = state.X_all[n:]
+    used = state.s_all[n:] > 0
+    same = used & (state.y_all[n:] == state.next_y) & jnp.all(
+        jnp.abs(buf_x - state.next_x[None, :]) <= 1e-12 * (1 + jnp.abs(buf_x)), axis=1)
+    repeat = jnp.any(same)
+    slot = jnp.where(repeat, jnp.argmax(same), state.slots).astype(jnp.int32)
+    row = (n + slot).astype(jnp.int32)
     X_all = jax.lax.dynamic_update_slice(state.X_all, state.next_x[None, :], (row, jnp.int32(0)))
     y_all = state.y_all.at[row].set(state.next_y)
-    s_all = state.s_all.at[row].set(copies)
+    s_all = state.s_all.at[row].add(copies)
+    slots = state.slots + jnp.where(repeat, 0, 1).astype(jnp.int32)
     fit = _fit(X_all, y_all, s_all, reg, state.fit.model.w, state.fit.model.b,
                state.fit.dual, loss=loss, tol=tol, max_iter=max_iter)
     key, sub = jax.random.split(state.key)
     x, y, v, ub, lb, dist, acc = _metrics(fit, target, X_all[:n], y_all[:n], X_ev, y_ev, lo,
                                           hi, sub, reg, loss, restarts, steps)
     k1 = k + 1
-    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, next_x=x,
+    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, slots=slots,
+                       round_slot=state.round_slot.at[k].set(slot), next_x=x,
                        next_y=y, max_loss=state.max_loss.at[k1].set(v),
                        bound=state.bound.at[k1].set(ub),
                        distance=state.distance.at[k1].set(dist),
@@ -183,7 +193,8 @@ def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key, *, n, capacity,
                                            loss, restarts, steps)
     hist = jnp.full(capacity + 1, jnp.nan, dtype)
     return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit,
-                       count=jnp.asarray(0, jnp.int32), next_x=x, next_y=yy,
+                       count=jnp.asarray(0, jnp.int32), slots=jnp.asarray(0, jnp.int32),
+                       round_slot=jnp.zeros(capacity, jnp.int32), next_x=x, next_y=yy,
                        max_loss=hist.at[0].set(v), bound=hist.at[0].set(ub),
                        distance=hist.at[0].set(dist), lower_bound=hist.at[0].set(lb),
                        accuracy=hist.at[0].set(acc), key=key)
@@ -207,7 +218,9 @@ def _grow(state: AttackState, capacity: int, n: int) -> AttackState:
         X_all=jnp.concatenate([state.X_all, jnp.zeros((extra, d), dtype)]),
         y_all=jnp.concatenate([state.y_all, jnp.ones(extra, dtype)]),
         s_all=jnp.concatenate([state.s_all, jnp.zeros(extra, dtype)]), fit=fit,
-        count=state.count, next_x=state.next_x, next_y=state.next_y,
+        count=state.count, slots=state.slots,
+        round_slot=jnp.concatenate([state.round_slot, jnp.zeros(extra, jnp.int32)]),
+        next_x=state.next_x, next_y=state.next_y,
         max_loss=pad_hist(state.max_loss), bound=pad_hist(state.bound),
         distance=pad_hist(state.distance), lower_bound=pad_hist(state.lower_bound),
         accuracy=pad_hist(state.accuracy), key=state.key)
@@ -324,7 +337,7 @@ def model_targeted_attack(
         if not bool(jnp.all(jnp.isfinite(state.fit.model.w))):
             status = Status.NUMERICAL_ERROR
             break
-    slots = np.arange(k)
+    slots = np.asarray(state.round_slot[:k])
     X_p = jnp.repeat(state.X_all[n + slots], copies, axis=0)
     y_p = jnp.repeat(state.y_all[n + slots], copies).astype(jnp.int32)
     lb_hist = state.lower_bound[: k + 1]
