@@ -371,7 +371,7 @@ def default_tol(loss: str, dtype) -> float:
     return 1e-12 if f64 else 1e-6
 
 
-@partial(jax.jit, static_argnames=("loss", "max_iter"))
+@partial(jax.jit, static_argnames=("loss",))
 def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
     """Jitted training core (no validation). Returns a :class:`LinearFit`."""
     dtype = X.dtype
