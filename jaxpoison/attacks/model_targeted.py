@@ -301,7 +301,8 @@ def model_targeted_attack(
         tol = default_tol(loss, dtype)
     if max_iter is None:
         max_iter = 2000 if loss == "hinge" else 100
-    capacity = -(-max_points // copies)
+    # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
+    capacity = -(-(-(-max_points // copies)) // 64) * 64
     statics = dict(n=n, loss=loss, max_iter=max_iter, restarts=restarts, steps=steps)
     if state is None:
         state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key,
