@@ -302,7 +302,7 @@ def model_targeted_attack(
     if max_iter is None:
         max_iter = 2000 if loss == "hinge" else 100
     # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
-    capacity = -(-(-(-max_points // copies)) // 64) * 64
+    capacity = 64 * math.ceil(math.ceil(max_points / copies) / 64)
     statics = dict(n=n, loss=loss, max_iter=max_iter, restarts=restarts, steps=steps)
     if state is None:
         state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key,

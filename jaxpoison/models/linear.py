@@ -151,12 +151,12 @@ def _pg_spread(alpha, upper, margins_minus_one):
     return jnp.max(jnp.abs(pg))
 
 
-def _hinge_polish(X, y, s, reg, alpha):
+def _hinge_polish(X, y, s, reg, alpha, violators=None):
     """Exact solution on the active sets guessed from ``alpha`` (one linear solve)."""
     n, d = X.shape
     dtype = X.dtype
     upper = s / (jnp.sum(s) * reg)
-    bound, sel, sel_mask = _hinge_masks(alpha, s, reg, d)
+    bound, sel, sel_mask = _hinge_masks(alpha, s, reg, d, violators)
     sel = sel.astype(jnp.int32)
     coef_b = bound * upper * y
     w_b, b_b = X.T @ coef_b, jnp.sum(coef_b)
@@ -182,7 +182,13 @@ def _hinge_polish(X, y, s, reg, alpha):
     return new, w, b, jnp.where(ok, spread, jnp.inf)
 
 
-def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=5):
+def _dual_obj(alpha, y, X):
+    v = alpha * y
+    w, b = X.T @ v, jnp.sum(v)
+    return jnp.sum(alpha) - 0.5 * (w @ w + b * b)
+
+
+def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
     """Dual coordinate descent; every ``polish_every`` epochs an active-set polish is tried
     and accepted when it meets the tolerance (it then is exact up to rounding)."""
     n, _ = X.shape
@@ -221,14 +227,23 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=5):
         alpha, w, b, gap, it = carry
 
         def try_polish(_):
-            pa, pw, pb, pgap = _hinge_polish(X, y, s, reg, alpha)
-            return pa, pw, pb, pgap
+            g = y * (X @ w + b) - 1.0
+            viol = (upper > 0) & (((alpha <= 0) & (g < 0)) | ((alpha >= upper) & (g > 0)))
+            pa, pw, pb, pgap = _hinge_polish(X, y, s, reg, alpha, viol)
+            # not exact yet: keep the polished dual point if it improves the dual objective
+            better = _dual_obj(pa, y, X) > _dual_obj(alpha, y, X)
+            keep = (pgap > tol) & better
+            pa = jnp.where(keep, pa, alpha)
+            return pa, pw, pb, pgap, keep
 
         def skip(_):
-            return alpha, w, b, big
+            return alpha, w, b, big, jnp.asarray(False)
 
-        pa, pw, pb, pgap = jax.lax.cond(it % polish_every == 0, try_polish, skip, None)
-        return jax.lax.cond(pgap <= tol, lambda c: (pa, pw, pb, pgap, it + 1), epoch, carry)
+        pa, pw, pb, pgap, keep = jax.lax.cond(it % polish_every == 0, try_polish, skip, None)
+        nw = jnp.where(keep, X.T @ (pa * y), w)
+        nb = jnp.where(keep, jnp.sum(pa * y), b)
+        return jax.lax.cond(pgap <= tol, lambda c: (pa, pw, pb, pgap, it + 1), epoch,
+                            (pa, nw, nb, gap, it))
 
     def cond(carry):
         return (carry[3] > tol) & (carry[4] < max_iter)
@@ -273,11 +288,16 @@ def _hinge_attach_bwd(res, g):
 _hinge_attach.defvjp(_hinge_attach_fwd, _hinge_attach_bwd)
 
 
-def _hinge_masks(alpha, s, reg, d):
+def _hinge_masks(alpha, s, reg, d, violators=None):
     upper = s / (jnp.sum(s) * reg)
     rel = 1e-6 if alpha.dtype == jnp.float64 else 1e-3
-    margin = ((alpha > rel * upper) & (alpha < (1 - rel) * upper)).astype(alpha.dtype)
-    bound = ((alpha >= (1 - rel) * upper) & (upper > 0)).astype(alpha.dtype)
+    margin = (alpha > rel * upper) & (alpha < (1 - rel) * upper)
+    bound = (alpha >= (1 - rel) * upper) & (upper > 0)
+    if violators is not None:  # KKT violators join the margin set (active-set step)
+        margin = margin | violators
+        bound = bound & ~violators
+    margin = margin.astype(alpha.dtype)
+    bound = bound.astype(alpha.dtype)
     k = min(alpha.shape[0], d + 1, MAX_MARGIN_SET)
     _, sel = jax.lax.top_k(margin, k)
     return bound, sel.astype(alpha.dtype), margin[sel]
