@@ -1,0 +1,191 @@
+r"""The KKT attack (Koh, Steinhardt and Liang 2018), the model-targeted baseline of
+Suya et al. (2021).
+
+For a target :math:`\theta_p` and a budget of :math:`n_p = n_+ + n_-` points, the attack
+looks for two points :math:`x_+` (label +1, :math:`n_+` copies) and :math:`x_-` (label -1,
+:math:`n_-` copies) that make :math:`\theta_p` stationary for training on
+:math:`D_c\cup D_p`:
+
+.. math::
+
+    \min_{x_\pm\in\mathcal X}\Big\lVert \underbrace{\sum_{D_c}\nabla\ell(\theta_p;x,y)
+        + (N+n_p)\lambda\theta_p}_{g}
+        + n_+\nabla\ell(\theta_p;x_+,+1) + n_-\nabla\ell(\theta_p;x_-,-1)\Big\rVert_2 .
+
+For hinge loss, requiring the poison points to violate the margin
+(:math:`y\,\theta_p^\top\tilde x\le1`) makes :math:`\nabla\ell = -y\tilde x` linear, so the
+problem is a convex QP in :math:`(x_+,x_-)`, solved here by accelerated projected gradient
+(projection onto the box intersected with the margin half-space, by bisection on its
+multiplier). For logistic loss it is solved (locally) by projected Adam. The split
+:math:`n_+/n_p` is searched on a grid in one vmapped call and the best split kept.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float
+
+from jaxpoison import _validate as V
+from jaxpoison._result import Result, raise_if_failed
+from jaxpoison.attacks.max_loss import _as_box, _as_model
+from jaxpoison.models.linear import LOSSES, LinearModel, _fit, default_tol
+
+__all__ = ["KKTResult", "kkt_attack", "project_box_halfspace"]
+
+
+class KKTResult(Result):
+    """Result of :func:`kkt_attack`.
+
+    Attributes:
+      X_poison, y_poison: the ``n_poison`` poison points (copies of ``x_+`` and ``x_-``).
+      x_pos, x_neg: the two distinct points; n_pos, n_neg: their copy counts.
+      residual: the stationarity residual norm at the target (0 = target exactly induced).
+      model: the model trained on clean + poison data.
+    """
+
+    X_poison: Array
+    y_poison: Array
+    x_pos: Array
+    x_neg: Array
+    n_pos: Array
+    n_neg: Array
+    residual: Array
+    model: LinearModel
+
+
+def project_box_halfspace(v, a, beta, lo, hi, iters: int = 80):
+    r"""Euclidean projection of ``v`` onto :math:`\{l\le x\le u,\ a^\top x\le\beta\}`.
+
+    :math:`x(\nu) = \mathrm{clip}(v-\nu a, l, u)`; :math:`a^\top x(\nu)` decreases in
+    :math:`\nu\ge0`, so the multiplier is found by bisection. If the set is empty the
+    point of the box minimising :math:`a^\top x` is returned.
+    """
+    x0 = jnp.clip(v, lo, hi)
+    feasible0 = a @ x0 <= beta
+    hi_nu = (jnp.max(jnp.abs(v)) + jnp.max(jnp.abs(lo)) + jnp.max(jnp.abs(hi)) + 1.0) / \
+        jnp.maximum(jnp.min(jnp.where(a != 0, jnp.abs(a), jnp.inf)), 1e-30)
+
+    def body(_, c):
+        left, right = c
+        mid = 0.5 * (left + right)
+        ok = a @ jnp.clip(v - mid * a, lo, hi) <= beta
+        return jnp.where(ok, left, mid), jnp.where(ok, mid, right)
+
+    _, nu = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(beta), hi_nu + 0 * beta))
+    return jnp.where(feasible0, x0, jnp.clip(v - nu * a, lo, hi))
+
+
+@partial(jax.jit, static_argnames=("loss", "steps"))
+def _kkt_solve(X, y, theta, n_pos, n_neg, reg, lo, hi, *, loss, steps):
+    n = X.shape[0]
+    n_p = n_pos + n_neg
+    m = y * (X @ theta[:-1] + theta[-1])
+    if loss == "hinge":
+        coef = jnp.where(m < 1, -1.0, 0.0)
+    else:
+        coef = -jax.nn.sigmoid(-m)
+    Xt = jnp.concatenate([X, jnp.ones((n, 1), X.dtype)], axis=1)
+    g = Xt.T @ (coef * y) + (n + n_p) * reg * theta
+    w, b = theta[:-1], theta[-1]
+
+    def resid(xp, xn):
+        if loss == "hinge":
+            cp, cn = -1.0, -1.0
+        else:
+            cp = -jax.nn.sigmoid(-(w @ xp + b))
+            cn = -jax.nn.sigmoid(w @ xn + b)
+        tp = jnp.concatenate([xp, jnp.ones(1, X.dtype)])
+        tn = jnp.concatenate([xn, jnp.ones(1, X.dtype)])
+        return g + n_pos * cp * tp - n_neg * cn * tn
+
+    def obj(z):
+        r = resid(z[0], z[1])
+        return 0.5 * r @ r
+
+    mid = 0.5 * (lo + hi)
+    z0 = jnp.stack([mid, mid])
+    if loss == "hinge":
+        # feasible sets: w.x + b <= 1 for x_+, -(w.x + b) <= 1 for x_-
+        def proj(z):
+            return jnp.stack([project_box_halfspace(z[0], w, 1.0 - b, lo, hi),
+                              project_box_halfspace(z[1], -w, 1.0 + b, lo, hi)])
+
+        lip = (n_pos + n_neg) ** 2 + 1e-12
+        z0 = proj(z0)
+
+        def body(c, _):
+            z, zprev, t = c
+            t_new = 0.5 * (1 + jnp.sqrt(1 + 4 * t * t))
+            yk = z + ((t - 1) / t_new) * (z - zprev)
+            z_new = proj(yk - jax.grad(obj)(yk) / lip)
+            return (z_new, z, t_new), None
+
+        (z, _, _), _ = jax.lax.scan(body, (z0, z0, jnp.asarray(1.0, X.dtype)), None,
+                                    length=steps)
+    else:
+        opt = optax.adam(0.05 * jnp.max(hi - lo))
+
+        def body(c, _):
+            z, st = c
+            upd, st = opt.update(jax.grad(obj)(z), st, z)
+            return (jnp.clip(optax.apply_updates(z, upd), lo, hi), st), None
+
+        (z, _), _ = jax.lax.scan(body, (z0, opt.init(z0)), None, length=steps)
+    return z[0], z[1], jnp.sqrt(2 * obj(z))
+
+
+def kkt_attack(X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "hinge", reg,
+               lower, upper, n_poison: int, splits: int = 11, steps: int = 2000,
+               tol: float | None = None, throw: bool = True) -> KKTResult:
+    r"""KKT attack: ``n_poison`` copies of two points that make ``target`` stationary.
+
+    Args:
+      X, y: clean training data; target: :math:`\theta_p`; loss, reg: the training problem.
+      lower, upper: the feasible box.
+      n_poison: number of poison points :math:`n_p` (e.g. the size found by
+        :func:`model_targeted_attack`, as in the paper's comparison).
+      splits: number of values of :math:`n_+/n_p` on a uniform grid of [0, 1].
+      steps: projected-gradient (hinge) or Adam (logistic) steps.
+    Returns:
+      :class:`KKTResult` (status SUCCESS unless the retraining failed).
+    """
+    V.check_choice(loss, "loss", LOSSES)
+    X = V.as_float_array(X, "X", ndim=2)
+    dtype = X.dtype
+    y = V.as_label_array(y, "y").astype(dtype)
+    V.check_same_length(X, "X", y, "y")
+    n, d = X.shape
+    target = _as_model(target, "target", d, dtype)
+    V.check_positive(reg, "reg")
+    lo, hi = _as_box(lower, upper, d, dtype)
+    n_poison = V.check_int(n_poison, "n_poison", low=1)
+    splits = V.check_int(splits, "splits", low=2)
+    n_pos = np.unique(np.round(np.linspace(0, 1, splits) * n_poison)).astype(int)
+    n_neg = n_poison - n_pos
+    theta = target.theta
+    xp, xn, res = jax.vmap(
+        lambda a, c: _kkt_solve(X, y, theta, a, c, reg, lo, hi, loss=loss, steps=steps))(
+        jnp.asarray(n_pos, dtype), jnp.asarray(n_neg, dtype))
+    j = int(jnp.argmin(res))
+    k_pos, k_neg = int(n_pos[j]), int(n_neg[j])
+    X_p = jnp.concatenate([jnp.repeat(xp[j][None], k_pos, 0), jnp.repeat(xn[j][None], k_neg, 0)])
+    y_p = jnp.concatenate([jnp.ones(k_pos, jnp.int32), -jnp.ones(k_neg, jnp.int32)])
+    # retrain on clean + two weighted rows
+    X_all = jnp.concatenate([X, jnp.stack([xp[j], xn[j]])])
+    y_all = jnp.concatenate([y, jnp.array([1.0, -1.0], dtype)])
+    s_all = jnp.concatenate([jnp.ones(n, dtype), jnp.array([k_pos, k_neg], dtype)])
+    tol = default_tol(loss, dtype) if tol is None else tol
+    fit = _fit(X_all, y_all, s_all, reg, jnp.zeros(d, dtype), jnp.zeros((), dtype),
+               jnp.zeros(n + 2, dtype), loss=loss, tol=tol,
+               max_iter=2000 if loss == "hinge" else 100)
+    result = KKTResult(status=fit.status, iterations=jnp.asarray(steps, jnp.int32),
+                       X_poison=X_p, y_poison=y_p, x_pos=xp[j], x_neg=xn[j],
+                       n_pos=jnp.asarray(k_pos), n_neg=jnp.asarray(k_neg), residual=res[j],
+                       model=fit.model)
+    return raise_if_failed(result, "kkt_attack (retraining)", throw=throw)
+

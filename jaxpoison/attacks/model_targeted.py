@@ -1,0 +1,352 @@
+r"""Model-targeted poisoning (Suya, Mahloujifar, Suri, Evans, Tian, ICML 2021).
+
+Given clean data :math:`D_c` (:math:`N` rows), a target model :math:`\theta_p` and a box
+:math:`\mathcal X` of admissible points, Algorithm 1 ("follow the leader") repeats
+
+1. :math:`\theta_t = \arg\min_\theta \sum_{D_c\cup D_p}\ell(\theta;x,y)
+   + (N+|D_p|)\lambda R(\theta)`, :math:`R(\theta) = \tfrac12(\lVert w\rVert^2+b^2)`
+   (the problem of :func:`jaxpoison.models.fit_linear`, warm-started from the last round);
+2. :math:`(x^\star, y^\star) = \arg\max_{x\in\mathcal X, y}\ \ell(\theta_t;x,y)
+   - \ell(\theta_p;x,y)` (:func:`jaxpoison.attacks.max_loss_difference`, exact for hinge);
+3. stop when the maximum is :math:`\le\epsilon` (the induced model is
+   :math:`\epsilon`-close to the target in the loss-based distance), or another goal or the
+   budget is reached; otherwise add ``copies`` copies of :math:`(x^\star, y^\star)` to
+   :math:`D_p`.
+
+**Lower bound (Theorem 2).** For every model :math:`\theta`, any poison set of size
+:math:`n_p` that makes :math:`\theta_p` the trained model satisfies
+
+.. math::
+
+    n_p \;\ge\; \frac{L(\theta_p; D_c) - L(\theta; D_c) - N\lambda\,(R(\theta) - R(\theta_p))}
+                     {\max_{x,y}[\ell(\theta;x,y) - \ell(\theta_p;x,y)]
+                      + \lambda\,(R(\theta) - R(\theta_p))}
+
+whenever the denominator is positive (:math:`L(\cdot; D_c)` is the summed clean loss).
+We evaluate it at every iterate :math:`\theta_t` and keep the best. For hinge loss the
+denominator uses the exact (dual-certified) maximum, so the bound is certified; for
+logistic loss the maximum comes from a multi-start local search that can underestimate
+it, so the bound is reported but flagged as not certified.
+
+The loop keeps the poison points in a fixed-capacity buffer appended to :math:`D_c` with
+sample weights (0 for empty slots), so each round is one compiled, donated step; the
+Python loop only checks the stopping rules. A run returns its state and can be resumed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from jaxpoison import _validate as V
+from jaxpoison._result import Result, Status
+from jaxpoison.attacks.max_loss import _as_box, _as_model, _max_loss
+from jaxpoison.models.linear import (
+    LOSSES,
+    LinearFit,
+    LinearModel,
+    _fit,
+    default_tol,
+    linear_losses,
+)
+
+__all__ = ["AttackState", "ModelTargetedResult", "model_targeted_attack",
+           "theorem2_lower_bound"]
+
+
+def _reg(model: LinearModel):
+    return 0.5 * (model.w @ model.w + model.b * model.b)
+
+
+def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss: str,
+                         reg, max_loss) -> Array:
+    r"""Theorem 2 of Suya et al. evaluated at ``model`` (see module docstring).
+
+    ``max_loss`` is :math:`\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)` for this pair
+    (an upper bound on it keeps the result valid). Returns the real-valued bound, or 0 when
+    the denominator is not positive (no information). The integer bound is its ceiling.
+    """
+    n = X.shape[0]
+    l_p = jnp.sum(linear_losses(target, X, y, loss=loss))
+    l_t = jnp.sum(linear_losses(model, X, y, loss=loss))
+    dreg = _reg(model) - _reg(target)
+    num = l_p - l_t - n * reg * dreg
+    den = max_loss + reg * dreg
+    return jnp.where(den > 0, jnp.maximum(num, 0.0) / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+class AttackState(eqx.Module):
+    """Everything needed to resume :func:`model_targeted_attack` (fixed-shape buffers)."""
+
+    X_all: Array          # (n + capacity, d): clean rows, then the poison buffer
+    y_all: Array
+    s_all: Array          # sample weights: 1 for clean rows, copies for used slots, 0 else
+    fit: LinearFit        # current model theta_t trained on the weighted data
+    count: Array          # number of rounds run (points added = count * copies)
+    slots: Array          # number of buffer slots used (a repeated point reuses its slot)
+    round_slot: Array     # (capacity,) slot written in each round
+    next_x: Array         # current max-loss point for theta_t
+    next_y: Array
+    max_loss: Array       # (capacity + 1,) history, entry k = after k slots
+    bound: Array          # (capacity + 1,) certified upper bound of max loss (nan logistic)
+    distance: Array       # (capacity + 1,) ||theta_t - theta_p||_2
+    lower_bound: Array    # (capacity + 1,) Theorem-2 bound at theta_t
+    accuracy: Array       # (capacity + 1,) accuracy of theta_t on the evaluation data
+    key: Array
+
+
+class ModelTargetedResult(Result):
+    """Result of :func:`model_targeted_attack`.
+
+    Attributes:
+      X_poison, y_poison: the poison points added (copies expanded), ``(n_poison, d)``.
+      model: the induced model :math:`\\theta_t` trained on clean + poison data.
+      n_poison: number of poison points (rows of ``X_poison``).
+      max_loss: per iteration (entry k: after k rounds), the max loss difference.
+      param_distance: per iteration, :math:`\\lVert\\theta_t-\\theta_p\\rVert_2`
+        (w and b stacked).
+      lower_bound: per iteration, Theorem 2 at :math:`\\theta_t` (real-valued).
+      accuracy: per iteration, accuracy of :math:`\\theta_t` on the evaluation data.
+      best_lower_bound: :math:`\\lceil\\max_t\\rceil` of ``lower_bound`` (an integer
+        count of points).
+      certified: True for hinge loss (exact inner maximum); False for logistic.
+      state: an :class:`AttackState` to pass back as ``state=`` to continue the run.
+      status: SUCCESS when a goal (eps, param_distance, target_accuracy) was reached, or
+        when only ``max_points`` was given and used up; BUDGET_EXHAUSTED when a goal was
+        set but ``max_points`` ran out first.
+    """
+
+    X_poison: Array
+    y_poison: Array
+    model: LinearModel
+    n_poison: int = eqx.field(static=True)
+    max_loss: Array
+    param_distance: Array
+    lower_bound: Array
+    accuracy: Array
+    best_lower_bound: int = eqx.field(static=True)
+    certified: bool = eqx.field(static=True)
+    state: AttackState
+
+
+def _metrics(fit, target, X_c, y_c, X_ev, y_ev, lo, hi, key, reg, loss, restarts, steps):
+    model = fit.model
+    x, y, v, ub = _max_loss(model, target, lo, hi, key, loss=loss, restarts=restarts,
+                            steps=steps)
+    cert = ub if loss == "hinge" else v
+    lb = theorem2_lower_bound(model, target, X_c, y_c, loss=loss, reg=reg, max_loss=cert)
+    dist = jnp.sqrt(jnp.sum((model.w - target.w) ** 2) + (model.b - target.b) ** 2)
+    acc = jnp.mean(jnp.where(X_ev @ model.w + model.b >= 0, 1.0, -1.0) == y_ev)
+    return x, y, v, ub, lb, dist, acc
+
+
+@partial(jax.jit, static_argnames=("n", "loss", "max_iter", "restarts", "steps"),
+         donate_argnums=(0,))
+def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, tol, *, n, loss,
+          max_iter, restarts, steps):
+    k = state.count
+    buf_x = state.X_all[n:]
+    used = state.s_all[n:] > 0
+    same = used & (state.y_all[n:] == state.next_y) & jnp.all(
+        jnp.abs(buf_x - state.next_x[None, :]) <= 1e-12 * (1 + jnp.abs(buf_x)), axis=1)
+    repeat = jnp.any(same)
+    slot = jnp.where(repeat, jnp.argmax(same), state.slots).astype(jnp.int32)
+    row = (n + slot).astype(jnp.int32)
+    X_all = jax.lax.dynamic_update_slice(state.X_all, state.next_x[None, :], (row, jnp.int32(0)))
+    y_all = state.y_all.at[row].set(state.next_y)
+    s_all = state.s_all.at[row].add(copies)
+    slots = state.slots + jnp.where(repeat, 0, 1).astype(jnp.int32)
+    fit = _fit(X_all, y_all, s_all, reg, state.fit.model.w, state.fit.model.b,
+               state.fit.dual, loss=loss, tol=tol, max_iter=max_iter)
+    key, sub = jax.random.split(state.key)
+    x, y, v, ub, lb, dist, acc = _metrics(fit, target, X_all[:n], y_all[:n], X_ev, y_ev, lo,
+                                          hi, sub, reg, loss, restarts, steps)
+    k1 = k + 1
+    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, slots=slots,
+                       round_slot=state.round_slot.at[k].set(slot), next_x=x,
+                       next_y=y, max_loss=state.max_loss.at[k1].set(v),
+                       bound=state.bound.at[k1].set(ub),
+                       distance=state.distance.at[k1].set(dist),
+                       lower_bound=state.lower_bound.at[k1].set(lb),
+                       accuracy=state.accuracy.at[k1].set(acc), key=key)
+
+
+@partial(jax.jit, static_argnames=("n", "capacity", "loss", "max_iter", "restarts", "steps"))
+def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key, *, n, capacity, loss,
+                max_iter, restarts, steps):
+    dtype = X.dtype
+    d = X.shape[1]
+    X_all = jnp.concatenate([X, jnp.zeros((capacity, d), dtype)])
+    y_all = jnp.concatenate([y, jnp.ones(capacity, dtype)])
+    s_all = jnp.concatenate([jnp.ones(n, dtype), jnp.zeros(capacity, dtype)])
+    fit = _fit(X_all, y_all, s_all, reg, jnp.zeros(d, dtype), jnp.zeros((), dtype),
+               jnp.zeros(n + capacity, dtype), loss=loss, tol=tol, max_iter=max_iter)
+    key, sub = jax.random.split(key)
+    x, yy, v, ub, lb, dist, acc = _metrics(fit, target, X, y, X_ev, y_ev, lo, hi, sub, reg,
+                                           loss, restarts, steps)
+    hist = jnp.full(capacity + 1, jnp.nan, dtype)
+    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit,
+                       count=jnp.asarray(0, jnp.int32), slots=jnp.asarray(0, jnp.int32),
+                       round_slot=jnp.zeros(capacity, jnp.int32), next_x=x, next_y=yy,
+                       max_loss=hist.at[0].set(v), bound=hist.at[0].set(ub),
+                       distance=hist.at[0].set(dist), lower_bound=hist.at[0].set(lb),
+                       accuracy=hist.at[0].set(acc), key=key)
+
+
+def _grow(state: AttackState, capacity: int, n: int) -> AttackState:
+    old = state.X_all.shape[0] - n
+    extra = capacity - old
+    if extra <= 0:
+        return state
+    dtype = state.X_all.dtype
+    d = state.X_all.shape[1]
+
+    def pad_hist(h):
+        return jnp.concatenate([h, jnp.full(extra, jnp.nan, dtype)])
+
+    fit = state.fit
+    fit = eqx.tree_at(lambda f: f.dual, fit,
+                      jnp.concatenate([fit.dual, jnp.zeros(extra, dtype)]))
+    return AttackState(
+        X_all=jnp.concatenate([state.X_all, jnp.zeros((extra, d), dtype)]),
+        y_all=jnp.concatenate([state.y_all, jnp.ones(extra, dtype)]),
+        s_all=jnp.concatenate([state.s_all, jnp.zeros(extra, dtype)]), fit=fit,
+        count=state.count, slots=state.slots,
+        round_slot=jnp.concatenate([state.round_slot, jnp.zeros(extra, jnp.int32)]),
+        next_x=state.next_x, next_y=state.next_y,
+        max_loss=pad_hist(state.max_loss), bound=pad_hist(state.bound),
+        distance=pad_hist(state.distance), lower_bound=pad_hist(state.lower_bound),
+        accuracy=pad_hist(state.accuracy), key=state.key)
+
+
+def model_targeted_attack(
+    X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "hinge", reg,
+    lower, upper, eps: float | None = None, max_points: int | None = None,
+    copies: int = 1, target_accuracy: float | None = None,
+    param_distance: float | None = None, eval_X=None, eval_y=None,
+    state: AttackState | None = None, key=None, tol: float | None = None,
+    max_iter: int | None = None, restarts: int = 16, steps: int = 200,
+    progress: Callable[[int, float, float], None] | None = None,
+) -> ModelTargetedResult:
+    r"""Algorithm 1 of Suya et al. (ICML 2021): poison points that induce ``target``.
+
+    Args:
+      X, y: clean training data :math:`D_c` (labels in {-1, +1}).
+      target: the target model :math:`\theta_p` (finite :class:`LinearModel`).
+      loss: ``"hinge"`` (linear SVM, exact inner maximum, certified lower bound) or
+        ``"logistic"``.
+      reg: :math:`\lambda > 0` of the training problem (:func:`fit_linear`).
+      lower, upper: the feasible box for poison features (scalars or ``(d,)``).
+      eps: stop once :math:`\max_{x,y}\ell(\theta_t)-\ell(\theta_p)\le\epsilon`.
+      max_points: budget of poison points (copies count); also the buffer capacity.
+        Default: ``N`` (a 100% poisoning rate).
+      copies: copies of each max-loss point added per round (the authors' ``repeat_num``).
+      target_accuracy: stop once the accuracy of :math:`\theta_t` on the evaluation data is
+        :math:`\le` this (e.g. ``1 - target error``).
+      param_distance: stop once :math:`\lVert\theta_t-\theta_p\rVert_2\le` this.
+      eval_X, eval_y: evaluation data for ``target_accuracy`` and the accuracy history
+        (default: the clean training data).
+      state: a previous result's ``state`` to resume (same data and arguments; a larger
+        ``max_points`` extends the buffer).
+      key: PRNG key, required for logistic loss (random restarts of the inner search).
+      tol, max_iter: training tolerance and iteration cap (see :func:`fit_linear`).
+      restarts, steps: logistic inner search (starts per label, Adam steps).
+      progress: optional callback ``progress(points, max_loss, distance)`` per round.
+
+    Returns:
+      :class:`ModelTargetedResult`.
+    """
+    V.check_choice(loss, "loss", LOSSES)
+    X = V.as_float_array(X, "X", ndim=2)
+    dtype = X.dtype
+    y = V.as_label_array(y, "y").astype(dtype)
+    V.check_same_length(X, "X", y, "y")
+    n, d = X.shape
+    target = _as_model(target, "target", d, dtype)
+    V.check_positive(reg, "reg")
+    lo, hi = _as_box(lower, upper, d, dtype)
+    if eps is not None:
+        V.check_positive(eps, "eps")
+    if param_distance is not None:
+        V.check_positive(param_distance, "param_distance")
+    if target_accuracy is not None:
+        V.check_in_range(target_accuracy, "target_accuracy", 0.0, 1.0)
+    copies = V.check_int(copies, "copies", low=1)
+    if max_points is None:
+        max_points = n
+    max_points = V.check_int(max_points, "max_points", low=1)
+    if eval_X is None:
+        X_ev, y_ev = X, y
+    else:
+        if eval_y is None:
+            raise ValueError("eval_y is required when eval_X is given")
+        X_ev = V.as_float_array(eval_X, "eval_X", ndim=2, dtype=dtype)
+        y_ev = V.as_label_array(eval_y, "eval_y").astype(dtype)
+        V.check_same_length(X_ev, "eval_X", y_ev, "eval_y")
+        if X_ev.shape[1] != d:
+            raise ValueError(f"eval_X must have {d} columns; got {X_ev.shape[1]}")
+    if loss == "logistic":
+        if key is None and state is None:
+            V.check_key(key)
+    if key is None:
+        key = jax.random.key(0)
+    if tol is None:
+        tol = default_tol(loss, dtype)
+    if max_iter is None:
+        max_iter = 2000 if loss == "hinge" else 100
+    # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
+    capacity = 64 * math.ceil(math.ceil(max_points / copies) / 64)
+    statics = dict(n=n, loss=loss, max_iter=max_iter, restarts=restarts, steps=steps)
+    if state is None:
+        state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key,
+                            capacity=capacity, **statics)
+    else:
+        if not isinstance(state, AttackState):
+            raise TypeError(f"state must be an AttackState; got {type(state).__name__}")
+        if state.X_all.shape[1] != d or state.X_all.shape[0] < n:
+            raise ValueError("state does not belong to this data (shape mismatch)")
+        state = _grow(state, capacity, n)
+    goals = eps is not None or param_distance is not None or target_accuracy is not None
+
+    def reached(k: int) -> bool:
+        v = float(state.max_loss[k])
+        if eps is not None and v <= eps:
+            return True
+        if param_distance is not None and float(state.distance[k]) <= param_distance:
+            return True
+        return target_accuracy is not None and float(state.accuracy[k]) <= target_accuracy
+
+    k = int(state.count)
+    status = Status.BUDGET_EXHAUSTED if goals else Status.SUCCESS
+    while True:
+        if goals and reached(k):
+            status = Status.SUCCESS
+            break
+        if (k + 1) * copies > max_points:
+            break
+        state = _step(state, target, X_ev, y_ev, lo, hi, reg, float(copies), tol, **statics)
+        k = int(state.count)
+        if progress is not None:
+            progress(k * copies, float(state.max_loss[k]), float(state.distance[k]))
+        if not bool(jnp.all(jnp.isfinite(state.fit.model.w))):
+            status = Status.NUMERICAL_ERROR
+            break
+    slots = np.asarray(state.round_slot[:k])
+    X_p = jnp.repeat(state.X_all[n + slots], copies, axis=0)
+    y_p = jnp.repeat(state.y_all[n + slots], copies).astype(jnp.int32)
+    lb_hist = state.lower_bound[: k + 1]
+    best = float(jnp.nanmax(lb_hist)) if k + 1 > 0 else 0.0
+    best_int = int(math.ceil(best - 1e-9 * max(1.0, best))) if best > 0 else 0
+    return ModelTargetedResult(
+        status=jnp.asarray(int(status), jnp.int32), iterations=jnp.asarray(k, jnp.int32),
+        X_poison=X_p, y_poison=y_p, model=state.fit.model, n_poison=int(k * copies),
+        max_loss=state.max_loss[: k + 1], param_distance=state.distance[: k + 1],
+        lower_bound=lb_hist, accuracy=state.accuracy[: k + 1], best_lower_bound=best_int,
+        certified=loss == "hinge", state=state)

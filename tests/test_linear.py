@@ -1,0 +1,163 @@
+"""Linear SVM / logistic regression training: liblinear reference, implicit gradients vs
+finite differences, warm start, jit/vmap invariance, float32, bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpoison import SolverError
+from jaxpoison.models import LinearModel, fit_linear, linear_objective
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.datasets import load_breast_cancer  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
+
+LAM = 0.1  # liblinear (the reference) converges fully here, weighted or not
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)[:200, :10]
+    return X, (2 * y - 1)[:200]
+
+
+@pytest.fixture(scope="module")
+def small():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    y = np.where(X @ np.array([1.0, -2.0, 0.5]) + 0.3 * rng.normal(size=40) > 0, 1, -1)
+    return X, y
+
+
+def _sklearn(loss, X, y, C, sw=None):
+    if loss == "hinge":
+        est = LinearSVC(loss="hinge", C=C, tol=1e-12, max_iter=1_000_000, intercept_scaling=1,
+                        dual=True)
+    else:
+        est = LogisticRegression(solver="liblinear", C=C, tol=1e-12, max_iter=100_000,
+                                 intercept_scaling=1)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, sample_weight=sw)
+    return LinearModel(jnp.asarray(est.coef_[0]), jnp.asarray(est.intercept_[0]))
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_matches_liblinear(data, loss):
+    X, y = data
+    rng = np.random.default_rng(0)
+    sw = rng.integers(0, 4, size=len(y)).astype(float)
+    for weights in (None, sw):
+        n_eff = len(y) if weights is None else weights.sum()
+        res = fit_linear(X, y, loss=loss, reg=LAM, sample_weight=weights)
+        ref = _sklearn(loss, X, y, 1.0 / (n_eff * LAM), weights)
+        ours = linear_objective(res.model, X, y, loss=loss, reg=LAM, sample_weight=weights)
+        theirs = linear_objective(ref, X, y, loss=loss, reg=LAM, sample_weight=weights)
+        assert abs(ours - theirs) <= 1e-5 * abs(theirs)
+        assert ours <= theirs * (1 + 1e-9)  # never worse than liblinear
+        np.testing.assert_allclose(res.model.w, ref.w, atol=1e-3)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_warm_start(small, loss):
+    X, y = small
+    w = np.r_[np.ones(38), 3.0, 2.0]
+    a = fit_linear(X, y, loss=loss, reg=0.05, sample_weight=w)
+    # warm start from a different problem converges to the same answer
+    w2 = np.r_[np.ones(38), 1.0, 0.0]
+    c0 = fit_linear(X, y, loss=loss, reg=0.05, sample_weight=w2)
+    c = fit_linear(X, y, loss=loss, reg=0.05, sample_weight=w, init=c0)
+    np.testing.assert_allclose(c.model.theta, a.model.theta, atol=1e-7)
+
+
+def _directional_fd(f, x, v, h=1e-6):
+    return (f(x + h * v) - f(x - h * v)) / (2 * h)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_implicit_gradients_match_finite_differences(small, loss):
+    """Directional derivatives of a scalar of the solution w.r.t. X, weights, lambda and
+    (logistic) labels: implicit gradient vs central differences."""
+    X, y = small
+    X = jnp.asarray(X)
+    s = jnp.ones(len(y))
+    yf = jnp.asarray(y, float)
+    c = jnp.array([0.3, -1.0, 0.7])
+    tol = 1e-13 if loss == "hinge" else 1e-12
+
+    def scalar(X_, y_, s_, lam_):
+        fit = fit_linear(X_, y_, loss=loss, reg=lam_, sample_weight=s_, tol=tol,
+                         max_iter=100_000)
+        return fit.model.w @ c + 2.0 * fit.model.b
+
+    gX, gy, gs, glam = jax.grad(scalar, argnums=(0, 1, 2, 3))(X, yf, s, 0.05)
+    scalar = jax.jit(scalar)  # traced labels may be non-integer (checked only when concrete)
+    rng = np.random.default_rng(1)
+    vX = jnp.asarray(rng.normal(size=X.shape))
+    vs = jnp.asarray(rng.normal(size=s.shape))
+    fd = _directional_fd(lambda t: float(scalar(X + t * vX, yf, s, 0.05)), 0.0, 1.0)
+    np.testing.assert_allclose(jnp.sum(gX * vX), fd, rtol=1e-4, atol=1e-7)
+    fd = _directional_fd(lambda t: float(scalar(X, yf, s + t * vs, 0.05)), 0.0, 1.0)
+    np.testing.assert_allclose(jnp.sum(gs * vs), fd, rtol=1e-4, atol=1e-7)
+    fd = _directional_fd(lambda t: float(scalar(X, yf, s, 0.05 + t)), 0.0, 1.0)
+    np.testing.assert_allclose(glam, fd, rtol=1e-4, atol=1e-7)
+    if loss == "logistic":  # labels as real numbers (only smooth for logistic loss)
+        vy = jnp.asarray(rng.normal(size=yf.shape))
+        fd = _directional_fd(lambda t: float(scalar(X, yf + t * vy, s, 0.05)), 0.0, 1.0)
+        np.testing.assert_allclose(jnp.sum(gy * vy), fd, rtol=1e-4, atol=1e-7)
+    assert float(jnp.max(jnp.abs(gX))) > 1e-3
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_jit_vmap_invariance(small, loss):
+    X, y = small
+    lams = jnp.array([0.02, 0.05, 0.2])
+
+    def solve(lam):
+        return fit_linear(X, y, loss=loss, reg=lam).model.theta
+
+    batched = jax.vmap(solve)(lams)
+    jitted = jax.jit(solve)(lams[1])
+    for i, lam in enumerate(lams):
+        np.testing.assert_allclose(batched[i], solve(float(lam)), atol=1e-8)
+    np.testing.assert_allclose(jitted, batched[1], atol=1e-8)
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_float32(small, loss):
+    X, y = small
+    r32 = fit_linear(np.asarray(X, np.float32), y, loss=loss, reg=0.05)
+    r64 = fit_linear(X, y, loss=loss, reg=0.05)
+    assert r32.model.w.dtype == jnp.float32
+    assert np.all(np.isfinite(r32.model.theta))
+    np.testing.assert_allclose(r32.model.theta, r64.model.theta, atol=2e-3)
+
+
+def test_bad_input(small):
+    X, y = small
+    with pytest.raises(ValueError, match="y"):
+        fit_linear(X, (y + 1) // 2, reg=0.1)
+    with pytest.raises(ValueError, match="reg"):
+        fit_linear(X, y, reg=0.0)
+    with pytest.raises(ValueError, match="X and y"):
+        fit_linear(X[:-1], y, reg=0.1)
+    Xn = np.array(X)
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X"):
+        fit_linear(Xn, y, reg=0.1)
+    with pytest.raises(ValueError, match="loss"):
+        fit_linear(X, y, reg=0.1, loss="squared")
+    with pytest.raises(ValueError, match="sample_weight"):
+        fit_linear(X, y, reg=0.1, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="init"):
+        fit_linear(X, y, reg=0.1, init=LinearModel(jnp.zeros(3), jnp.zeros(())))
+    with pytest.raises(SolverError):
+        fit_linear(X, y, reg=1e-4, max_iter=1, tol=1e-14)
