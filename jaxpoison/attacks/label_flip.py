@@ -106,7 +106,7 @@ def _fit(K, yf, C, tol, max_iter):
     return svm_dual_smo((yf[:, None] * yf[None, :]) * K, yf, C, tol=tol, max_iter=max_iter)
 
 
-@functools.partial(jax.jit, static_argnames=("L", "kernel", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("L", "kernel"))
 def _topk_jit(X, y, C, gamma, tol, *, L, kernel, max_iter):
     yf = y.astype(X.dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel)
@@ -132,7 +132,7 @@ def _hinge_pair(K, coef, b, yf):
     return jnp.maximum(0.0, 1.0 - yf * f), jnp.maximum(0.0, 1.0 + yf * f)
 
 
-@functools.partial(jax.jit, static_argnames=("L", "kernel", "iters", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("L", "kernel", "iters"))
 def _alfa_jit(X, y, C, gamma, tol, *, L, kernel, iters, max_iter):
     yf = y.astype(X.dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel)
@@ -179,7 +179,7 @@ def alfa(X, y, *, budget: int, C: float = 1.0, gamma=1.0, kernel: str = "rbf",
                      max_iter=max_iter)
 
 
-@functools.partial(jax.jit, static_argnames=("L", "kernel", "num_trials", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("L", "kernel", "num_trials"))
 def _tilt_jit(X, y, C, gamma, beta1, beta2, key, tol, *, L, kernel, num_trials, max_iter):
     dtype = X.dtype
     yf = y.astype(dtype)
@@ -245,7 +245,7 @@ def _val_score(Kv, yv, coef, b):
     return err + hinge / (1.0 + hinge)
 
 
-@functools.partial(jax.jit, static_argnames=("L", "kernel", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("L", "kernel"))
 def _lfa_jit(X, y, Xv, yv, C, gamma, tol, *, L, kernel, max_iter):
     dtype = X.dtype
     yf = y.astype(dtype)

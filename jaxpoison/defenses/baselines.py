@@ -68,7 +68,7 @@ def _finish(model, labels, kept, throw, what):
     return raise_if_failed(out, what, throw=throw)
 
 
-@functools.partial(jax.jit, static_argnames=("kernel", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("kernel",))
 def _svm_jit(X, y, C, gamma, mu, tol, *, kernel, max_iter):
     yf = y.astype(X.dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel)
@@ -133,7 +133,7 @@ def dbscan_labels(X, eps, min_samples):
     return jnp.where(lab >= big, -1, lab)
 
 
-@functools.partial(jax.jit, static_argnames=("kernel", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("kernel",))
 def _curie_jit(X, y, C, gamma, eps, min_samples, omega, theta, tol, *, kernel, max_iter):
     yf = y.astype(X.dtype)
     lab = dbscan_labels(X, eps, min_samples)
@@ -178,7 +178,7 @@ def curie(X, y, *, C: float = 1.0, gamma=1.0, eps: float = 0.3, min_samples: int
     return _finish(model, y, kept, throw, "curie")
 
 
-@functools.partial(jax.jit, static_argnames=("k", "kernel", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("k", "kernel"))
 def _ls_jit(X, y, C, gamma, eta, tol, *, k, kernel, max_iter):
     yf = y.astype(X.dtype)
     sq = jnp.sum(X * X, 1)

@@ -37,10 +37,11 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
-from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison._result import Result, Status, is_concrete, raise_if_failed
 from jaxpoison.models.kernel_svm import KernelSVM
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
@@ -60,12 +61,14 @@ class FloralHistory(eqx.Module):
         intercept: bias after each round.
         flips: indices flipped by the attacker after each round, ``(T, k)`` (``-1`` when
             fewer than ``k`` support vectors were available).
+        lam: :math:`\\lambda^t` for every round ``(T, n)`` if ``record_lam`` else ``None``.
     """
 
     accuracy: jax.Array
     num_sv: jax.Array
     intercept: jax.Array
     flips: jax.Array
+    lam: jax.Array | None = None
 
 
 class FloralResult(Result):
@@ -137,26 +140,31 @@ def _step(K, y, lam, y_adv, key, lr_t, C, *, k, thr, factor, projection):
     return lam, coef, b, nsv, y_new, flips
 
 
-def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection, eval_fn):
-    """Shared scan for one binary problem (``Ke`` may be None)."""
+def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection, eval_fn,
+          record_lam=False):
+    """Shared scan for one binary problem (``Ke`` may be None).
+
+    Returns the final lambda, the attacker's last labels, the labels used in the last
+    step, the final (coef, bias) and the per-round records (acc, nsv, b, flips, lam|None).
+    """
     dtype = K.dtype
     n = K.shape[0]
 
     def body(carry, t):
-        lam, y_adv, key = carry
+        lam, y_adv, _, key = carry
         key, sub = jax.random.split(key)
         lr_t = lr * _lr_factor(schedule, t, dtype)
         lam, coef, b, nsv, y_new, flips = _step(
             K, y, lam, y_adv, sub, lr_t, C, k=k, thr=thr, factor=factor,
             projection=projection)
         acc = eval_fn(Ke, coef, b)
-        out = (acc, nsv, b, flips, coef, y_adv)
-        return (lam, y_new, key), out
+        return (lam, y_new, y_adv, key), (acc, nsv, b, flips, lam if record_lam else None)
 
-    carry0 = (jnp.zeros(n, dtype), y, key)
-    (lam, y_adv, _), (acc, nsv, b, flips, coef, y_used) = jax.lax.scan(
+    carry0 = (jnp.zeros(n, dtype), y, y, key)
+    (lam, y_adv, y_last, _), (acc, nsv, b, flips, lams) = jax.lax.scan(
         body, carry0, jnp.arange(1, rounds + 1))
-    return lam, y_adv, acc, nsv, b, flips, coef, y_used
+    coef = jnp.where(lam > thr, lam * y_last, 0.0)
+    return lam, y_adv, y_last, coef, b[-1], (acc, nsv, b, flips, lams)
 
 
 def _accuracy_fn(ye):
@@ -172,19 +180,19 @@ def _accuracy_fn(ye):
 
 
 @functools.partial(jax.jit, static_argnames=(
-    "k", "rounds", "schedule", "kernel", "degree", "factor", "projection", "has_eval"))
+    "k", "rounds", "schedule", "kernel", "degree", "factor", "projection", "has_eval",
+    "record_lam"))
 def _floral_jit(X, y, Xe, ye, C, gamma, coef0, lr, thr, key, *, k, rounds, schedule, kernel,
-                degree, factor, projection, has_eval):
+                degree, factor, projection, has_eval, record_lam):
     dtype = X.dtype
     yf = y.astype(dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel, degree=degree, coef0=coef0)
     Ke = kernel_matrix(Xe, X, gamma, kernel=kernel, degree=degree, coef0=coef0) \
         if has_eval else None
     eval_fn = _accuracy_fn(ye if has_eval else None)
-    lam, y_adv, acc, nsv, b, flips, coef, y_used = _game(
+    lam, y_adv, y_last, _, _, (acc, nsv, b, flips, lams) = _game(
         K, yf, Ke, C, lr, key, k=k, rounds=rounds, schedule=schedule, thr=thr,
-        factor=factor, projection=projection, eval_fn=eval_fn)
-    y_last = y_used[-1]
+        factor=factor, projection=projection, eval_fn=eval_fn, record_lam=record_lam)
     sv = lam > thr
     model = KernelSVM(
         status=jnp.asarray(0, jnp.int32), iterations=jnp.asarray(rounds, jnp.int32),
@@ -196,11 +204,18 @@ def _floral_jit(X, y, Xe, ye, C, gamma, coef0, lr, thr, key, *, k, rounds, sched
     finite = jnp.all(jnp.isfinite(lam)) & jnp.all(jnp.isfinite(b))
     status = jnp.where(finite, Status.SUCCESS, Status.NUMERICAL_ERROR).astype(jnp.int32)
     best_round = jnp.argmax(jnp.where(jnp.isnan(acc), -jnp.inf, acc))
-    hist = FloralHistory(accuracy=acc, num_sv=nsv, intercept=b, flips=flips)
+    hist = FloralHistory(accuracy=acc, num_sv=nsv, intercept=b, flips=flips,
+                         lam=lams)
     return FloralResult(status=status, iterations=jnp.asarray(rounds, jnp.int32),
                         model=model, lam=lam, y_adv=y_adv.astype(jnp.int32), history=hist,
                         best_accuracy=jnp.max(acc), last_accuracy=acc[-1],
                         best_round=best_round + 1)
+
+
+def _check_two_classes(y, name="y"):
+    if is_concrete(y) and np.unique(np.asarray(y)).size < 2:
+        raise ValueError(f"{name} must contain at least two classes; got only "
+                         f"{np.unique(np.asarray(y)).tolist()}")
 
 
 def _check_floral_args(X, y, C, gamma, k, rounds, lr, key, X_eval, y_eval, kernel,
@@ -208,6 +223,7 @@ def _check_floral_args(X, y, C, gamma, k, rounds, lr, key, X_eval, y_eval, kerne
     X = v.as_float_array(X, "X", ndim=2)
     y = v.as_label_array(y, "y", allowed=allowed)
     v.check_same_length(X, "X", y, "y")
+    _check_two_classes(y)
     v.check_choice(kernel, "kernel", KERNELS)
     gamma = resolve_gamma(gamma, X)
     v.check_positive(gamma, "gamma")
@@ -251,6 +267,7 @@ def floral(
     sv_threshold: float = 1e-5,
     candidate_factor: int = 2,
     projection: str = "sort",
+    record_lam: bool = False,
     throw: bool = True,
 ) -> FloralResult:
     r"""Run FLORAL (Algorithm 1 of Bal et al., ICLR 2025) for ``rounds`` rounds.
@@ -270,6 +287,7 @@ def floral(
         sv_threshold: support-vector threshold on :math:`\lambda` (authors: ``1e-5``).
         candidate_factor: the attacker draws from the top ``candidate_factor * k`` SVs.
         projection: root finder of the projection, ``"sort"`` or ``"bisect"``.
+        record_lam: also keep :math:`\\lambda^t` of every round in ``history.lam``.
         throw: raise on a non-finite result (skipped under transformations).
 
     Returns:
@@ -291,7 +309,7 @@ def floral(
                       jnp.asarray(sv_threshold, dtype), key, k=k, rounds=rounds,
                       schedule=lr_schedule, kernel=kernel, degree=degree,
                       factor=int(candidate_factor), projection=projection,
-                      has_eval=has_eval)
+                      has_eval=has_eval, record_lam=bool(record_lam))
     return raise_if_failed(res, "floral", throw=throw)
 
 
@@ -346,7 +364,7 @@ def _floral_multi_jit(X, Y, Xe, ye_idx, C, gamma, lr, thr, key, *, k, rounds, sc
         lr_t = lr * _lr_factor(schedule, t, dtype)
         lam, coef, b, _, y_new, _ = step(K, Y, lam, y_adv, jax.random.split(sub, c), lr_t, C)
         pred = jnp.argmax(Ke @ coef.T + b, axis=1)
-        acc = jnp.mean(pred == ye_idx).astype(dtype) if has_eval else jnp.asarray(
+        acc = jnp.mean((pred == ye_idx).astype(dtype)) if has_eval else jnp.asarray(
             jnp.nan, dtype)
         return (lam, y_new, key), (acc, coef, b)
 
@@ -422,11 +440,11 @@ def floral_validation_loss(
     dtype = X.dtype
     yf = jnp.asarray(y).astype(dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel)
-    _, _, _, _, b, _, coef, _ = _game(
+    _, _, _, coef, b, _ = _game(
         K, yf, None, C, lr, key, k=k, rounds=rounds, schedule=schedule,
         thr=jnp.asarray(sv_threshold, dtype), factor=2, projection="sort",
         eval_fn=lambda Ke, coef, b: jnp.asarray(0.0, dtype))
-    f = kernel_matrix(X_val, X, gamma, kernel=kernel) @ coef[-1] + b[-1]
+    f = kernel_matrix(X_val, X, gamma, kernel=kernel) @ coef + b
     z = jnp.asarray(y_val).astype(dtype) * f
     if loss == "logistic":
         return jnp.mean(jax.nn.softplus(-z))

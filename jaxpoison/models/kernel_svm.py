@@ -21,10 +21,11 @@ import functools
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
-from jaxpoison._result import Result, raise_if_failed
+from jaxpoison._result import Result, is_concrete, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
 from jaxpoison.solvers.svm_dual import svm_dual_pgd, svm_dual_smo
 
@@ -99,7 +100,7 @@ def svm_from_dual(res, X, y, gamma, *, kernel="rbf", degree=3, coef0=0.0, kernel
         gap=res.gap, kernel=kernel, degree=degree)
 
 
-@functools.partial(jax.jit, static_argnames=("kernel", "degree", "method", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("kernel", "degree", "method"))
 def _fit(X, y, C, gamma, coef0, tol, *, kernel, degree, method, max_iter):
     yf = y.astype(X.dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel, degree=degree, coef0=coef0)
@@ -112,6 +113,8 @@ def _check_common(X, y, C, method, tol, max_iter):
     X = v.as_float_array(X, "X", ndim=2)
     y = v.as_label_array(y, "y", allowed=(-1, 1))
     v.check_same_length(X, "X", y, "y")
+    if is_concrete(y) and np.unique(np.asarray(y)).size < 2:
+        raise ValueError("y must contain both labels -1 and +1")
     v.check_positive(C, "C")
     v.check_choice(method, "method", ("smo", "pgd"))
     v.check_positive(tol, "tol")
@@ -178,7 +181,7 @@ def fit_kernel_svm(
     return raise_if_failed(model, "fit_kernel_svm", throw=throw)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "max_iter"))
+@functools.partial(jax.jit, static_argnames=("method",))
 def _fit_pre(K, y, C, tol, *, method, max_iter):
     yf = y.astype(K.dtype)
     return _solve((yf[:, None] * yf[None, :]) * K, yf, C, method, tol, max_iter)

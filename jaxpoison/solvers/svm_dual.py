@@ -99,7 +99,7 @@ def _status(gap, tol, finite):
                      jnp.where(gap <= tol, Status.SUCCESS, Status.MAX_ITERATIONS)).astype(jnp.int32)
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter",))
+@jax.jit
 def svm_dual_smo(
     Q: Float[Array, "n n"],
     y: Float[Array, " n"],
@@ -116,7 +116,7 @@ def svm_dual_smo(
         y: labels in :math:`\{-1, +1\}` as floats.
         C: box bound, scalar or ``(n,)`` (a zero entry removes that point).
         tol: stop when the maximal KKT violation is at most ``tol`` (libsvm ``eps``).
-        max_iter: iteration limit (static).
+        max_iter: iteration limit (traced, so changing it does not recompile).
         alpha0: optional feasible starting point (default zeros).
 
     Returns:
@@ -190,7 +190,7 @@ def _power_lmax(Q, iters=50):
     return v @ (Q @ v)
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter", "projection"))
+@functools.partial(jax.jit, static_argnames=("projection",))
 def svm_dual_pgd(
     Q: Float[Array, "n n"],
     y: Float[Array, " n"],
