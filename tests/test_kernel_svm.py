@@ -14,8 +14,8 @@ from sklearn.datasets import load_breast_cancer, make_blobs, make_moons
 from sklearn.metrics.pairwise import linear_kernel, polynomial_kernel, rbf_kernel
 from sklearn.svm import SVC
 
-from jaxpoison.models import fit_kernel_svm, fit_kernel_svm_precomputed, kernel_matrix
 from jaxpoison import SolverError
+from jaxpoison.models import fit_kernel_svm, fit_kernel_svm_precomputed, kernel_matrix
 from jaxpoison.solvers import project_box_hyperplane
 
 
