@@ -116,14 +116,17 @@ def _attack(lam, sv, y, key, k, factor):
     n = lam.shape[0]
     if k == 0:
         return y, jnp.zeros((0,), jnp.int32)
+    m_max = min(factor * k, n)
     scores = jnp.where(sv, lam, -jnp.inf)
-    order = jnp.argsort(-scores, stable=True)
-    m = jnp.minimum(jnp.sum(sv), factor * k)
-    u = jax.random.uniform(key, (n,), dtype=lam.dtype)
-    u = jnp.where(jnp.arange(n) < m, u, jnp.inf)
+    # top_k is stable: among equal lambdas the smaller index comes first (as Python's
+    # sorted in the authors' code); non-support vectors (-inf) come last.
+    _, cand = jax.lax.top_k(scores, m_max)
+    m = jnp.minimum(jnp.sum(sv), m_max)
+    u = jax.random.uniform(key, (m_max,), dtype=lam.dtype)
+    u = jnp.where(jnp.arange(m_max) < m, u, jnp.inf)
     _, pos = jax.lax.top_k(-u, k)
     valid = pos < m
-    idx = order[pos]
+    idx = cand[pos]
     flip = jnp.zeros(n, bool).at[idx].max(valid)
     return jnp.where(flip, -y, y), jnp.where(valid, idx, -1).astype(jnp.int32)
 
