@@ -131,16 +131,31 @@ def _attack(lam, sv, y, key, k, factor):
     return jnp.where(flip, -y, y), jnp.where(valid, idx, -1).astype(jnp.int32)
 
 
-def _step(K, y, lam, y_adv, key, lr_t, C, *, k, thr, factor, projection):
-    grad = y_adv * (K @ (y_adv * lam)) - 1.0
+def _step(K, y, lam, y_adv, Kyl, prev_flips, key, lr_t, C, *, k, thr, factor, projection):
+    """One round. ``Kyl`` = K (y_adv * lam) is carried so that each round reads K once.
+
+    After the step, K [y_adv * lam_new, coef] is one pass over K (two right-hand sides);
+    the attacker changes at most 2k labels (its previous and new flips), so
+    K (y_new * lam_new) is that plus a correction from 2k gathered columns.
+    """
+    grad = y_adv * Kyl - 1.0
     lam = project_box_hyperplane(lam - lr_t * grad, y_adv, C, method=projection)
     sv = lam > thr
     coef = jnp.where(sv, lam * y_adv, 0.0)
     nsv = jnp.sum(sv)
-    f = K @ coef
-    b = jnp.where(nsv > 0, jnp.sum(jnp.where(sv, y_adv - f, 0.0)) / jnp.maximum(nsv, 1), 0.0)
+    AB = K @ jnp.stack([y_adv * lam, coef], axis=1)
+    b = jnp.where(nsv > 0, jnp.sum(jnp.where(sv, y_adv - AB[:, 1], 0.0))
+                  / jnp.maximum(nsv, 1), 0.0)
     y_new, flips = _attack(lam, sv, y, key, k, factor)
-    return lam, coef, b, nsv, y_new, flips
+    if k == 0:
+        Kyl_new = AB[:, 0]
+    else:
+        idx = jnp.concatenate([prev_flips, flips])
+        valid = idx >= 0
+        idx = jnp.where(valid, idx, 0)
+        w = jnp.where(valid, (y_new[idx] - y_adv[idx]) * lam[idx], 0.0)
+        Kyl_new = AB[:, 0] + K[:, idx] @ w
+    return lam, coef, b, nsv, y_new, flips, Kyl_new
 
 
 def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection, eval_fn,
@@ -154,17 +169,19 @@ def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection,
     n = K.shape[0]
 
     def body(carry, t):
-        lam, y_adv, _, key = carry
+        lam, y_adv, _, Kyl, prev, key = carry
         key, sub = jax.random.split(key)
         lr_t = lr * _lr_factor(schedule, t, dtype)
-        lam, coef, b, nsv, y_new, flips = _step(
-            K, y, lam, y_adv, sub, lr_t, C, k=k, thr=thr, factor=factor,
+        lam, coef, b, nsv, y_new, flips, Kyl = _step(
+            K, y, lam, y_adv, Kyl, prev, sub, lr_t, C, k=k, thr=thr, factor=factor,
             projection=projection)
         acc = eval_fn(Ke, coef, b)
-        return (lam, y_new, y_adv, key), (acc, nsv, b, flips, lam if record_lam else None)
+        return ((lam, y_new, y_adv, Kyl, flips, key),
+                (acc, nsv, b, flips, lam if record_lam else None))
 
-    carry0 = (jnp.zeros(n, dtype), y, y, key)
-    (lam, y_adv, y_last, _), (acc, nsv, b, flips, lams) = jax.lax.scan(
+    zeros = jnp.zeros(n, dtype)
+    carry0 = (zeros, y, y, zeros, -jnp.ones(k, jnp.int32), key)
+    (lam, y_adv, y_last, _, _, _), (acc, nsv, b, flips, lams) = jax.lax.scan(
         body, carry0, jnp.arange(1, rounds + 1))
     coef = jnp.where(lam > thr, lam * y_last, 0.0)
     return lam, y_adv, y_last, coef, b[-1], (acc, nsv, b, flips, lams)
@@ -359,21 +376,24 @@ def _floral_multi_jit(X, Y, Xe, ye_idx, C, gamma, lr, thr, key, *, k, rounds, sc
     K = kernel_matrix(X, X, gamma, kernel=kernel)
     Ke = kernel_matrix(Xe, X, gamma, kernel=kernel)
     step = jax.vmap(functools.partial(_step, k=k, thr=thr, factor=factor, projection="sort"),
-                    in_axes=(None, 0, 0, 0, 0, None, None))
+                    in_axes=(None, 0, 0, 0, 0, 0, 0, None, None))
 
     def body(carry, t):
-        lam, y_adv, key = carry
+        lam, y_adv, _, Kyl, prev, key = carry
         key, sub = jax.random.split(key)
         lr_t = lr * _lr_factor(schedule, t, dtype)
-        lam, coef, b, _, y_new, _ = step(K, Y, lam, y_adv, jax.random.split(sub, c), lr_t, C)
+        lam, coef, b, _, y_new, flips, Kyl = step(K, Y, lam, y_adv, Kyl, prev,
+                                                   jax.random.split(sub, c), lr_t, C)
         pred = jnp.argmax(Ke @ coef.T + b, axis=1)
         acc = jnp.mean((pred == ye_idx).astype(dtype)) if has_eval else jnp.asarray(
             jnp.nan, dtype)
-        return (lam, y_new, key), (acc, coef, b)
+        return (lam, y_new, y_adv, Kyl, flips, key), (acc, b)
 
-    (lam, _, _), (acc, coef, b) = jax.lax.scan(
-        body, (jnp.zeros((c, n), dtype), Y, key), jnp.arange(1, rounds + 1))
-    return lam, coef[-1], b[-1], acc
+    zeros = jnp.zeros((c, n), dtype)
+    carry0 = (zeros, Y, Y, zeros, -jnp.ones((c, k), jnp.int32), key)
+    (lam, _, y_used, *_), (acc, b) = jax.lax.scan(body, carry0, jnp.arange(1, rounds + 1))
+    coef = jnp.where(lam > thr, lam * y_used, 0.0)
+    return lam, coef, b[-1], acc
 
 
 def floral_multiclass(
