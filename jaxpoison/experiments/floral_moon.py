@@ -36,10 +36,35 @@ def _baselines(X, y):
     }
 
 
-def _floral_runs(X, y, Xt, yt, keys, rounds):
+def _floral_runs(X, y, Xt, yt, keys, rounds, lr=LR):
     run = jax.vmap(lambda key: floral(X, y, C=C, gamma=GAMMA, k=K_ATTACK, rounds=rounds,
-                                      lr=LR, key=key, X_eval=Xt, y_eval=yt, throw=False))
+                                      lr=lr, key=key, X_eval=Xt, y_eval=yt, record_lam=True,
+                                      throw=False))
     return run(keys)
+
+
+def val_selected_accuracy(res, X, y, Xv, yv, Xt, yt, gamma=GAMMA):
+    """Test accuracy of FLORAL at the round with the best validation accuracy.
+
+    Rebuilds every round's classifier from ``res.history`` (needs ``record_lam=True``):
+    labels of round t = clean labels with the attacker's flips of round t-1.
+    """
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    lams = np.asarray(res.history.lam)
+    flips = np.asarray(res.history.flips)
+    b = np.asarray(res.history.intercept)
+    T, n = lams.shape
+    Y = np.tile(np.asarray(y, float), (T, 1))
+    for t in range(1, T):
+        f = flips[t - 1]
+        Y[t, f[f >= 0]] *= -1
+    coef = np.where(lams > 1e-5, lams * Y, 0.0)
+    dv = rbf_kernel(Xv, X, gamma=gamma) @ coef.T + b
+    dt = rbf_kernel(Xt, X, gamma=gamma) @ coef.T + b
+    acc_v = np.mean(np.where(dv > 0, 1, -1) == np.asarray(yv)[:, None], axis=0)
+    acc_t = np.mean(np.where(dt > 0, 1, -1) == np.asarray(yt)[:, None], axis=0)
+    return float(acc_t[int(np.argmax(acc_v))])
 
 
 def _fmt(vals):
@@ -98,14 +123,16 @@ def floral_moon(ctx: RecipeContext) -> Report:
                                      num_trials=10).labels) for k in tilt_keys]
         sets[f"alfa-tilt {lvl}%"] = (lvl, "alfa-tilt", labs)
 
+    Xv, yv = data.X_val.astype(float), data.y_val.astype(int)
     methods = ["FLORAL", "SVM", "LN-SVM", "Curie", "LS-SVM"]
+    val_sel = {}
     best = {m: {} for m in methods}
     last = {m: {} for m in methods}
     timing = {}
     keep = {}
     for name in ctx.progress(list(sets), "label sets"):
         _, _, labs = sets[name]
-        fb, fl = [], []
+        fb, fl, fv = [], [], []
         for m in methods[1:]:
             best[m][name], last[m][name] = [], []
         t0 = time.perf_counter()
@@ -114,6 +141,8 @@ def floral_moon(ctx: RecipeContext) -> Report:
             res = _floral_runs(X, yr, Xt, yt, floral_keys[r:r + 1], rounds)
             fb.append(float(res.best_accuracy[0]))
             fl.append(float(res.last_accuracy[0]))
+            fv.append(val_selected_accuracy(jax.tree_util.tree_map(lambda a: a[0], res),
+                                            X, yr, Xv, yv, Xt, yt))
             for m, out in _baselines(X, yr).items():
                 acc = float(out.model.accuracy(Xt, yt))
                 best[m][name].append(acc)
@@ -122,6 +151,7 @@ def floral_moon(ctx: RecipeContext) -> Report:
                 keep[name] = (yr, jax.tree_util.tree_map(lambda a: a[0], res.model),
                               _baselines(X, yr)["SVM"].model)
         best["FLORAL"][name], last["FLORAL"][name] = fb, fl
+        val_sel[name] = fv
         timing[name] = time.perf_counter() - t0
 
     def paper(m, name):
@@ -134,7 +164,8 @@ def floral_moon(ctx: RecipeContext) -> Report:
     for name in sets:
         rows_best.append([name] + [_fmt(best[m][name]) for m in methods]
                          + [paper("FLORAL", name), paper("SVM", name)])
-        rows_last.append([name] + [_fmt(last[m][name]) for m in methods])
+        rows_last.append([name] + [_fmt(last[m][name]) for m in methods]
+                         + [_fmt(val_sel[name])])
     report = Report(name="floral-moon", title="FLORAL on the Moon data (Bal et al. 2025)")
     report.tables.append(Table(
         title="Best test accuracy (FLORAL: max over rounds; baselines: single fit)",
@@ -143,8 +174,13 @@ def floral_moon(ctx: RecipeContext) -> Report:
                 f"label draws); C={C}, gamma={GAMMA}, k={K_ATTACK}, lr={LR}, rounds={rounds}. "
                 "Paper columns: Best accuracy on alfa-tilt labels (clean row = no attack)."))
     report.tables.append(Table(
-        title="Last-round test accuracy", headers=["labels"] + methods, rows=rows_last,
-        caption="FLORAL after the last round; baselines as above."))
+        title="Last-round test accuracy", headers=["labels"] + methods
+        + ["FLORAL val-selected"], rows=rows_last,
+        caption="FLORAL after the last round; baselines as above. 'FLORAL val-selected': "
+                "test accuracy at the round with the best validation accuracy (no test "
+                "data used for the choice)."))
+    if not ctx.quick:
+        report.tables.append(_lr_table(ctx, X, sets, Xt, yt, Xv, yv, floral_keys, rounds))
     fig_name = "floral_moon_boundary.png"
     show = next((n for n in sets if n.startswith("alfa-tilt")), "clean")
     yr, fmodel, smodel = keep[show]
@@ -156,6 +192,27 @@ def floral_moon(ctx: RecipeContext) -> Report:
                         + ", ".join(f"{k}: {v:.1f}s" for k, v in timing.items()))
     report.data.update({"best": best, "last": last, "rounds": rounds, "replications": reps})
     return report
+
+
+def _lr_table(ctx, X, sets, Xt, yt, Xv, yv, keys, rounds):
+    rows = []
+    names = [n for n in ("clean", "alfa-tilt 10%") if n in sets]
+    for lr in ctx.progress((1e-4, 1e-3, 1e-2), "learning-rate sweep"):
+        row = [lr]
+        for name in names:
+            labs = sets[name][2]
+            b, last, vs = [], [], []
+            for r in range(len(keys)):
+                res = _floral_runs(X, labs[r], Xt, yt, keys[r:r + 1], rounds, lr=lr)
+                b.append(float(res.best_accuracy[0]))
+                last.append(float(res.last_accuracy[0]))
+                vs.append(val_selected_accuracy(jax.tree_util.tree_map(lambda a: a[0], res),
+                                                X, labs[r], Xv, yv, Xt, yt))
+            row += [_fmt(b), _fmt(last), _fmt(vs)]
+        rows.append(row)
+    headers = ["lr"] + [f"{n}: {w}" for n in names for w in ("best", "last", "val-sel.")]
+    return Table(title="FLORAL learning-rate sensitivity (test accuracy)", headers=headers,
+                 rows=rows, caption=f"{len(keys)} replications, {rounds} rounds, k={K_ATTACK}")
 
 
 @demo("FLORAL", order=20)
