@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, Status
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.svm_dual import svm_dual_smo
+from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel
 
 __all__ = ["LabelFlipResult", "random_label_flip", "topk_sv_flip", "alfa", "alfa_tilt",
            "greedy_lfa", "flip_budget"]
@@ -103,7 +103,7 @@ def random_label_flip(y, *, budget: int, key) -> LabelFlipResult:
 
 
 def _fit(K, yf, C, tol, max_iter):
-    return svm_dual_smo((yf[:, None] * yf[None, :]) * K, yf, C, tol=tol, max_iter=max_iter)
+    return svm_dual_smo_kernel(K, yf, C, tol=tol, max_iter=max_iter)
 
 
 @functools.partial(jax.jit, static_argnames=("L", "kernel"))

@@ -27,7 +27,7 @@ from jaxpoison import _validate as v
 from jaxpoison._result import Result, raise_if_failed
 from jaxpoison.models.kernel_svm import KernelSVM, svm_from_dual
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.svm_dual import svm_dual_smo
+from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel
 
 __all__ = ["BaselineResult", "svm_baseline", "ln_svm", "curie", "ls_svm", "dbscan_labels"]
 
@@ -58,7 +58,7 @@ def _check(X, y, C, gamma, kernel):
 
 
 def _fit(X, K, yf, Cv, gamma, tol, max_iter, kernel, scale=1.0):
-    res = svm_dual_smo((yf[:, None] * yf[None, :]) * K, yf, Cv, tol=tol, max_iter=max_iter)
+    res = svm_dual_smo_kernel(K, yf, Cv, tol=tol, max_iter=max_iter)
     return svm_from_dual(res, X, yf, gamma, kernel=kernel, kernel_scale=scale)
 
 

@@ -27,7 +27,7 @@ from jaxtyping import Array, Float
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, is_concrete, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.svm_dual import svm_dual_pgd, svm_dual_smo
+from jaxpoison.solvers.svm_dual import svm_dual_pgd, svm_dual_smo_kernel
 
 __all__ = ["KernelSVM", "fit_kernel_svm", "fit_kernel_svm_precomputed", "svm_from_dual"]
 
@@ -83,10 +83,10 @@ class KernelSVM(Result):
         return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(self.alpha.dtype))
 
 
-def _solve(Q, y, C, method, tol, max_iter, alpha0=None):
+def _solve(K, y, C, method, tol, max_iter):
     if method == "smo":
-        return svm_dual_smo(Q, y, C, tol=tol, max_iter=max_iter, alpha0=alpha0)
-    return svm_dual_pgd(Q, y, C, tol=tol, max_iter=max_iter, alpha0=alpha0)
+        return svm_dual_smo_kernel(K, y, C, tol=tol, max_iter=max_iter)
+    return svm_dual_pgd((y[:, None] * y[None, :]) * K, y, C, tol=tol, max_iter=max_iter)
 
 
 def svm_from_dual(res, X, y, gamma, *, kernel="rbf", degree=3, coef0=0.0, kernel_scale=1.0):
@@ -104,8 +104,7 @@ def svm_from_dual(res, X, y, gamma, *, kernel="rbf", degree=3, coef0=0.0, kernel
 def _fit(X, y, C, gamma, coef0, tol, *, kernel, degree, method, max_iter):
     yf = y.astype(X.dtype)
     K = kernel_matrix(X, X, gamma, kernel=kernel, degree=degree, coef0=coef0)
-    Q = (yf[:, None] * yf[None, :]) * K
-    res = _solve(Q, yf, C, method, tol, max_iter)
+    res = _solve(K, yf, C, method, tol, max_iter)
     return svm_from_dual(res, X, yf, gamma, kernel=kernel, degree=degree, coef0=coef0)
 
 
@@ -184,7 +183,7 @@ def fit_kernel_svm(
 @functools.partial(jax.jit, static_argnames=("method",))
 def _fit_pre(K, y, C, tol, *, method, max_iter):
     yf = y.astype(K.dtype)
-    return _solve((yf[:, None] * yf[None, :]) * K, yf, C, method, tol, max_iter)
+    return _solve(K, yf, C, method, tol, max_iter)
 
 
 def fit_kernel_svm_precomputed(

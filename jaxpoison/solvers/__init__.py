@@ -3,3 +3,4 @@ from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_b
 from jaxpoison.solvers.svm_dual import SVMDualResult as SVMDualResult
 from jaxpoison.solvers.svm_dual import svm_dual_pgd as svm_dual_pgd
 from jaxpoison.solvers.svm_dual import svm_dual_smo as svm_dual_smo
+from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel as svm_dual_smo_kernel

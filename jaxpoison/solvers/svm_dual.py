@@ -33,8 +33,8 @@ from jaxtyping import Array, Float
 from jaxpoison._result import Result, Status
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
 
-__all__ = ["SVMDualResult", "svm_dual_smo", "svm_dual_pgd", "svm_dual_objective",
-           "svm_intercept", "svm_kkt_gap"]
+__all__ = ["SVMDualResult", "svm_dual_smo", "svm_dual_smo_kernel", "svm_dual_pgd",
+           "svm_dual_objective", "svm_intercept", "svm_kkt_gap"]
 
 _TAU = 1e-12
 
@@ -99,6 +99,62 @@ def _status(gap, tol, finite):
                      jnp.where(gap <= tol, Status.SUCCESS, Status.MAX_ITERATIONS)).astype(jnp.int32)
 
 
+def _smo_core(row, diag, Qa0, y, C, tol, max_iter, alpha0):
+    """SMO on rows ``row(i)`` of a symmetric Q; ``Qa0`` = Q @ alpha0 (None for zeros)."""
+    dtype = diag.dtype
+    n = diag.shape[0]
+    Cv = jnp.broadcast_to(jnp.asarray(C, dtype), (n,))
+    alpha = jnp.zeros(n, dtype) if alpha0 is None else alpha0.astype(dtype)
+    G = -jnp.ones(n, dtype) if alpha0 is None else Qa0 - 1.0
+
+    def select(alpha, G):
+        up, low = _sets(alpha, y, Cv)
+        myg = -y * G
+        vals_up = jnp.where(up, myg, -jnp.inf)
+        i = jnp.argmax(vals_up)
+        m = vals_up[i]
+        M = jnp.min(jnp.where(low, myg, jnp.inf))
+        b = m - myg
+        Qi = row(i)
+        a = diag[i] + diag - 2.0 * y[i] * y * Qi
+        a = jnp.where(a > 0, a, _TAU)
+        cand = low & (myg < m)
+        j = jnp.argmin(jnp.where(cand, -(b * b) / a, jnp.inf))
+        return i, j, m - M, Qi
+
+    def body(state):
+        alpha, G, it, i, j, _, Qi = state
+        Qj = row(j)
+        yi, yj = y[i], y[j]
+        a = diag[i] + diag[j] - 2.0 * yi * yj * Qi[j]
+        a = jnp.where(a > 0, a, _TAU)
+        b = -yi * G[i] + yj * G[j]
+        ti = jnp.where(yi > 0, Cv[i] - alpha[i], alpha[i])
+        tj = jnp.where(yj > 0, alpha[j], Cv[j] - alpha[j])
+        t = jnp.maximum(jnp.minimum(b / a, jnp.minimum(ti, tj)), 0.0)
+        ai = jnp.where(t >= ti, jnp.where(yi > 0, Cv[i], 0.0), alpha[i] + yi * t)
+        aj = jnp.where(t >= tj, jnp.where(yj > 0, 0.0, Cv[j]), alpha[j] - yj * t)
+        dai, daj = ai - alpha[i], aj - alpha[j]
+        alpha = alpha.at[i].set(ai).at[j].set(aj)
+        G = G + dai * Qi + daj * Qj
+        i2, j2, gap, Qi2 = select(alpha, G)
+        return alpha, G, it + 1, i2, j2, gap, Qi2
+
+    def cond(state):
+        gap, it = state[5], state[2]
+        return (gap > tol) & (it < max_iter) & jnp.isfinite(gap)
+
+    i0, j0, gap0, Qi0 = select(alpha, G)
+    alpha, G, it, _, _, gap, _ = jax.lax.while_loop(
+        cond, body, (alpha, G, jnp.asarray(0, jnp.int32), i0, j0, gap0, Qi0))
+    gap = jnp.maximum(gap, 0.0)
+    finite = jnp.all(jnp.isfinite(G))
+    return SVMDualResult(
+        status=_status(gap, tol, finite), iterations=it, alpha=alpha,
+        intercept=svm_intercept(G, alpha, y, Cv),
+        objective=0.5 * alpha @ (G + 1.0) - jnp.sum(alpha), gap=gap)
+
+
 @jax.jit
 def svm_dual_smo(
     Q: Float[Array, "n n"],
@@ -121,61 +177,34 @@ def svm_dual_smo(
 
     Returns:
         :class:`SVMDualResult`. Matches ``sklearn.svm.SVC(kernel="precomputed", tol=tol)``
-        up to the tolerance (the optimum is the same; libsvm also shrinks).
+        up to the tolerance (the optimum is the same; libsvm also shrinks). Only rows of
+        ``Q`` are read (two per iteration).
     """
-    dtype = Q.dtype
-    n = Q.shape[0]
-    y = y.astype(dtype)
-    Cv = jnp.broadcast_to(jnp.asarray(C, dtype), (n,))
-    alpha = jnp.zeros(n, dtype) if alpha0 is None else alpha0.astype(dtype)
-    G = (Q @ alpha - 1.0) if alpha0 is not None else -jnp.ones(n, dtype)
-    diag = jnp.diagonal(Q)
+    y = y.astype(Q.dtype)
+    return _smo_core(lambda i: Q[i], jnp.diagonal(Q), None if alpha0 is None else Q @ alpha0,
+                     y, C, tol, max_iter, alpha0)
 
-    def select(alpha, G):
-        up, low = _sets(alpha, y, Cv)
-        myg = -y * G
-        vals_up = jnp.where(up, myg, -jnp.inf)
-        i = jnp.argmax(vals_up)
-        m = vals_up[i]
-        M = jnp.min(jnp.where(low, myg, jnp.inf))
-        b = m - myg
-        a = diag[i] + diag - 2.0 * y[i] * y * Q[i]
-        a = jnp.where(a > 0, a, _TAU)
-        cand = low & (myg < m)
-        j = jnp.argmin(jnp.where(cand, -(b * b) / a, jnp.inf))
-        return i, j, m - M
 
-    def body(state):
-        alpha, G, it, i, j, _ = state
-        yi, yj = y[i], y[j]
-        a = diag[i] + diag[j] - 2.0 * yi * yj * Q[i, j]
-        a = jnp.where(a > 0, a, _TAU)
-        b = -yi * G[i] + yj * G[j]
-        ti = jnp.where(yi > 0, Cv[i] - alpha[i], alpha[i])
-        tj = jnp.where(yj > 0, alpha[j], Cv[j] - alpha[j])
-        t = jnp.minimum(b / a, jnp.minimum(ti, tj))
-        t = jnp.maximum(t, 0.0)
-        ai = jnp.where(t >= ti, jnp.where(yi > 0, Cv[i], 0.0), alpha[i] + yi * t)
-        aj = jnp.where(t >= tj, jnp.where(yj > 0, 0.0, Cv[j]), alpha[j] - yj * t)
-        dai, daj = ai - alpha[i], aj - alpha[j]
-        alpha = alpha.at[i].set(ai).at[j].set(aj)
-        G = G + dai * Q[:, i] + daj * Q[:, j]
-        i2, j2, gap = select(alpha, G)
-        return alpha, G, it + 1, i2, j2, gap
+@jax.jit
+def svm_dual_smo_kernel(
+    K: Float[Array, "n n"],
+    y: Float[Array, " n"],
+    C: float | Float[Array, " n"],
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100_000,
+    alpha0: Float[Array, " n"] | None = None,
+) -> SVMDualResult:
+    r""":func:`svm_dual_smo` given the Gram matrix ``K`` instead of :math:`Q`.
 
-    def cond(state):
-        _, G, it, _, _, gap = state
-        return (gap > tol) & (it < max_iter) & jnp.isfinite(gap)
-
-    i0, j0, gap0 = select(alpha, G)
-    alpha, G, it, _, _, gap = jax.lax.while_loop(
-        cond, body, (alpha, G, jnp.asarray(0, jnp.int32), i0, j0, gap0))
-    gap = jnp.maximum(gap, 0.0)
-    finite = jnp.all(jnp.isfinite(G))
-    return SVMDualResult(
-        status=_status(gap, tol, finite), iterations=it, alpha=alpha,
-        intercept=svm_intercept(G, alpha, y, Cv),
-        objective=0.5 * alpha @ (G + 1.0) - jnp.sum(alpha), gap=gap)
+    Rows of :math:`Q` are formed on the fly (:math:`Q_{i\cdot} = y_i\, y \circ K_{i\cdot}`),
+    so ``vmap`` over label vectors shares one ``K`` instead of materialising a batch of
+    :math:`n \times n` matrices.
+    """
+    y = y.astype(K.dtype)
+    Qa0 = None if alpha0 is None else y * (K @ (y * alpha0))
+    return _smo_core(lambda i: y[i] * y * K[i], jnp.diagonal(K), Qa0, y, C, tol, max_iter,
+                     alpha0)
 
 
 def _power_lmax(Q, iters=50):
