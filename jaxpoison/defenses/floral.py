@@ -136,7 +136,7 @@ def _step(K, y, lam, y_adv, Kyl, prev_flips, key, lr_t, C, *, k, thr, factor, pr
 
     After the step, K [y_adv * lam_new, coef] is one pass over K (two right-hand sides);
     the attacker changes at most 2k labels (its previous and new flips), so
-    K (y_new * lam_new) is that plus a correction from 2k gathered columns.
+    K (y_new * lam_new) is that plus a correction from 2k gathered rows (K symmetric).
     """
     grad = y_adv * Kyl - 1.0
     lam = project_box_hyperplane(lam - lr_t * grad, y_adv, C, method=projection)
@@ -154,7 +154,7 @@ def _step(K, y, lam, y_adv, Kyl, prev_flips, key, lr_t, C, *, k, thr, factor, pr
         valid = idx >= 0
         idx = jnp.where(valid, idx, 0)
         w = jnp.where(valid, (y_new[idx] - y_adv[idx]) * lam[idx], 0.0)
-        Kyl_new = AB[:, 0] + K[:, idx] @ w
+        Kyl_new = AB[:, 0] + w @ K[idx]  # K symmetric: contiguous rows, not columns
     return lam, coef, b, nsv, y_new, flips, Kyl_new
 
 
