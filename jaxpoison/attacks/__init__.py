@@ -3,6 +3,13 @@ from jaxpoison.attacks.gradient_poison import GradientAttackResult as GradientAt
 from jaxpoison.attacks.gradient_poison import gradient_poisoning_attack as gradient_poisoning_attack
 from jaxpoison.attacks.kkt import KKTResult as KKTResult
 from jaxpoison.attacks.kkt import kkt_attack as kkt_attack
+from jaxpoison.attacks.label_flip import LabelFlipResult as LabelFlipResult
+from jaxpoison.attacks.label_flip import alfa as alfa
+from jaxpoison.attacks.label_flip import alfa_tilt as alfa_tilt
+from jaxpoison.attacks.label_flip import flip_budget as flip_budget
+from jaxpoison.attacks.label_flip import greedy_lfa as greedy_lfa
+from jaxpoison.attacks.label_flip import random_label_flip as random_label_flip
+from jaxpoison.attacks.label_flip import topk_sv_flip as topk_sv_flip
 from jaxpoison.attacks.max_loss import MaxLossPoint as MaxLossPoint
 from jaxpoison.attacks.max_loss import max_loss_difference as max_loss_difference
 from jaxpoison.attacks.model_targeted import AttackState as AttackState

@@ -2,6 +2,11 @@
 from jaxpoison.defenses.aggregation import Ensemble as Ensemble
 from jaxpoison.defenses.aggregation import ensemble_predict as ensemble_predict
 from jaxpoison.defenses.aggregation import train_ensemble as train_ensemble
+from jaxpoison.defenses.baselines import BaselineResult as BaselineResult
+from jaxpoison.defenses.baselines import curie as curie
+from jaxpoison.defenses.baselines import ln_svm as ln_svm
+from jaxpoison.defenses.baselines import ls_svm as ls_svm
+from jaxpoison.defenses.baselines import svm_baseline as svm_baseline
 from jaxpoison.defenses.certify import Certificate as Certificate
 from jaxpoison.defenses.certify import certified_accuracy as certified_accuracy
 from jaxpoison.defenses.certify import dpa_certify as dpa_certify
@@ -10,6 +15,10 @@ from jaxpoison.defenses.certify import knn_certify as knn_certify
 from jaxpoison.defenses.certify import median_certified_radius as median_certified_radius
 from jaxpoison.defenses.certify import rnn_certify as rnn_certify
 from jaxpoison.defenses.certify import vote_counts as vote_counts
+from jaxpoison.defenses.floral import FloralResult as FloralResult
+from jaxpoison.defenses.floral import floral as floral
+from jaxpoison.defenses.floral import floral_multiclass as floral_multiclass
+from jaxpoison.defenses.floral import floral_validation_loss as floral_validation_loss
 from jaxpoison.defenses.partition import EmptyPartWarning as EmptyPartWarning
 from jaxpoison.defenses.partition import Partition as Partition
 from jaxpoison.defenses.partition import bytes_hash as bytes_hash

@@ -1,0 +1,195 @@
+"""FLORAL: a NumPy/SciPy replay of the rounds (SLSQP projection) as reference, invariants
+(feasibility, exactly k flips from the top-2k support vectors), determinism, vmap = loop,
+the multi-class variant, gradients vs finite differences and bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+from sklearn.datasets import make_blobs, make_moons
+from sklearn.metrics.pairwise import rbf_kernel
+
+from jaxpoison.defenses import floral, floral_multiclass, floral_validation_loss
+
+N, K_FLIP, T, LR, C, GAMMA = 40, 3, 6, 0.05, 2.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_moons(N + 60, noise=0.2, random_state=3)
+    y = 2 * y - 1
+    return X[:N], y[:N], X[N:], y[N:]
+
+
+@pytest.fixture(scope="module")
+def run(data):
+    X, y, Xe, ye = data
+    return floral(X, y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T, lr=LR, key=jax.random.key(7),
+                  X_eval=Xe, y_eval=ye, record_lam=True)
+
+
+def _slsqp_projection(v, y, C):
+    n = len(v)
+    res = minimize(lambda a: 0.5 * np.sum((a - v) ** 2), np.clip(v, 0, C), jac=lambda a: a - v,
+                   bounds=[(0, C)] * n, method="SLSQP",
+                   constraints=[{"type": "eq", "fun": lambda a: a @ y, "jac": lambda a: y}],
+                   options={"ftol": 1e-15, "maxiter": 2000})
+    return res.x
+
+
+def test_rounds_match_numpy_scipy_replay(data, run):
+    """Replay the game in NumPy with the attacker's recorded flips and an SLSQP projection."""
+    X, y, Xe, ye = data
+    K = rbf_kernel(X, X, gamma=GAMMA)
+    Ke = rbf_kernel(Xe, X, gamma=GAMMA)
+    lam, y_adv = np.zeros(N), y.astype(float)
+    lams = np.asarray(run.history.lam)
+    flips = np.asarray(run.history.flips)
+    for t in range(T):
+        grad = y_adv * (K @ (y_adv * lam)) - 1
+        lam = _slsqp_projection(lam - LR * grad, y_adv, C)
+        np.testing.assert_allclose(lams[t], lam, atol=1e-6)
+        lam = lams[t]  # continue from ours to avoid compounding SLSQP's tolerance
+        sv = lam > 1e-5
+        b = np.mean(y_adv[sv] - K[sv][:, sv] @ (lam[sv] * y_adv[sv]))
+        assert abs(float(run.history.intercept[t]) - b) < 1e-8
+        acc = np.mean(np.where(Ke[:, sv] @ (lam[sv] * y_adv[sv]) + b > 0, 1, -1) == ye)
+        assert abs(float(run.history.accuracy[t]) - acc) < 1e-12
+        # attacker: k distinct indices among the top min(#SV, 2k) by lambda (ties allowed)
+        f = flips[t]
+        assert len(set(f.tolist())) == K_FLIP and np.all(f >= 0)
+        kth = np.sort(lam[sv])[::-1][min(sv.sum(), 2 * K_FLIP) - 1]
+        assert np.all(sv[f]) and np.all(lam[f] >= kth - 1e-15)
+        y_adv = y.astype(float).copy()
+        y_adv[f] *= -1  # rebuilt from the ORIGINAL labels every round
+    np.testing.assert_array_equal(np.asarray(run.y_adv), y_adv)
+    assert float(run.best_accuracy) == pytest.approx(np.max(np.asarray(run.history.accuracy)))
+    assert float(run.last_accuracy) == float(run.history.accuracy[-1])
+    np.testing.assert_allclose(np.asarray(run.model.decision_function(Xe)),
+                               Ke @ (lam * (lam > 1e-5) * np.asarray(run.model.y_train))
+                               + float(run.history.intercept[-1]), atol=1e-10)
+
+
+def test_lambda_feasible_every_round(data, run):
+    _, y, _, _ = data
+    lams = np.asarray(run.history.lam)
+    flips = np.asarray(run.history.flips)
+    y_used = np.tile(y.astype(float), (T, 1))
+    for t in range(1, T):
+        y_used[t, flips[t - 1]] *= -1
+    assert np.all(lams >= 0) and np.all(lams <= C)
+    np.testing.assert_allclose(np.sum(lams * y_used, axis=1), 0.0, atol=1e-12)
+
+
+def test_exactly_k_flips_and_determinism(data, run):
+    X, y, Xe, ye = data
+    assert int(np.sum(np.asarray(run.y_adv) != y)) == K_FLIP
+    again = floral(X, y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T, lr=LR, key=jax.random.key(7),
+                   X_eval=Xe, y_eval=ye, record_lam=True)
+    np.testing.assert_array_equal(np.asarray(again.history.flips),
+                                  np.asarray(run.history.flips))
+    np.testing.assert_array_equal(np.asarray(again.lam), np.asarray(run.lam))
+    other = floral(X, y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T, lr=LR, key=jax.random.key(8),
+                   X_eval=Xe, y_eval=ye, record_lam=True)
+    assert not np.array_equal(np.asarray(other.history.flips), np.asarray(run.history.flips))
+
+
+def test_vmap_over_keys_and_datasets_equals_loop(data):
+    X, y, Xe, ye = data
+    keys = jax.random.split(jax.random.key(0), 3)
+    Xs = jnp.stack([X, X * 1.1, X * 0.9])
+
+    def one(Xi, key):
+        return floral(Xi, y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T, lr=LR, key=key,
+                      X_eval=Xe, y_eval=ye, record_lam=True, throw=False)
+
+    batched = jax.vmap(one)(Xs, keys)
+    for i in range(3):
+        single = one(Xs[i], keys[i])
+        np.testing.assert_array_equal(batched.history.flips[i], single.history.flips)
+        np.testing.assert_allclose(batched.lam[i], single.lam, atol=1e-12)
+        assert float(batched.best_accuracy[i]) == float(single.best_accuracy)
+
+
+def test_attacker_with_fewer_support_vectors_than_k():
+    """Fewer SVs than k: every SV is flipped and the missing draws are marked -1."""
+    from jaxpoison.defenses.floral import _attack
+
+    lam = jnp.array([0.0, 2.0, 0.0, 1.0, 0.0, 3.0])
+    y = jnp.array([1.0, -1, 1, -1, 1, 1])
+    y_new, idx = jax.jit(_attack, static_argnums=(4, 5))(lam, lam > 1e-5, y,
+                                                         jax.random.key(0), 4, 2)
+    assert sorted(np.asarray(idx)[np.asarray(idx) >= 0].tolist()) == [1, 3, 5]
+    assert np.sum(np.asarray(idx) < 0) == 1
+    np.testing.assert_array_equal(np.asarray(y_new), [1, 1, 1, 1, 1, -1])
+
+
+def test_float32_runs_without_nan(data):
+    X, y, Xe, ye = data
+    res = floral(jnp.asarray(X, jnp.float32), y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T,
+                 lr=LR, key=jax.random.key(7), X_eval=Xe, y_eval=ye)
+    assert res.lam.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(res.lam))) and 0 <= float(res.best_accuracy) <= 1
+
+
+def test_multiclass_one_vs_rest():
+    X, y = make_blobs(90, centers=3, cluster_std=1.0, random_state=0)
+    res = floral_multiclass(X[:60], y[:60], C=1.0, gamma=0.5, k=0, rounds=T, lr=0.05,
+                            key=jax.random.key(0), X_eval=X[60:], y_eval=y[60:])
+    pred = np.asarray(res.predict(X[60:]))
+    assert float(res.last_accuracy) == pytest.approx(np.mean(pred == y[60:]))
+    assert float(res.best_accuracy) >= 0.8  # well-separated blobs; chance is 1/3
+    # with no attacker each one-vs-rest game is the binary game on +-1 labels
+    for c in range(3):
+        yc = np.where(y[:60] == c, 1, -1)
+        b = floral(X[:60], yc, C=1.0, gamma=0.5, k=0, rounds=T, lr=0.05,
+                   key=jax.random.key(0))
+        np.testing.assert_allclose(res.coef[c], b.model.alpha * b.model.y_train, atol=1e-12)
+        np.testing.assert_allclose(res.intercept[c], b.model.intercept, atol=1e-12)
+
+
+def test_validation_loss_gradients_match_finite_differences(data):
+    X, y, Xe, ye = data
+
+    def loss(p):
+        return floral_validation_loss(X, y, Xe, ye, C=p[0], gamma=p[1], lr=p[2], k=K_FLIP,
+                                      rounds=4, key=jax.random.key(7))
+
+    vg = jax.jit(jax.value_and_grad(loss))
+    p = jnp.array([0.3, GAMMA, LR])  # small C so that some lambda sit at the bound
+    _, g = vg(p)
+    assert np.all(np.isfinite(np.asarray(g))) and np.all(np.asarray(g) != 0)
+    for i in range(3):
+        h = 1e-6 * max(1.0, float(p[i]))
+        e = jnp.zeros(3).at[i].set(h)
+        fd = (vg(p + e)[0] - vg(p - e)[0]) / (2 * h)
+        assert abs(float(fd) - float(g[i])) <= 1e-5 * max(1.0, abs(float(fd))), i
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"k": N + 1}, "k"),
+    ({"C": 0.0}, "C"),
+    ({"gamma": -1.0}, "gamma"),
+    ({"lr": 0.0}, "lr"),
+    ({"y": np.zeros(N)}, "y"),
+    ({"y": np.ones(N - 1)}, "X and y"),
+    ({"X_eval": np.zeros((3, 2))}, "X_eval"),
+    ({"X": np.full((N, 2), np.nan)}, "X"),
+    ({"lr_schedule": "cosine"}, "lr_schedule"),
+])
+def test_bad_input_raises(data, kwargs, match):
+    X, y, _, _ = data
+    args = {"X": X, "y": y, "C": 1.0, "gamma": 1.0, "k": 2, "rounds": 2, "lr": 0.1,
+            "key": jax.random.key(0)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        floral(args.pop("X"), args.pop("y"), **args)
+
+
+def test_missing_key_is_a_type_error(data):
+    X, y, _, _ = data
+    with pytest.raises(TypeError, match="key"):
+        floral(X, y, k=2, rounds=2, key=None)

@@ -1,0 +1,190 @@
+"""Label-flip attacks and label-noise baselines against sklearn (libsvm, DBSCAN, kNN) and
+exhaustive search on small cases."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from sklearn.cluster import DBSCAN
+from sklearn.datasets import make_moons
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.neighbors import NearestNeighbors
+from sklearn.svm import SVC
+
+from jaxpoison.attacks import (
+    alfa,
+    alfa_tilt,
+    flip_budget,
+    greedy_lfa,
+    random_label_flip,
+    topk_sv_flip,
+)
+from jaxpoison.defenses import curie, ln_svm, ls_svm, svm_baseline
+from jaxpoison.defenses.baselines import dbscan_labels
+
+C, GAMMA = 5.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_moons(60, noise=0.3, random_state=2)
+    Xv, yv = make_moons(40, noise=0.3, random_state=5)
+    return X, 2 * y - 1, Xv, 2 * yv - 1
+
+
+def _svc(X, z):
+    return SVC(C=C, gamma=GAMMA, tol=1e-10).fit(X, z)
+
+
+def test_flip_budget():
+    assert flip_budget(500, 0.05) == 25 and flip_budget(500, 0.25) == 125
+    assert flip_budget(30, 0.1) == 3 and flip_budget(7, 0.1) == 1
+
+
+def test_random_flip_count_and_determinism(data):
+    _, y, _, _ = data
+    a = random_label_flip(y, budget=7, key=jax.random.key(1))
+    b = random_label_flip(y, budget=7, key=jax.random.key(1))
+    assert int(a.num_flipped) == 7 and np.sum(np.asarray(a.labels) != y) == 7
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+
+
+def test_topk_sv_flip_flips_largest_libsvm_duals():
+    X, y = make_moons(60, noise=0.05, random_state=2)
+    y = 2 * y - 1
+    clf = SVC(C=1000.0, gamma=GAMMA, tol=1e-10).fit(X, y)  # large C: duals below the bound
+    alpha = np.zeros(len(y))
+    alpha[clf.support_] = np.abs(clf.dual_coef_[0])
+    assert np.sort(alpha)[-5] < 999  # separable: no ties at the bound
+    res = topk_sv_flip(X, y, budget=4, C=1000.0, gamma=GAMMA, tol=1e-9)
+    assert set(np.flatnonzero(np.asarray(res.flipped))) == set(np.argsort(-alpha)[:4])
+
+
+def test_greedy_lfa_first_flip_is_the_exhaustive_best(data):
+    """Brute force with libsvm over every single flip, same criterion (errors, then hinge)."""
+    X, y, Xv, yv = data
+    scores = []
+    for i in range(len(y)):
+        z = y.copy()
+        z[i] = -z[i]
+        f = _svc(X, z).decision_function(Xv)
+        err = np.sum(np.where(f >= 0, 1, -1) != yv)
+        h = np.mean(np.maximum(0, 1 - yv * f))
+        scores.append(err + h / (1 + h))
+    scores = np.array(scores)
+    res = greedy_lfa(X, y, Xv, yv, budget=1, C=C, gamma=GAMMA, tol=1e-9)
+    i = int(np.flatnonzero(np.asarray(res.flipped))[0])
+    assert scores[i] >= scores.max() - 1e-6
+    assert float(res.score) == pytest.approx(scores.max(), abs=1e-6)
+
+
+def test_alfa_returns_a_fixed_point_of_its_own_update(data):
+    """Checked with libsvm: refit on ALFA's labels, recompute the LP's scores, the same
+    flip set must be selected again (ALFA's stopping rule)."""
+    X, y, _, _ = data
+    L = 6
+    res = alfa(X, y, budget=L, C=C, gamma=GAMMA, tol=1e-9)
+    assert int(res.status) == 0 and int(res.num_flipped) == L
+    z = np.asarray(res.labels)
+    f_clean = _svc(X, y).decision_function(X)
+    f_z = _svc(X, z).decision_function(X)
+    psi, psi_f = np.maximum(0, 1 - y * f_clean), np.maximum(0, 1 + y * f_clean)
+    xi, xi_f = np.maximum(0, 1 - y * f_z), np.maximum(0, 1 + y * f_z)
+    delta = (xi_f - psi_f) - (xi - psi)
+    assert set(np.argsort(delta)[:L]) == set(np.flatnonzero(z != y))
+
+
+def test_alfa_tilt_without_random_part_matches_libsvm_scores(data):
+    """beta2 = 0 removes the random classifier: the flips are the L smallest
+    alpha/C - beta1 * s (s = normalised libsvm margins)."""
+    X, y, _, _ = data
+    L = 5
+    res = alfa_tilt(X, y, budget=L, key=jax.random.key(0), C=C, gamma=GAMMA, beta2=0.0,
+                    num_trials=2, tol=1e-9)
+    clf = _svc(X, y)
+    alpha = np.zeros(len(y))
+    alpha[clf.support_] = np.abs(clf.dual_coef_[0])
+    s = y * clf.decision_function(X)
+    v = alpha / C - s / np.abs(s).max()
+    assert set(np.flatnonzero(np.asarray(res.flipped))) == set(np.argsort(v)[:L])
+    # the reported cosine is the tilt of that flip set, computed with libsvm
+    z = np.asarray(res.labels)
+    c2 = _svc(X, z)
+    w2 = np.zeros(len(y))
+    w2[c2.support_] = c2.dual_coef_[0]
+    w = np.zeros(len(y))
+    w[clf.support_] = clf.dual_coef_[0]
+    K = rbf_kernel(X, X, gamma=GAMMA)
+    cos = w2 @ K @ w / np.sqrt((w2 @ K @ w2) * (w @ K @ w))
+    assert float(res.score) == pytest.approx(cos, abs=1e-5)
+
+
+def test_alfa_tilt_hurts_more_than_random(data):
+    X, y, Xv, yv = data
+    # same static shape as the test above (budget 5, 2 trials): one compilation
+    tilt = alfa_tilt(X, y, budget=5, key=jax.random.key(3), C=C, gamma=GAMMA, num_trials=2,
+                     tol=1e-9)
+    rnd = random_label_flip(y, budget=5, key=jax.random.key(0))
+    acc_tilt = _svc(X, np.asarray(tilt.labels)).score(Xv, yv)
+    acc_rnd = _svc(X, np.asarray(rnd.labels)).score(Xv, yv)
+    assert acc_tilt < acc_rnd
+
+
+@pytest.mark.parametrize("fn", ["random", "topk", "alfa"])
+def test_bad_budget_raises(data, fn):
+    X, y, _, _ = data
+    with pytest.raises(ValueError, match="budget"):
+        if fn == "random":
+            random_label_flip(y, budget=len(y) + 1, key=jax.random.key(0))
+        elif fn == "topk":
+            topk_sv_flip(X, y, budget=-1)
+        else:
+            alfa(X, y, budget=len(y) + 1)
+    with pytest.raises(ValueError, match="y"):
+        topk_sv_flip(X, np.zeros(len(y)), budget=1)
+
+
+# ------------------------------------------------------------------ baselines
+
+def test_ln_svm_matches_libsvm_on_corrected_kernel(data):
+    X, y, Xv, _ = data
+    mu = 0.2
+    s = 1 - 4 * mu * (1 - mu)
+    K = rbf_kernel(X, X, gamma=GAMMA) * s
+    np.fill_diagonal(K, 1.0)
+    clf = SVC(kernel="precomputed", C=C, tol=1e-10).fit(K, y)
+    res = ln_svm(X, y, C=C, gamma=GAMMA, mu=mu, tol=1e-9)
+    d_ref = clf.decision_function(rbf_kernel(Xv, X, gamma=GAMMA) * s)
+    np.testing.assert_allclose(np.asarray(res.model.decision_function(Xv)), d_ref, atol=1e-5)
+    plain = svm_baseline(X, y, C=C, gamma=GAMMA, tol=1e-9)
+    np.testing.assert_allclose(np.asarray(plain.model.decision_function(Xv)),
+                               _svc(X, y).decision_function(Xv), atol=1e-5)
+
+
+def test_dbscan_matches_sklearn_partition(data):
+    X, _, _, _ = data
+    ours = np.asarray(dbscan_labels(X, 0.3, 4))
+    ref = DBSCAN(eps=0.3, min_samples=4).fit(X).labels_
+    np.testing.assert_array_equal(ours == -1, ref == -1)
+    core = DBSCAN(eps=0.3, min_samples=4).fit(X).core_sample_indices_
+    for i in core:  # same clusters on core points (up to renaming)
+        np.testing.assert_array_equal(ours[core] == ours[i], ref[core] == ref[i])
+
+
+def test_curie_removes_points_from_training(data):
+    X, y, _, _ = data
+    res = curie(X, y, C=C, gamma=GAMMA, eps=0.5, min_samples=4, omega=2.0)
+    kept = np.asarray(res.kept)
+    assert 0 < kept.sum() < len(y)
+    assert np.all(np.asarray(res.model.alpha)[~kept] == 0)
+
+
+def test_ls_svm_relabels_like_knn_majority(data):
+    X, y, _, _ = data
+    z = y.copy()
+    z[:5] = -z[:5]
+    res = ls_svm(X, z, C=C, gamma=GAMMA, k=5, eta=0.5)
+    nb = NearestNeighbors(n_neighbors=6).fit(X).kneighbors(X, return_distance=False)[:, 1:]
+    disagree = np.mean(z[nb] != z[:, None], axis=1)
+    np.testing.assert_array_equal(np.asarray(res.labels), np.where(disagree > 0.5, -z, z))
