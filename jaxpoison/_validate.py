@@ -120,7 +120,8 @@ def check_ndim(x, name: str, ndim: int | Sequence[int]) -> None:
 def check_shape(x, name: str, shape: Sequence[int | None]) -> None:
     """Check ``x.shape`` against ``shape``, where ``None`` matches any size."""
     got = tuple(jnp.shape(x))
-    if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
+    if len(got) != len(shape) or any(
+            s is not None and s != g for s, g in zip(shape, got, strict=True)):
         want = "(" + ", ".join("any" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {want}; got {_describe(x)}")
 
