@@ -132,11 +132,14 @@ def pcm_upper_bound(
     weights: Float[Array, " N"] | None = None,
     restrict_to_support: bool = True,
     method: str = "ipm",
+    support_pad: int | None = None,
 ) -> jax.Array:
     r"""Upper bound on the PCM optimum from cheap feasible points (module docstring).
 
     Returns ``min`` of the null-space line search (ii) and, with ``restrict_to_support`` and
-    concrete inputs, the support-restricted PCM (iii); always ``<= Σ w_i|Δ_i|``.
+    concrete inputs, the support-restricted PCM (iii); always ``<= Σ w_i|Δ_i|``. The support
+    LP is padded with inert zero columns to ``support_pad`` columns (default: the next power
+    of two) so that repeated calls reuse compiled shapes.
     """
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,
                                                               weights)
@@ -146,8 +149,19 @@ def pcm_upper_bound(
     if restrict_to_support and is_concrete(theta_target) and is_concrete(phi):
         supp = np.flatnonzero(np.abs(np.asarray(theta_target) - np.asarray(theta_orig)) > 0)
         if supp.size:
+            # pad to a power of two with zero columns (θ_O = θ_A = 0: they stay at 0 at the
+            # optimum), so that repeated calls compile few shapes
+            size = max(8, 1 << int(np.ceil(np.log2(supp.size))))
+            if support_pad is not None and support_pad >= supp.size:
+                size = int(support_pad)
+            pad = size - supp.size
             idx = jnp.asarray(supp)
-            res = pcm(phi[:, idx], theta_orig[idx], theta_target[idx], weights=weights[idx],
+            zpad = jnp.zeros((pad,), phi.dtype)
+            res = pcm(jnp.concatenate([phi[:, idx], jnp.zeros((phi.shape[0], pad), phi.dtype)],
+                                      axis=1),
+                      jnp.concatenate([theta_orig[idx], zpad]),
+                      jnp.concatenate([theta_target[idx], zpad]),
+                      weights=jnp.concatenate([weights[idx], zpad + 1.0]),
                       method=method, throw=False)
             ok = bool(res.success) and float(res.residual) <= 1e-6 * (
                 1.0 + float(jnp.linalg.norm(phi @ (theta_target - theta_orig))))
