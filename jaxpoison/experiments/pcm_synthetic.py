@@ -76,7 +76,7 @@ def _plot(rows, path, ns, attacks):
         ax.set_xscale("log")
         ax.set_xlabel("N / n")
         ax.set_ylabel("cost / N (fraction of pairs flipped)")
-        ax.set_title(f"{attack}: PCM vs naive (band: sharp lower .. upper bound)")
+        ax.set_title(f"{attack}: PCM vs naive (band: sharp lower .. upper bound)", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
