@@ -87,8 +87,8 @@ def boxosqp(phi, theta_o, theta_a, maxiter=4000, tol=1e-6):
     return lambda c: run(c, phi, lo, hi)
 
 
-def main(quick: bool):
-    sizes = QUICK if quick else FULL
+def main(quick: bool, sizes=None, batch: bool = True, lean: bool = False):
+    sizes = sizes or (QUICK if quick else FULL)
     rows = []
     for n, N in sizes:
         phi_np, to_np, ta_np = instance(n, N)
@@ -107,11 +107,11 @@ def main(quick: bool):
         row.update(ipm=t_ipm, ipm_compile=c_ipm, ipm_obj=float(r_ipm.cost),
                    ipm_res=float(r_ipm.residual), ipm_it=int(r_ipm.iterations),
                    ipm_status=int(r_ipm.status))
-        if N <= PDHG_MAX_N:
+        if N <= PDHG_MAX_N and not lean:
             c_pd, t_pd, r_pd = time_jax(ours("pdhg", 1e-7, PDHG_ITERS), phi, to, ta, repeats=1)
             row.update(pdhg=t_pd, pdhg_compile=c_pd, pdhg_obj=float(r_pd.cost),
                        pdhg_res=float(r_pd.residual), pdhg_it=int(r_pd.iterations))
-        if N <= OSQP_MAX_N:
+        if N <= OSQP_MAX_N and not lean:
             run = boxosqp(phi, to, ta)
             c_os, t_os, (p, q) = time_jax(run, jnp.ones(2 * N), repeats=1)
             theta = to + p - q
@@ -146,6 +146,9 @@ def main(quick: bool):
          "ipm s", "ipm compile", "ipm it", "ipm relerr", "ipm resid", "HiGHS/ipm",
          "pdhg s", "pdhg compile", "pdhg it", "pdhg relerr", "HiGHS/pdhg"], table)
 
+    if not batch:
+        print(machine_line())
+        return
     # vmapped batch of 16 targets vs 16 single solves
     n, N = (50, 2_000) if quick else (100, 10_000)
     phi_np, to_np, _ = instance(n, N)
@@ -173,4 +176,10 @@ def main(quick: bool):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    main(ap.parse_args().quick)
+    ap.add_argument("--sizes", default=None, help="e.g. 1000x100000,200x20000")
+    ap.add_argument("--no-batch", action="store_true", help="skip the vmapped-batch table")
+    ap.add_argument("--lean", action="store_true", help="HiGHS and our IPM only")
+    args = ap.parse_args()
+    sizes = None if args.sizes is None else [
+        tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    main(args.quick, sizes, not args.no_batch, args.lean)

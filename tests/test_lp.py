@@ -129,6 +129,15 @@ def test_float32_no_nan(problems, references):
             assert abs(float(res.objective) - ref) <= 1e-3 * (1 + abs(ref))
 
 
+def test_pdhg_float32_no_nan(problems, references):
+    args = [jnp.asarray(a[0], jnp.float32) for a in problems]
+    res = linprog(*args, method="pdhg", throw=False)
+    assert res.x.dtype == jnp.float32
+    assert np.all(np.isfinite(np.asarray(res.x))) and np.all(np.isfinite(np.asarray(res.y)))
+    assert int(res.status) == Status.SUCCESS
+    assert abs(float(res.objective) - references[0].fun) <= 1e-3 * (1 + abs(references[0].fun))
+
+
 def _directions(problems, k=3, seed=1):
     rng = np.random.default_rng(seed)
     return [(rng.normal(size=N_VAR), rng.normal(size=(M, N_VAR)), rng.normal(size=M))
