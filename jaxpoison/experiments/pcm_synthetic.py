@@ -137,5 +137,5 @@ def pcm_synthetic(ctx: RecipeContext) -> Report:
 
 @demo("PCM", order=10)
 def pcm_demo(ctx: RecipeContext) -> Report:
-    return _run(ctx, (20,), (1, 5, 20, 50), "pcm-demo",
+    return _run(ctx, (20,), (2, 50), "pcm-demo",
                 "PCM: cheapest relabelling with the same reward model (n = 20)", pad=True)
