@@ -1,4 +1,6 @@
 """The attacker's side: PCM, preference and label-flip attacks, model-targeted poisoning."""
+from jaxpoison.attacks.discretize import Discretized as Discretized
+from jaxpoison.attacks.discretize import discretize as discretize
 from jaxpoison.attacks.gradient_poison import GradientAttackResult as GradientAttackResult
 from jaxpoison.attacks.gradient_poison import gradient_poisoning_attack as gradient_poisoning_attack
 from jaxpoison.attacks.kkt import KKTResult as KKTResult
@@ -16,6 +18,13 @@ from jaxpoison.attacks.model_targeted import AttackState as AttackState
 from jaxpoison.attacks.model_targeted import ModelTargetedResult as ModelTargetedResult
 from jaxpoison.attacks.model_targeted import model_targeted_attack as model_targeted_attack
 from jaxpoison.attacks.model_targeted import theorem2_lower_bound as theorem2_lower_bound
+from jaxpoison.attacks.pcm import PCMResult as PCMResult
+from jaxpoison.attacks.pcm import pcm as pcm
+from jaxpoison.attacks.pcm_bounds import pcm_lower_bound as pcm_lower_bound
+from jaxpoison.attacks.pcm_bounds import pcm_upper_bound as pcm_upper_bound
+from jaxpoison.attacks.preference import PreferenceAttack as PreferenceAttack
+from jaxpoison.attacks.preference import random_flip as random_flip
+from jaxpoison.attacks.preference import rlhf_poison as rlhf_poison
 from jaxpoison.attacks.target_models import TargetModels as TargetModels
 from jaxpoison.attacks.target_models import indiscriminate_targets as indiscriminate_targets
 from jaxpoison.attacks.target_models import subpopulation_target as subpopulation_target

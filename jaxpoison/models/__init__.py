@@ -15,3 +15,6 @@ from jaxpoison.models.linear import LinearModel as LinearModel
 from jaxpoison.models.linear import fit_linear as fit_linear
 from jaxpoison.models.linear import linear_losses as linear_losses
 from jaxpoison.models.linear import linear_objective as linear_objective
+from jaxpoison.models.reward import RewardResult as RewardResult
+from jaxpoison.models.reward import bradley_terry_loss as bradley_terry_loss
+from jaxpoison.models.reward import fit_bradley_terry as fit_bradley_terry

@@ -1,6 +1,8 @@
 """Generic numerics (LP, QP / SVM-dual, implicit differentiation); knows nothing about poisoning."""
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_box_hyperplane
 from jaxpoison.solvers.implicit import attach_implicit_grad as attach_implicit_grad
+from jaxpoison.solvers.lp import LPResult as LPResult
+from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.svm_dual import SVMDualResult as SVMDualResult
 from jaxpoison.solvers.svm_dual import svm_dual_pgd as svm_dual_pgd
 from jaxpoison.solvers.svm_dual import svm_dual_smo as svm_dual_smo

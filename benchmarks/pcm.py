@@ -1,0 +1,185 @@
+"""PCM benchmark: our structured LP solvers against HiGHS and jaxopt's BoxOSQP.
+
+The LP is PCM's p-q form (θ_O = 1, Φ Gaussian, 5% random flips):
+``min 1^T p + 1^T q  s.t.  Φ p - Φ q = Φ(θ_A - θ_O),  0 <= p <= 1 - θ_O,  0 <= q <= θ_O``.
+
+Columns: wall time of the solve (JAX compile time reported apart), relative objective error
+against HiGHS (the best of highs-ipm / highs-ds by time, both solving the same LP),
+``||Φθ - Φθ_A||_2``, and the speed-up over HiGHS. A vmapped batch of 16 targets is compared
+with 16 single solves. Run: ``python benchmarks/pcm.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import machine_line, print_table, time_call, time_jax  # noqa: E402
+from scipy.optimize import linprog as scipy_linprog  # noqa: E402
+
+from jaxpoison.attacks.pcm import _pcm_jit  # noqa: E402
+from jaxpoison.datasets import gaussian_preference_features  # noqa: E402
+
+FULL = [(50, 5_000), (100, 20_000), (200, 20_000), (300, 30_000), (1000, 100_000)]
+QUICK = [(50, 2_000), (100, 5_000)]
+HIGHS_MAX_NNZ = 2e7      # skip HiGHS beyond this (dense 2nN-entry matrix)
+OSQP_MAX_N = 20_000
+PDHG_MAX_N = 30_000
+PDHG_ITERS = 3_000       # PDHG is the matrix-free option, not the accuracy target here
+
+
+def instance(n, N, seed=0):
+    phi = gaussian_preference_features(n, N, seed=seed)
+    theta_o = np.ones(N)
+    rng = np.random.default_rng(seed)
+    theta_a = theta_o.copy()
+    theta_a[rng.permutation(N)[: N // 20]] = 0.0
+    return phi, theta_o, theta_a
+
+
+def highs(phi, theta_o, theta_a, method):
+    n, N = phi.shape
+    A = np.hstack([phi, -phi])
+    bounds = np.stack([np.zeros(2 * N), np.concatenate([1 - theta_o, theta_o])], 1)
+    return scipy_linprog(np.ones(2 * N), A_eq=A, b_eq=phi @ (theta_a - theta_o),
+                         bounds=bounds, method=method)
+
+
+def ours(method, tol, max_iter):
+    def run(phi, theta_o, theta_a):
+        return _pcm_jit(phi, theta_o, theta_a, jnp.ones_like(theta_o), method=method, tol=tol,
+                        max_iter=max_iter)
+    return run
+
+
+def boxosqp(phi, theta_o, theta_a, maxiter=4000, tol=1e-6):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from jaxopt import BoxOSQP
+    n, N = phi.shape
+    b = phi @ (theta_a - theta_o)
+
+    def matvec_A(P, x):
+        return jnp.concatenate([P @ (x[:N] - x[N:]), x])
+
+    solver = BoxOSQP(matvec_Q=lambda _, x: jnp.zeros_like(x), matvec_A=matvec_A, tol=tol,
+                     maxiter=maxiter, jit=True)
+    lo = jnp.concatenate([b, jnp.zeros(2 * N)])
+    hi = jnp.concatenate([b, 1.0 - theta_o, theta_o])
+
+    @jax.jit
+    def run(c, P, lo, hi):
+        sol = solver.run(params_obj=(None, c), params_eq=P, params_ineq=(lo, hi)).params
+        x = sol.primal[0]
+        return jnp.clip(x[:N], 0, 1 - theta_o), jnp.clip(x[N:], 0, theta_o)
+
+    return lambda c: run(c, phi, lo, hi)
+
+
+def main(quick: bool, sizes=None, batch: bool = True, lean: bool = False):
+    sizes = sizes or (QUICK if quick else FULL)
+    rows = []
+    for n, N in sizes:
+        phi_np, to_np, ta_np = instance(n, N)
+        phi, to, ta = (jnp.asarray(a) for a in (phi_np, to_np, ta_np))
+        row = {"n": n, "N": N}
+        ref = None
+        if 2 * n * N <= HIGHS_MAX_NNZ:
+            best = None
+            for meth in ("highs-ipm", "highs-ds"):
+                t, res = time_call(highs, phi_np, to_np, ta_np, meth)
+                row[meth] = t
+                if res.status == 0 and (best is None or t < best[0]):
+                    best = (t, res.fun, meth)
+            row["highs"], ref, row["highs_best"] = best
+        c_ipm, t_ipm, r_ipm = time_jax(ours("ipm", 1e-9, 100), phi, to, ta, repeats=1)
+        row.update(ipm=t_ipm, ipm_compile=c_ipm, ipm_obj=float(r_ipm.cost),
+                   ipm_res=float(r_ipm.residual), ipm_it=int(r_ipm.iterations),
+                   ipm_status=int(r_ipm.status))
+        if N <= PDHG_MAX_N and not lean:
+            c_pd, t_pd, r_pd = time_jax(ours("pdhg", 1e-7, PDHG_ITERS), phi, to, ta, repeats=1)
+            row.update(pdhg=t_pd, pdhg_compile=c_pd, pdhg_obj=float(r_pd.cost),
+                       pdhg_res=float(r_pd.residual), pdhg_it=int(r_pd.iterations))
+        if N <= OSQP_MAX_N and not lean:
+            run = boxosqp(phi, to, ta)
+            c_os, t_os, (p, q) = time_jax(run, jnp.ones(2 * N), repeats=1)
+            theta = to + p - q
+            row.update(osqp=t_os, osqp_compile=c_os, osqp_obj=float(jnp.sum(jnp.abs(theta - to))),
+                       osqp_res=float(jnp.linalg.norm(phi @ (theta - ta))))
+        if ref is None:
+            ref = row["ipm_obj"]
+        row["ref"] = ref
+        rows.append(row)
+        print(f"done n={n} N={N}: {row}", flush=True)
+
+    def rel(v, ref):
+        return abs(v - ref) / abs(ref) if v is not None else float("nan")
+
+    nan = float("nan")
+    table = []
+    for r in rows:
+        h = r.get("highs", float("nan"))
+        table.append([
+            r["n"], r["N"],
+            r.get("highs-ipm", float("nan")), r.get("highs-ds", float("nan")),
+            r.get("highs_best", "skipped"),
+            r.get("osqp", float("nan")), rel(r.get("osqp_obj"), r["ref"]),
+            r["ipm"], r["ipm_compile"], r["ipm_it"], rel(r["ipm_obj"], r["ref"]), r["ipm_res"],
+            h / r["ipm"],
+            r.get("pdhg", nan), r.get("pdhg_compile", nan), r.get("pdhg_it", "-"),
+            rel(r.get("pdhg_obj"), r["ref"]), h / r.get("pdhg", nan),
+        ])
+    print_table(
+        "PCM LP: time (s), relative objective error vs HiGHS, ||Φθ-Φθ_A||",
+        ["n", "N", "highs-ipm s", "highs-ds s", "HiGHS best", "BoxOSQP s", "OSQP relerr",
+         "ipm s", "ipm compile", "ipm it", "ipm relerr", "ipm resid", "HiGHS/ipm",
+         "pdhg s", "pdhg compile", "pdhg it", "pdhg relerr", "HiGHS/pdhg"], table)
+
+    if not batch:
+        print(machine_line())
+        return
+    # vmapped batch of 16 targets vs 16 single solves
+    n, N = (50, 2_000) if quick else (100, 10_000)
+    phi_np, to_np, _ = instance(n, N)
+    phi, to = jnp.asarray(phi_np), jnp.asarray(to_np)
+    targets = []
+    for k in range(16):
+        _, _, ta = instance(n, N, seed=k + 1)
+        targets.append(ta)
+    tas = jnp.asarray(np.stack(targets))
+    single = ours("ipm", 1e-9, 100)
+    batched = jax.jit(jax.vmap(lambda ta, p, o: single(p, o, ta), in_axes=(0, None, None)))
+    c_b, t_b, rb = time_jax(batched, tas, phi, to, repeats=1)
+    time_jax(single, phi, to, tas[0], repeats=1)
+    start = time.perf_counter()
+    costs = [float(single(phi, to, tas[k]).cost) for k in range(16)]
+    t_s = time.perf_counter() - start
+    diff = float(np.max(np.abs(np.asarray(rb.cost) - np.asarray(costs))))
+    print_table(f"vmapped batch of 16 PCM targets (n={n}, N={N}, ipm)",
+                ["batch s", "batch compile", "16 singles s", "solves/s batch",
+                 "solves/s single", "max |cost diff|", "all success"],
+                [[t_b, c_b, t_s, 16 / t_b, 16 / t_s, diff, bool(np.all(np.asarray(rb.success)))]])
+    print(machine_line())
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", default=None, help="e.g. 1000x100000,200x20000")
+    ap.add_argument("--no-batch", action="store_true", help="skip the vmapped-batch table")
+    ap.add_argument("--lean", action="store_true", help="HiGHS and our IPM only")
+    args = ap.parse_args()
+    sizes = None if args.sizes is None else [
+        tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    main(args.quick, sizes, not args.no_batch, args.lean)
