@@ -26,8 +26,8 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, Status
-from jaxpoison.attacks.max_loss import _as_box
-from jaxpoison.models.linear import LOSSES, LinearModel, _fit, default_tol
+from jaxpoison.attacks.max_loss import _check_poisoning_problem
+from jaxpoison.models.linear import LinearModel, _fit, default_tol
 
 __all__ = ["GradientAttackResult", "gradient_poisoning_attack"]
 
@@ -100,19 +100,14 @@ def gradient_poisoning_attack(
     Returns:
       :class:`GradientAttackResult`.
     """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
+    X, y, _, lo, hi = _check_poisoning_problem(loss, X, y, None, reg, lower, upper)
     dtype = X.dtype
-    y = V.as_label_array(y, "y").astype(dtype)
-    V.check_same_length(X, "X", y, "y")
     Xv = V.as_float_array(X_val, "X_val", ndim=2, dtype=dtype)
     yv = V.as_label_array(y_val, "y_val").astype(dtype)
     V.check_same_length(Xv, "X_val", yv, "y_val")
     n, d = X.shape
     if Xv.shape[1] != d:
         raise ValueError(f"X_val must have {d} columns; got {Xv.shape[1]}")
-    V.check_positive(reg, "reg")
-    lo, hi = _as_box(lower, upper, d, dtype)
     n_poison = V.check_int(n_poison, "n_poison", low=1)
     steps = V.check_int(steps, "steps", low=1)
     if init_X is None:

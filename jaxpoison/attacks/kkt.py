@@ -32,8 +32,8 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
-from jaxpoison.attacks.max_loss import _as_box, _as_model
-from jaxpoison.models.linear import LOSSES, LinearModel, _fit, default_tol
+from jaxpoison.attacks.max_loss import _check_poisoning_problem
+from jaxpoison.models.linear import LinearModel, _fit, default_tol
 
 __all__ = ["KKTResult", "kkt_attack", "project_box_halfspace"]
 
@@ -154,15 +154,9 @@ def kkt_attack(X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "h
     Returns:
       :class:`KKTResult` (status SUCCESS unless the retraining failed).
     """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
+    X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype
-    y = V.as_label_array(y, "y").astype(dtype)
-    V.check_same_length(X, "X", y, "y")
     n, d = X.shape
-    target = _as_model(target, "target", d, dtype)
-    V.check_positive(reg, "reg")
-    lo, hi = _as_box(lower, upper, d, dtype)
     n_poison = V.check_int(n_poison, "n_poison", low=1)
     splits = V.check_int(splits, "splits", low=2)
     n_pos = np.unique(np.round(np.linspace(0, 1, splits) * n_poison)).astype(int)

@@ -195,6 +195,26 @@ def _as_model(model, name: str, d: int | None = None, dtype=None) -> LinearModel
     return LinearModel(w, b)
 
 
+def _check_poisoning_problem(loss, X, y, target, reg, lower, upper):
+    """Validate a poisoning problem's victim side: the loss name, the clean data ``(X, y)``,
+    the target model (``None`` when there is none), the regularisation and the feasible box.
+
+    Returns ``(X, y, target, lo, hi)`` with ``y`` cast to ``X``'s float dtype and the box
+    broadcast to ``(d,)``.
+    """
+    V.check_choice(loss, "loss", LOSSES)
+    X = V.as_float_array(X, "X", ndim=2)
+    dtype = X.dtype
+    y = V.as_label_array(y, "y").astype(dtype)
+    V.check_same_length(X, "X", y, "y")
+    d = X.shape[1]
+    if target is not None:
+        target = _as_model(target, "target", d, dtype)
+    V.check_positive(reg, "reg")
+    lo, hi = _as_box(lower, upper, d, dtype)
+    return X, y, target, lo, hi
+
+
 def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str = "hinge",
                         lower: Float[Array, " d"] | float,
                         upper: Float[Array, " d"] | float, key=None, restarts: int = 32,

@@ -47,9 +47,8 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, Status
-from jaxpoison.attacks.max_loss import _as_box, _as_model, _max_loss
+from jaxpoison.attacks.max_loss import _check_poisoning_problem, _max_loss
 from jaxpoison.models.linear import (
-    LOSSES,
     LinearFit,
     LinearModel,
     _fit,
@@ -263,15 +262,9 @@ def model_targeted_attack(
     Returns:
       :class:`ModelTargetedResult`.
     """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
+    X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype
-    y = V.as_label_array(y, "y").astype(dtype)
-    V.check_same_length(X, "X", y, "y")
     n, d = X.shape
-    target = _as_model(target, "target", d, dtype)
-    V.check_positive(reg, "reg")
-    lo, hi = _as_box(lower, upper, d, dtype)
     if eps is not None:
         V.check_positive(eps, "eps")
     if param_distance is not None:
