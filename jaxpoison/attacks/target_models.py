@@ -108,6 +108,29 @@ def _select(errors, losses, wanted):
     return np.asarray(chosen)
 
 
+
+def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, eval_X, eval_y, *,
+                    loss, reg, tol, max_iter) -> TargetModels:
+    """Fit one candidate per row of ``weights`` on ``(X, y) ∪ (X_extra, y_extra)`` in one
+    vmapped call, measure each one's error on ``(eval_X, eval_y)`` and regularised clean
+    loss, and pick per wanted error the lowest-loss candidate reaching it (the most
+    damaging candidate where none does)."""
+    dtype = X.dtype
+    S = jnp.asarray(weights, dtype)
+    X_all = jnp.concatenate([X, X_extra])
+    y_all = jnp.concatenate([y, y_extra])
+    models = _fit_many(X_all, y_all, S, reg, tol, loss=loss, max_iter=max_iter).model
+    err = jax.vmap(lambda mdl: jnp.mean(
+        jnp.where(eval_X @ mdl.w + mdl.b >= 0, 1.0, -1.0) != eval_y))(models)
+    cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(models)
+    err_np, cl_np = np.asarray(err), np.asarray(cl)
+    chosen = _select(err_np, cl_np, wanted_errors)
+    pick = np.where(chosen >= 0, chosen, int(np.argmax(err_np)))
+    targets = jax.tree_util.tree_map(lambda a: a[pick], models)
+    return TargetModels(candidates=models, params=jnp.asarray(params, dtype), error=err,
+                        clean_loss=cl, chosen=jnp.asarray(chosen), targets=targets,
+                        wanted_error=jnp.asarray(np.atleast_1d(wanted_errors), dtype))
+
 def indiscriminate_targets(
     X: Float[Array, "n d"], y, *, loss: str = "hinge", reg, target_errors: Sequence[float],
     quantiles: Sequence[float] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
@@ -152,21 +175,9 @@ def indiscriminate_targets(
         for r in repeats:
             grid.append((q, r))
             weights.append(np.concatenate([np.ones(n), r * mask]))
-    S = jnp.asarray(np.stack(weights), dtype)
-    X_all = jnp.concatenate([X, pool_X])
-    y_all = jnp.concatenate([y, -pool_y])
-    fits = _fit_many(X_all, y_all, S, reg, tol, loss=loss, max_iter=max_iter)
-    models = fits.model
-    err = jax.vmap(lambda mdl: jnp.mean(
-        jnp.where(eval_X @ mdl.w + mdl.b >= 0, 1.0, -1.0) != eval_y))(models)
-    cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(models)
-    err_np, cl_np = np.asarray(err), np.asarray(cl)
-    chosen = _select(err_np, cl_np, target_errors)
-    pick = np.where(chosen >= 0, chosen, int(np.argmax(err_np)))
-    targets = jax.tree_util.tree_map(lambda a: a[pick], models)
-    return TargetModels(candidates=models, params=jnp.asarray(grid, dtype), error=err,
-                        clean_loss=cl, chosen=jnp.asarray(chosen), targets=targets,
-                        wanted_error=jnp.asarray(np.atleast_1d(target_errors), dtype))
+    return _fit_candidates(X, y, pool_X, -pool_y, np.stack(weights), np.asarray(grid),
+                           target_errors, eval_X, eval_y, loss=loss, reg=reg, tol=tol,
+                           max_iter=max_iter)
 
 
 def subpopulation_target(
@@ -221,19 +232,6 @@ def subpopulation_target(
             base[idx] = 0.0
             extra[:] = count / idx.size
         weights.append(np.concatenate([base, extra]))
-    S = jnp.asarray(np.stack(weights), dtype)
-    X_all = jnp.concatenate([X, Xs])
-    y_all = jnp.concatenate([y, -ys])
-    fits = _fit_many(X_all, y_all, S, reg, tol, loss=loss, max_iter=max_iter)
-    models = fits.model
-    err = jax.vmap(lambda mdl: jnp.mean(
-        jnp.where(eval_X @ mdl.w + mdl.b >= 0, 1.0, -1.0) != eval_y))(models)
-    cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(models)
-    err_np, cl_np = np.asarray(err), np.asarray(cl)
-    chosen = _select(err_np, cl_np, [target_error])
-    pick = np.where(chosen >= 0, chosen, int(np.argmax(err_np)))
-    targets = jax.tree_util.tree_map(lambda a: a[pick], models)
-    return TargetModels(candidates=models, params=jnp.asarray(np.asarray(rates)[:, None],
-                                                                dtype),
-                        error=err, clean_loss=cl, chosen=jnp.asarray(chosen), targets=targets,
-                        wanted_error=jnp.asarray([target_error], dtype))
+    return _fit_candidates(X, y, Xs, -ys, np.stack(weights), np.asarray(rates)[:, None],
+                           [target_error], eval_X, eval_y, loss=loss, reg=reg, tol=tol,
+                           max_iter=max_iter)
