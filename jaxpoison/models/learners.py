@@ -276,12 +276,16 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
         count = jnp.maximum(mb.sum(), 1)
         return jnp.sum(jnp.where(mb, ce, 0.0)) / count + learner.penalty(p)
 
+    # gather the part's rows once; full-batch steps then read them without any gather
+    Xp, yp = X[indices], y[indices]
+
     def step(carry, slots_shifts):
         p, s = carry
         slots, sh = slots_shifts
-        rows = indices[slots]
-        mb = mask[slots]
-        xb, yb = X[rows], y[rows]
+        if steps == 1:  # the slots are the identity order
+            xb, yb, mb = Xp, yp, mask
+        else:
+            xb, yb, mb = Xp[slots], yp[slots], mask[slots]
         if augment_shift:
             xb = _shift_images(xb, sh, image_shape)
         grads = jax.grad(loss_fn)(p, xb, yb, mb)
