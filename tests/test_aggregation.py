@@ -263,3 +263,65 @@ def test_sharded_training_equals_single_device():
     # identical predictions; parameters equal up to float64 round-off (XLA:CPU compiles the
     # per-device block of 2 parts differently from a block of 16, e.g. matmul tiling)
     assert diff <= 1e-12, diff
+
+
+_WORKER = textwrap.dedent("""
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}", num_processes=2,
+                               process_id=pid)
+    import numpy as np
+    from jax.experimental import multihost_utils
+    from sklearn.datasets import load_digits
+    from jaxpoison.defenses import dpa_partition, ensemble_predict, train_ensemble
+    from jaxpoison.models import SoftmaxRegression
+
+    assert jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    part = dpa_partition(X, y, 13)
+    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=3, batch_size=8)
+    leaf = jax.tree_util.tree_leaves(ens.params)[0]
+    assert not leaf.is_fully_addressable  # really spread over both processes
+    W = multihost_utils.process_allgather(ens.params["W"], tiled=True)
+    pred = multihost_utils.process_allgather(ensemble_predict(learner, ens, X), tiled=True)
+    if pid == 0:
+        np.savez(out, W=np.asarray(W), pred=np.asarray(pred))
+""")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_multiprocess_training_equals_single_device(tmp_path):
+    """Two processes (jax.distributed, 2 CPU devices each) train one ensemble sharded over
+    all 4 devices; the gathered parameters equal a single-device run in this process."""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out, port = tmp_path / "multi.npz", str(_free_port())
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(pid), port, str(out)],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for pid in (0, 1)]
+    logs = [p.communicate(timeout=240)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(logs)
+    got = np.load(out)
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    part = dpa_partition(X, y, 13)
+    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    ref = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=3, batch_size=8,
+                         devices=jax.devices()[:1])
+    np.testing.assert_allclose(got["W"][:13], np.asarray(ref.params["W"])[:13], rtol=0,
+                               atol=1e-12)
+    np.testing.assert_array_equal(got["pred"], np.asarray(ensemble_predict(learner, ref, X)))
