@@ -46,7 +46,8 @@ def test_kernels_match_sklearn(kernel, rng):
     X1, X2 = rng.normal(size=(37, 4)), rng.normal(size=(11, 4))
     ref = {"rbf": rbf_kernel(X1, X2, gamma=0.3), "linear": linear_kernel(X1, X2),
            "polynomial": polynomial_kernel(X1, X2, degree=3, gamma=0.3, coef0=1.0)}[kernel]
-    for block in (2048, 8):  # single block and the blocked lax.map path (37 = 4*8 + 5)
+    # one block; 5 balanced blocks of 8 rows with 3 padded; 37 blocks of 1 row, no padding
+    for block in (2048, 8, 1):
         K = kernel_matrix(jnp.array(X1), jnp.array(X2), 0.3, kernel=kernel, coef0=1.0,
                           block_size=block)
         np.testing.assert_allclose(K, ref, rtol=1e-10, atol=1e-12)
