@@ -73,6 +73,18 @@ def test_rounds_match_numpy_scipy_replay(data, run):
                                + float(run.history.intercept[-1]), atol=1e-10)
 
 
+def test_sort_projection_gives_the_same_game(data, run):
+    """The non-default root finder (sorted breakpoints) plays the same game as the default
+    bisection (both are checked against brute force in test_kernel_svm.py)."""
+    X, y, Xe, ye = data
+    other = floral(X, y, C=C, gamma=GAMMA, k=K_FLIP, rounds=T, lr=LR, key=jax.random.key(7),
+                   X_eval=Xe, y_eval=ye, record_lam=True, projection="sort")
+    np.testing.assert_array_equal(np.asarray(other.history.flips),
+                                  np.asarray(run.history.flips))
+    np.testing.assert_allclose(np.asarray(other.history.lam), np.asarray(run.history.lam),
+                               rtol=0, atol=1e-11)
+
+
 def test_lambda_feasible_every_round(data, run):
     _, y, _, _ = data
     lams = np.asarray(run.history.lam)
