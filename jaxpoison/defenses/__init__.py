@@ -19,6 +19,11 @@ from jaxpoison.defenses.floral import FloralResult as FloralResult
 from jaxpoison.defenses.floral import floral as floral
 from jaxpoison.defenses.floral import floral_multiclass as floral_multiclass
 from jaxpoison.defenses.floral import floral_validation_loss as floral_validation_loss
+from jaxpoison.defenses.nn_baselines import MLPModel as MLPModel
+from jaxpoison.defenses.nn_baselines import MLPResult as MLPResult
+from jaxpoison.defenses.nn_baselines import mlp_baseline as mlp_baseline
+from jaxpoison.defenses.nn_baselines import mlp_pgd_baseline as mlp_pgd_baseline
+from jaxpoison.defenses.nn_baselines import pgd_perturbation as pgd_perturbation
 from jaxpoison.defenses.partition import EmptyPartWarning as EmptyPartWarning
 from jaxpoison.defenses.partition import Partition as Partition
 from jaxpoison.defenses.partition import bytes_hash as bytes_hash

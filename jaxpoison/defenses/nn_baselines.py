@@ -1,0 +1,270 @@
+r"""Neural-network baselines for label poisoning: a plain MLP and an MLP with PGD training.
+
+FLORAL (Bal et al., ICLR 2025) is compared with a neural network trained on the poisoned
+labels ("NN") and the same network trained adversarially with projected gradient descent
+("NN-PGD", Madry et al., ICLR 2018). Both are binary classifiers
+:math:`f_\theta : \mathbb R^d \to \mathbb R` (a ReLU MLP, ``equinox.nn.MLP``) predicting
+:math:`\operatorname{sign} f_\theta(x)` (ties to :math:`+1`), trained full batch with optax
+Adam on the logistic loss with weight decay on the weight matrices,
+
+.. math::
+
+    \min_\theta\; \frac1n \sum_{i=1}^n \log\bigl(1 + e^{-y_i f_\theta(x_i + \delta_i)}\bigr)
+    + \frac{\lambda}{2} \sum_{W \in \theta} \lVert W \rVert_F^2 .
+
+* :func:`mlp_baseline`: :math:`\delta = 0`.
+* :func:`mlp_pgd_baseline`: before every step, :math:`\delta_i` approximately maximises
+  the loss over the ball :math:`\lVert\delta_i\rVert \le \varepsilon` (``"linf"`` or
+  ``"l2"``) by :func:`pgd_perturbation` -- a random start in the ball and ``pgd_steps``
+  ascent steps (signed gradient for :math:`\ell_\infty`, normalised gradient for
+  :math:`\ell_2`), each followed by the projection onto the ball -- and the network is
+  trained on the perturbed points only (Madry et al.'s min-max objective).
+
+Both are one jitted ``lax.scan`` over the training steps, ``vmap`` over keys and label
+vectors of one shape, and return an :class:`MLPResult` whose model has
+``decision_function``, ``predict`` and ``accuracy`` like the kernel-SVM baselines.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float
+
+from jaxpoison import _validate as v
+from jaxpoison._result import Result, Status, raise_if_failed
+
+__all__ = ["MLPModel", "MLPResult", "mlp_baseline", "mlp_pgd_baseline", "pgd_perturbation"]
+
+NORMS = ("linf", "l2")
+
+
+class MLPModel(eqx.Module):
+    """A trained binary MLP classifier :math:`x \\mapsto \\operatorname{sign} f(x)`."""
+
+    net: eqx.nn.MLP
+
+    def decision_function(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
+        """:math:`f(x)` for every row of ``X`` (the logit of class :math:`+1`)."""
+        return jax.vmap(self.net)(jnp.asarray(X, self.net.layers[0].weight.dtype))
+
+    def predict(self, X: Float[Array, "m d"]) -> Array:
+        """Labels in :math:`\\{-1, +1\\}` (``+1`` where :math:`f(x) \\ge 0`)."""
+        return jnp.where(self.decision_function(X) >= 0, 1, -1)
+
+    def accuracy(self, X, y) -> jax.Array:
+        """Fraction of ``X`` classified as ``y``."""
+        dtype = self.net.layers[0].weight.dtype
+        return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(dtype))
+
+
+class MLPResult(Result):
+    """Outcome of :func:`mlp_baseline` / :func:`mlp_pgd_baseline`.
+
+    Attributes:
+        model: the trained :class:`MLPModel`.
+        loss: training objective (on the perturbed points for PGD training) before each
+            step, ``(epochs,)``.
+        status: success, or numerical error if the parameters are not finite.
+        iterations: the number of training steps.
+    """
+
+    model: MLPModel
+    loss: jax.Array
+
+
+def _logistic(margin):
+    return jnp.logaddexp(0.0, -margin)
+
+
+def _perturb(net, X, yf, key, eps, step_size, steps, norm):
+    """PGD in the ``norm`` ball of radius ``eps`` around every row (random start)."""
+    if steps == 0:
+        return jnp.zeros_like(X)
+
+    def loss_of(delta):
+        return jnp.sum(_logistic(yf * jax.vmap(net)(X + delta)))
+
+    def project(delta):
+        if norm == "linf":
+            return jnp.clip(delta, -eps, eps)
+        nrm = jnp.linalg.norm(delta, axis=1, keepdims=True)
+        return delta * jnp.minimum(1.0, eps / jnp.maximum(nrm, 1e-30))
+
+    if norm == "linf":
+        delta = jax.random.uniform(key, X.shape, X.dtype, -1.0, 1.0) * eps
+    else:  # uniform direction, radius eps * U^(1/d)
+        kd, kr = jax.random.split(key)
+        g = jax.random.normal(kd, X.shape, X.dtype)
+        g = g / jnp.maximum(jnp.linalg.norm(g, axis=1, keepdims=True), 1e-30)
+        r = jax.random.uniform(kr, (X.shape[0], 1), X.dtype) ** (1.0 / X.shape[1])
+        delta = g * r * eps
+
+    def body(delta, _):
+        g = jax.grad(loss_of)(delta)
+        if norm == "linf":
+            step = jnp.sign(g)
+        else:
+            step = g / jnp.maximum(jnp.linalg.norm(g, axis=1, keepdims=True), 1e-30)
+        return project(delta + step_size * step), None
+
+    delta, _ = jax.lax.scan(body, delta, None, length=steps)
+    return jax.lax.stop_gradient(delta)
+
+
+def _penalty(net):
+    mats = [w for w in jax.tree_util.tree_leaves(eqx.filter(net, eqx.is_array))
+            if w.ndim >= 2]
+    return 0.5 * sum(jnp.sum(w * w) for w in mats)
+
+
+@eqx.filter_jit  # the network holds its activation function: not a jit-able array
+def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps, norm):
+    dtype = X.dtype
+    yf = y.astype(dtype)
+    k_init, k_pgd = jax.random.split(key)
+    net = eqx.nn.MLP(X.shape[1], "scalar", width, depth, activation=jax.nn.relu,
+                     key=k_init, dtype=dtype)
+    params, static = eqx.partition(net, eqx.is_array)
+    opt = optax.adam(lr)
+    state = opt.init(params)
+
+    def objective(p, Xb):
+        m = eqx.combine(p, static)
+        return jnp.mean(_logistic(yf * jax.vmap(m)(Xb))) + l2 * _penalty(m)
+
+    def step(carry, k):
+        p, s = carry
+        delta = _perturb(eqx.combine(p, static), X, yf, k, eps, step_size, pgd_steps, norm)
+        val, g = jax.value_and_grad(objective)(p, X + delta)
+        upd, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, upd), s), val
+
+    (params, _), losses = jax.lax.scan(step, (params, state), jax.random.split(k_pgd, epochs))
+    net = eqx.combine(params, static)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a))
+                                for a in jax.tree_util.tree_leaves(params)]))
+    status = jnp.where(finite, Status.SUCCESS, Status.NUMERICAL_ERROR).astype(jnp.int32)
+    return MLPResult(status=status, iterations=jnp.asarray(epochs, jnp.int32),
+                     model=MLPModel(net), loss=losses)
+
+
+def _check(X, y, width, depth, epochs, lr, l2, key):
+    X = v.as_float_array(X, "X", ndim=2)
+    y = v.as_label_array(y, "y", allowed=(-1, 1))
+    v.check_same_length(X, "X", y, "y")
+    width = v.check_int(width, "width", low=1)
+    depth = v.check_int(depth, "depth", low=0)
+    epochs = v.check_int(epochs, "epochs", low=1)
+    v.check_positive(lr, "lr")
+    v.check_nonnegative(l2, "l2")
+    v.check_key(key)
+    return X, y, width, depth, epochs
+
+
+def mlp_baseline(
+    X: Float[Array, "n d"], y, *, key, width: int = 32, depth: int = 2, epochs: int = 1000,
+    lr: float = 1e-2, l2: float = 1e-4, throw: bool = True,
+) -> MLPResult:
+    r"""Train the "NN" baseline: a ReLU MLP on the (possibly poisoned) labels.
+
+    Args:
+        X: training points ``(n, d)``; y: labels in :math:`\{-1, +1\}`.
+        key: PRNG key (initialisation; keyword-only).
+        width, depth: hidden units per layer and number of hidden layers (``depth=0`` is a
+            linear model :math:`w^\top x + b`).
+        epochs: full-batch Adam steps. lr: Adam's learning rate.
+        l2: weight decay :math:`\lambda` on the weight matrices.
+        throw: raise on a non-finite result (skipped under transformations).
+
+    Returns:
+        :class:`MLPResult`. Comparable to ``sklearn.neural_network.MLPClassifier`` with
+        ``solver="adam"``, full batches and ``alpha = n * l2`` (sklearn sums the loss over
+        the batch and scales its penalty by ``1 / n``).
+    """
+    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
+    zero = jnp.asarray(0.0, X.dtype)
+    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(l2, X.dtype), zero, zero,
+                 width=width, depth=depth, epochs=epochs, pgd_steps=0, norm="linf")
+    return raise_if_failed(res, "mlp_baseline", throw=throw)
+
+
+def mlp_pgd_baseline(
+    X: Float[Array, "n d"], y, *, key, eps: float, norm: str = "linf", pgd_steps: int = 10,
+    pgd_step_size: float | None = None, width: int = 32, depth: int = 2, epochs: int = 1000,
+    lr: float = 1e-2, l2: float = 1e-4, throw: bool = True,
+) -> MLPResult:
+    r"""Train the "NN-PGD" baseline: the MLP of :func:`mlp_baseline` trained adversarially.
+
+    Every step replaces each training point by :math:`x_i + \delta_i` with
+    :math:`\delta_i` from :func:`pgd_perturbation` against the current network (random
+    start, ``pgd_steps`` steps of size ``pgd_step_size``, default
+    :math:`2.5\,\varepsilon/\text{pgd\_steps}` as in Madry et al.) and takes one Adam
+    step on the perturbed points.
+
+    Args:
+        eps: radius :math:`\varepsilon \ge 0` of the perturbation ball (``0``: plain
+            training with a zero perturbation).
+        norm: ``"linf"`` or ``"l2"``.
+        pgd_steps: ascent steps per training step (``>= 1``).
+        pgd_step_size: ascent step size (positive; default above).
+        Other arguments as in :func:`mlp_baseline`.
+
+    Returns:
+        :class:`MLPResult` (``loss`` is the objective on the perturbed points).
+    """
+    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
+    v.check_nonnegative(eps, "eps")
+    v.check_choice(norm, "norm", NORMS)
+    pgd_steps = v.check_int(pgd_steps, "pgd_steps", low=1)
+    if pgd_step_size is None:
+        pgd_step_size = 2.5 * eps / pgd_steps
+    else:
+        v.check_positive(pgd_step_size, "pgd_step_size")
+    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(l2, X.dtype),
+                 jnp.asarray(eps, X.dtype), jnp.asarray(pgd_step_size, X.dtype),
+                 width=width, depth=depth, epochs=epochs, pgd_steps=pgd_steps, norm=norm)
+    return raise_if_failed(res, "mlp_pgd_baseline", throw=throw)
+
+
+@eqx.filter_jit
+def _pgd_jit(net, X, yf, key, eps, step_size, *, steps, norm):
+    return _perturb(net, X, yf, key, eps, step_size, steps, norm)
+
+
+def pgd_perturbation(
+    model: MLPModel, X: Float[Array, "m d"], y, *, eps: float, key, norm: str = "linf",
+    steps: int = 10, step_size: float | None = None,
+) -> Float[Array, "m d"]:
+    r"""PGD perturbations :math:`\delta_i` with :math:`\lVert\delta_i\rVert \le \varepsilon`
+    that (approximately) maximise the logistic loss :math:`\log(1 + e^{-y_i f(x_i+\delta_i)})`.
+
+    Random start in the ball, then ``steps`` iterations of
+    :math:`\delta \leftarrow \Pi_{\lVert\cdot\rVert\le\varepsilon}(\delta + \alpha\, s)` with
+    :math:`s = \operatorname{sign}\nabla_\delta` (:math:`\ell_\infty`) or
+    :math:`\nabla_\delta / \lVert\nabla_\delta\rVert_2` (:math:`\ell_2`). For a linear
+    model the maximiser is :math:`-\varepsilon\, y\, \operatorname{sign}(w)`
+    (:math:`\ell_\infty`) or :math:`-\varepsilon\, y\, w / \lVert w \rVert_2` (:math:`\ell_2`),
+    which one step of size :math:`\ge 2\varepsilon` reaches exactly.
+
+    Returns:
+        ``(m, d)`` perturbations; evaluate robustness with
+        ``model.accuracy(X + delta, y)``.
+    """
+    if not isinstance(model, MLPModel):
+        raise TypeError(f"model must be an MLPModel; got {type(model).__name__}")
+    X = v.as_float_array(X, "X", ndim=2)
+    y = v.as_label_array(y, "y", allowed=(-1, 1))
+    v.check_same_length(X, "X", y, "y")
+    v.check_nonnegative(eps, "eps")
+    v.check_choice(norm, "norm", NORMS)
+    steps = v.check_int(steps, "steps", low=1)
+    v.check_key(key)
+    if step_size is None:
+        step_size = 2.5 * eps / steps
+    else:
+        v.check_positive(step_size, "step_size")
+    return _pgd_jit(model.net, X, y.astype(X.dtype), key, jnp.asarray(eps, X.dtype),
+                    jnp.asarray(step_size, X.dtype), steps=steps, norm=norm)
