@@ -79,8 +79,8 @@ def _logistic(margin):
     return jnp.logaddexp(0.0, -margin)
 
 
-def _perturb(net, X, yf, key, eps, step_size, steps, norm):
-    """PGD in the ``norm`` ball of radius ``eps`` around every row (random start)."""
+def _perturb(net, X, yf, key, eps, step_size, steps, norm, random_start=True):
+    """PGD in the ``norm`` ball of radius ``eps`` around every row."""
     if steps == 0:
         return jnp.zeros_like(X)
 
@@ -93,7 +93,9 @@ def _perturb(net, X, yf, key, eps, step_size, steps, norm):
         nrm = jnp.linalg.norm(delta, axis=1, keepdims=True)
         return delta * jnp.minimum(1.0, eps / jnp.maximum(nrm, 1e-30))
 
-    if norm == "linf":
+    if not random_start:
+        delta = jnp.zeros_like(X)
+    elif norm == "linf":
         delta = jax.random.uniform(key, X.shape, X.dtype, -1.0, 1.0) * eps
     else:  # uniform direction, radius eps * U^(1/d)
         kd, kr = jax.random.split(key)
@@ -121,7 +123,8 @@ def _penalty(net):
 
 
 @eqx.filter_jit  # the network holds its activation function: not a jit-able array
-def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps, norm):
+def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps, norm,
+           random_start=True):
     dtype = X.dtype
     yf = y.astype(dtype)
     k_init, k_pgd = jax.random.split(key)
@@ -137,7 +140,8 @@ def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps
 
     def step(carry, k):
         p, s = carry
-        delta = _perturb(eqx.combine(p, static), X, yf, k, eps, step_size, pgd_steps, norm)
+        delta = _perturb(eqx.combine(p, static), X, yf, k, eps, step_size, pgd_steps, norm,
+                         random_start)
         val, g = jax.value_and_grad(objective)(p, X + delta)
         upd, s = opt.update(g, s, p)
         return (optax.apply_updates(p, upd), s), val
@@ -193,8 +197,9 @@ def mlp_baseline(
 
 def mlp_pgd_baseline(
     X: Float[Array, "n d"], y, *, key, eps: float, norm: str = "linf", pgd_steps: int = 10,
-    pgd_step_size: float | None = None, width: int = 32, depth: int = 2, epochs: int = 1000,
-    lr: float = 1e-2, l2: float = 1e-4, throw: bool = True,
+    pgd_step_size: float | None = None, random_start: bool = True, width: int = 32,
+    depth: int = 2, epochs: int = 1000, lr: float = 1e-2, l2: float = 1e-4,
+    throw: bool = True,
 ) -> MLPResult:
     r"""Train the "NN-PGD" baseline: the MLP of :func:`mlp_baseline` trained adversarially.
 
@@ -210,6 +215,8 @@ def mlp_pgd_baseline(
         norm: ``"linf"`` or ``"l2"``.
         pgd_steps: ascent steps per training step (``>= 1``).
         pgd_step_size: ascent step size (positive; default above).
+        random_start: start each ascent at a uniform point of the ball (Madry et al.);
+            ``False`` starts at :math:`\delta = 0` (the FLORAL authors' code).
         Other arguments as in :func:`mlp_baseline`.
 
     Returns:
@@ -225,7 +232,8 @@ def mlp_pgd_baseline(
         v.check_positive(pgd_step_size, "pgd_step_size")
     res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(l2, X.dtype),
                  jnp.asarray(eps, X.dtype), jnp.asarray(pgd_step_size, X.dtype),
-                 width=width, depth=depth, epochs=epochs, pgd_steps=pgd_steps, norm=norm)
+                 width=width, depth=depth, epochs=epochs, pgd_steps=pgd_steps, norm=norm,
+                 random_start=bool(random_start))
     return raise_if_failed(res, "mlp_pgd_baseline", throw=throw)
 
 

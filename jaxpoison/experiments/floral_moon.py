@@ -14,7 +14,15 @@ import jax
 import numpy as np
 
 from jaxpoison.attacks import alfa_tilt, flip_budget
-from jaxpoison.defenses import curie, floral, ln_svm, ls_svm, svm_baseline
+from jaxpoison.defenses import (
+    curie,
+    floral,
+    ln_svm,
+    ls_svm,
+    mlp_baseline,
+    mlp_pgd_baseline,
+    svm_baseline,
+)
 from jaxpoison.experiments import RecipeContext, Report, Table, demo, recipe
 
 C, GAMMA = 10.0, 1.0
@@ -27,12 +35,20 @@ PAPER_ALFA_TILT = {"FLORAL": {0: 0.968, 5: 0.972, 10: 0.971, 25: 0.893},
                    "SVM": {0: 0.968, 5: 0.944, 10: 0.910, 25: 0.787}}
 
 
-def _baselines(X, y):
+# NN baselines as in the authors' code for Moon: a 2-32-32-1 ReLU network; NN-PGD trains
+# on l_inf PGD points with eps = 8/255, 5 steps of 2/255 from delta = 0
+NN = dict(width=32, depth=2, epochs=1000, lr=1e-2, l2=1e-4)
+PGD = dict(eps=8 / 255, pgd_steps=5, pgd_step_size=2 / 255, random_start=False)
+
+
+def _baselines(X, y, key):
     return {
         "SVM": svm_baseline(X, y, C=C, gamma=GAMMA),
         "LN-SVM": ln_svm(X, y, C=C, gamma=GAMMA, mu=0.25),
         "Curie": curie(X, y, C=C, gamma=GAMMA, eps=0.3, min_samples=5, omega=1.0),
         "LS-SVM": ls_svm(X, y, C=C, gamma=GAMMA, k=10, eta=0.5),
+        "NN": mlp_baseline(X, y, key=key, **NN),
+        "NN-PGD": mlp_pgd_baseline(X, y, key=key, **NN, **PGD),
     }
 
 
@@ -95,7 +111,7 @@ def _boundary_figure(path, X, y_poison, models, title):
     plt.close(fig)
 
 
-@recipe("floral-moon", "FLORAL vs SVM / LN-SVM / Curie / LS-SVM on the authors' Moon data "
+@recipe("floral-moon", "FLORAL vs SVM / LN-SVM / Curie / LS-SVM / NN / NN-PGD on the authors' Moon "
         "(clean, authors' adversarial labels, alfa-tilt labels)", part="FLORAL")
 def floral_moon(ctx: RecipeContext) -> Report:
     from jaxpoison.datasets import load_floral_moon
@@ -124,7 +140,8 @@ def floral_moon(ctx: RecipeContext) -> Report:
         sets[f"alfa-tilt {lvl}%"] = (lvl, "alfa-tilt", labs)
 
     Xv, yv = data.X_val.astype(float), data.y_val.astype(int)
-    methods = ["FLORAL", "SVM", "LN-SVM", "Curie", "LS-SVM"]
+    methods = ["FLORAL", "SVM", "LN-SVM", "Curie", "LS-SVM", "NN", "NN-PGD"]
+    nn_keys = jax.random.split(jax.random.fold_in(base_key, 3), reps)
     val_sel = {}
     best = {m: {} for m in methods}
     last = {m: {} for m in methods}
@@ -143,13 +160,14 @@ def floral_moon(ctx: RecipeContext) -> Report:
             fl.append(float(res.last_accuracy[0]))
             fv.append(val_selected_accuracy(jax.tree_util.tree_map(lambda a: a[0], res),
                                             X, yr, Xv, yv, Xt, yt))
-            for m, out in _baselines(X, yr).items():
+            outs = _baselines(X, yr, nn_keys[r])
+            for m, out in outs.items():
                 acc = float(out.model.accuracy(Xt, yt))
                 best[m][name].append(acc)
                 last[m][name].append(acc)
             if r == 0:
                 keep[name] = (yr, jax.tree_util.tree_map(lambda a: a[0], res.model),
-                              _baselines(X, yr)["SVM"].model)
+                              outs["SVM"].model)
         best["FLORAL"][name], last["FLORAL"][name] = fb, fl
         val_sel[name] = fv
         timing[name] = time.perf_counter() - t0
