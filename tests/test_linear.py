@@ -78,15 +78,19 @@ def test_warm_start(small, loss):
     np.testing.assert_allclose(c.model.theta, a.model.theta, atol=1e-7)
 
 
-def test_active_set_refit_after_adding_a_row(data):
+def test_active_set_refit_after_adding_a_row():
     """One round of the model-targeted attack: a row joins the data (weight 0 -> 1) and
-    the warm-started active-set steps alone reach the exact solution (vs liblinear)."""
+    the warm-started active-set steps alone reach the exact solution (vs liblinear).
+    High-dimensional data as in the attack (d = 60 > the margin set)."""
     from jaxpoison.models.linear import ACTIVE_SET_STEPS, _hinge_active_set
 
-    X, y = data
-    y = np.r_[y[:-1], -y[-1]]  # a flipped label: the new row violates the old model's KKT
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 1, (120, 60))
+    y = np.where(X @ rng.normal(size=60) + 0.3 * rng.normal(size=120) > np.median(
+        X @ rng.normal(size=60)), 1, -1)
     s = np.r_[np.ones(len(y) - 1), 0.0]
     prev = fit_linear(X, y, reg=LAM, sample_weight=s)
+    y[-1] = -int(prev.model.predict(X[-1:])[0])  # the new row is misclassified: a violator
     s[-1] = 1.0
     alpha, w, b, gap, steps = _hinge_active_set(
         jnp.asarray(X), jnp.asarray(y, float), jnp.asarray(s), LAM, prev.dual, 1e-5,
