@@ -220,6 +220,24 @@ def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, *, k):
     return alpha, theta
 
 
+def _move_violators(keep_m, in_b, in_m, active, g, small, direct=True):
+    """Active-set update for rows outside ``M`` whose margin violates the KKT conditions
+    by more than ``small`` (semismooth-Newton rule with :math:`c_i = U_i`, i.e. on
+    :math:`\\alpha_i - U_i(z_i^\\top\\theta - 1)`): a zero row with margin
+    :math:`\\le 0` goes straight to ``B``, one in (0, 1) to ``M``; a bound row with margin
+    :math:`\\ge 2` goes to ``Z``, one in (1, 2) to ``M``. ``direct=False``: every
+    violator goes to ``M`` (:math:`c_i \\to 0`). The first step (from the previous
+    solution, where mostly the new rows violate) uses the direct rule, later steps the
+    other, which measured fewer steps on the attack's refits."""
+    in_z = active & ~in_m & ~in_b
+    jump = 1.0 if direct else jnp.inf
+    z_to_b = in_z & (g <= -jump)
+    z_to_m = in_z & (g < -small) & ~z_to_b
+    b_to_z = in_b & (g >= jump)
+    b_to_m = in_b & (g > small) & ~b_to_z
+    return keep_m | z_to_m | b_to_m, (in_b & ~b_to_z & ~b_to_m) | z_to_b
+
+
 def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
     """Primal-dual active-set iterations (Hintermueller-Ito-Kunisch) on the hinge dual,
     warm-started from ``alpha0``.
@@ -250,8 +268,7 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
     # violations below tol / 2 pass the final test anyway: leaving those rows in place
     # avoids churn from rounding-sized violations
     small = 0.5 * tol
-    viol = active & ((~in_m & ~in_b & (g < -small)) | (in_b & (g > small)))
-    in_m, in_b = in_m | viol, in_b & ~viol
+    in_m, in_b = _move_violators(in_m, in_b, in_m, active, g, small)
     sizes = _margin_buckets(n, d)
     branches = [partial(_solve_on_sets, k=k) for k in sizes]
     bounds = jnp.asarray(sizes[:-1], jnp.int32)
@@ -271,10 +288,8 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
         ok = ((count <= sizes[-1]) & ~jnp.any(below) & ~jnp.any(above)
               & jnp.isfinite(spread) & jnp.all(jnp.isfinite(theta)))
         gap = jnp.where(ok, spread, jnp.inf)
-        viol_z = active & ~in_m & ~in_b & (g < -small)
-        viol_b = in_b & (g > small)
-        new_m = (in_m & ~below & ~above) | viol_z | viol_b
-        new_b = (in_b & ~viol_b) | above
+        new_m, new_b = _move_violators(in_m & ~below & ~above, in_b | above, in_m, active, g,
+                                       small, direct=False)
         return new_m, new_b, a_c, w, b, gap, it + 1
 
     def cond(carry):
