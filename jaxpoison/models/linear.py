@@ -19,12 +19,19 @@ problem of Suya et al. (ICML 2021), whose code uses ``C = 1 / (n * weight_decay)
 
 Solvers (all inside ``lax.while_loop``, so they ``jit`` and ``vmap``):
 
-* hinge: dual coordinate descent (Hsieh et al. 2008, as in liblinear) on
+* hinge: on a warm start (the previous dual :math:`\alpha`; new rows start at 0), a
+  primal-dual active-set method (Hintermueller, Ito and Kunisch 2003; a semismooth Newton
+  method): split the rows into bound :math:`B` (:math:`\alpha_i = U_i`), margin :math:`M`
+  and zero sets, solve the margin equations exactly on the sets, move the rows whose
+  :math:`\alpha` or margin violates the KKT conditions, repeat (a few steps of cost
+  :math:`O(nd + |M|^2 d + |M|^3)` each when one row was added). If that does not converge
+  within ``ACTIVE_SET_STEPS`` steps, or on a cold start: dual coordinate descent
+  (Hsieh et al. 2008, as in liblinear) on
   :math:`\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
-  \rVert^2`, :math:`U_i = s_i/(N\lambda)`, :math:`\tilde x_i = (x_i, 1)`; stops when the
-  largest projected-gradient violation :math:`\max_i |PG_i| \le` ``tol``
-  (every few epochs an exact active-set solve is tried and kept if it meets ``tol``).
-  Warm start: the previous dual :math:`\alpha` (new rows start at 0).
+  \rVert^2`, :math:`U_i = s_i/(N\lambda)`, :math:`\tilde x_i = (x_i, 1)`, with a new
+  active-set attempt every two epochs. Either way it stops when the largest
+  projected-gradient violation :math:`\max_i |PG_i| \le` ``tol`` (an active-set solution
+  is then exact up to rounding). ``iterations`` counts epochs plus active-set steps.
 * logistic: Newton-CG with Armijo backtracking; stops when
   :math:`\lVert\nabla J\rVert_\infty \le` ``tol`` :math:`\cdot N`. Warm start: the
   previous :math:`(w, b)`.
