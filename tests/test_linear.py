@@ -78,6 +78,35 @@ def test_warm_start(small, loss):
     np.testing.assert_allclose(c.model.theta, a.model.theta, atol=1e-7)
 
 
+def test_active_set_refit_after_adding_a_row():
+    """One round of the model-targeted attack: a row joins the data (weight 0 -> 1) and
+    the warm-started active-set steps alone reach the exact solution (vs liblinear).
+    High-dimensional data as in the attack (d = 60 > the margin set)."""
+    from jaxpoison.models.linear import ACTIVE_SET_STEPS, _hinge_active_set
+
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 1, (120, 60))
+    y = np.where(X @ rng.normal(size=60) + 0.3 * rng.normal(size=120) > np.median(
+        X @ rng.normal(size=60)), 1, -1)
+    s = np.r_[np.ones(len(y) - 1), 0.0]
+    prev = fit_linear(X, y, reg=LAM, sample_weight=s)
+    y[-1] = -int(prev.model.predict(X[-1:])[0])  # the new row is misclassified: a violator
+    s[-1] = 1.0
+    alpha, w, b, gap, steps = _hinge_active_set(
+        jnp.asarray(X), jnp.asarray(y, float), jnp.asarray(s), LAM, prev.dual, 1e-5,
+        ACTIVE_SET_STEPS)
+    assert float(gap) <= 1e-9 and 1 <= int(steps) <= ACTIVE_SET_STEPS
+    assert float(alpha[-1]) > 0  # the new row is a support vector
+    ref = _sklearn("hinge", X, y, 1.0 / (len(y) * LAM))
+    ours = linear_objective(LinearModel(w, b), X, y, reg=LAM)
+    theirs = linear_objective(ref, X, y, reg=LAM)
+    assert abs(ours - theirs) <= 1e-5 * abs(theirs) and ours <= theirs * (1 + 1e-9)
+    # fit_linear takes the same path: no coordinate-descent epoch is needed
+    res = fit_linear(X, y, reg=LAM, sample_weight=s, init=prev)
+    assert int(res.iterations) == int(steps)
+    np.testing.assert_allclose(res.model.theta, jnp.r_[w, b], atol=1e-10)
+
+
 def _directional_fd(f, x, v, h=1e-6):
     return (f(x + h * v) - f(x - h * v)) / (2 * h)
 

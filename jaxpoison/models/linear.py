@@ -19,12 +19,19 @@ problem of Suya et al. (ICML 2021), whose code uses ``C = 1 / (n * weight_decay)
 
 Solvers (all inside ``lax.while_loop``, so they ``jit`` and ``vmap``):
 
-* hinge: dual coordinate descent (Hsieh et al. 2008, as in liblinear) on
+* hinge: on a warm start (the previous dual :math:`\alpha`; new rows start at 0), a
+  primal-dual active-set method (Hintermueller, Ito and Kunisch 2003; a semismooth Newton
+  method): split the rows into bound :math:`B` (:math:`\alpha_i = U_i`), margin :math:`M`
+  and zero sets, solve the margin equations exactly on the sets, move the rows whose
+  :math:`\alpha` or margin violates the KKT conditions, repeat (a few steps of cost
+  :math:`O(nd + |M|^2 d + |M|^3)` each when one row was added). If that does not converge
+  within ``ACTIVE_SET_STEPS`` steps, or on a cold start: dual coordinate descent
+  (Hsieh et al. 2008, as in liblinear) on
   :math:`\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
-  \rVert^2`, :math:`U_i = s_i/(N\lambda)`, :math:`\tilde x_i = (x_i, 1)`; stops when the
-  largest projected-gradient violation :math:`\max_i |PG_i| \le` ``tol``
-  (every few epochs an exact active-set solve is tried and kept if it meets ``tol``).
-  Warm start: the previous dual :math:`\alpha` (new rows start at 0).
+  \rVert^2`, :math:`U_i = s_i/(N\lambda)`, :math:`\tilde x_i = (x_i, 1)`, with a new
+  active-set attempt every two epochs. Either way it stops when the largest
+  projected-gradient violation :math:`\max_i |PG_i| \le` ``tol`` (an active-set solution
+  is then exact up to rounding). ``iterations`` counts epochs plus active-set steps.
 * logistic: Newton-CG with Armijo backtracking; stops when
   :math:`\lVert\nabla J\rVert_\infty \le` ``tol`` :math:`\cdot N`. Warm start: the
   previous :math:`(w, b)`.
@@ -70,6 +77,10 @@ LOSSES = ("hinge", "logistic")
 # at most this many margin support vectors are used by the exact active-set solve (and
 # its derivative); with more, coordinate descent alone finishes the solve.
 MAX_MARGIN_SET = 256
+# active-set steps tried on a warm start before falling back to coordinate descent
+ACTIVE_SET_STEPS = 12
+# margin-set solves up to this size use a Cholesky factorisation, larger ones CG
+DIRECT_SOLVE_MAX = 96
 
 
 class LinearModel(eqx.Module):
@@ -151,57 +162,171 @@ def _pg_spread(alpha, upper, margins_minus_one):
     return jnp.max(jnp.abs(pg))
 
 
-def _hinge_polish(X, y, s, reg, alpha, violators=None):
-    """Exact solution on the active sets guessed from ``alpha`` (one linear solve)."""
-    n, d = X.shape
-    dtype = X.dtype
-    upper = s / (jnp.sum(s) * reg)
-    bound, sel, sel_mask = _hinge_masks(alpha, s, reg, d, violators)
-    sel = sel.astype(jnp.int32)
-    coef_b = bound * upper * y
-    w_b, b_b = X.T @ coef_b, jnp.sum(coef_b)
-    Zs = y[sel, None] * jnp.concatenate([X[sel], jnp.ones((sel.shape[0], 1), dtype)], 1)
-    Zs = Zs * sel_mask[:, None]
-    theta_b = jnp.concatenate([w_b, b_b[None]])
-    K = Zs @ Zs.T
-    ridge = (1e-13 if dtype == jnp.float64 else 1e-6) * jnp.max(jnp.diag(K))
-    K = K + jnp.diag(1.0 - sel_mask) + ridge * jnp.eye(sel.shape[0], dtype=dtype)
-    # conjugate gradients (K is symmetric positive definite); a dense LU is slow on CPU
-    rhs = sel_mask * (1.0 - Zs @ theta_b)
-    beta, _ = jax.scipy.sparse.linalg.cg(lambda v: K @ v, rhs,
-                                         tol=1e-14 if dtype == jnp.float64 else 1e-7,
-                                         maxiter=3 * sel.shape[0])
-    beta = sel_mask * beta
-    theta = theta_b + Zs.T @ beta
-    w, b = theta[:-1], theta[-1]
-    new = (bound * upper).at[sel].add(beta)
-    feasible = jnp.all(new >= -1e-12 * upper) & jnp.all(new <= upper * (1 + 1e-12))
-    new = jnp.clip(new, 0.0, upper)
-    spread = _pg_spread(new, upper, y * (X @ w + b) - 1.0)
-    ok = feasible & jnp.isfinite(spread) & jnp.all(jnp.isfinite(theta))
-    return new, w, b, jnp.where(ok, spread, jnp.inf)
-
-
 def _dual_obj(alpha, y, X):
     v = alpha * y
     w, b = X.T @ v, jnp.sum(v)
     return jnp.sum(alpha) - 0.5 * (w @ w + b * b)
 
 
+def _margin_buckets(n, d):
+    """Static sizes of the margin-set solve (the smallest that holds the set is used; one
+    size, compiled once, when the largest is small)."""
+    cap = min(n, d + 1, MAX_MARGIN_SET)
+    return [cap] if cap <= DIRECT_SOLVE_MAX else [32, DIRECT_SOLVE_MAX, cap]
+
+
+def _spd_solve(K, r):
+    """Solve ``K x = r`` for a small symmetric positive definite ``K``: Gauss-Jordan
+    inversion without pivoting in a ``fori_loop`` (fast to compile and to run at these
+    sizes), then one step of iterative refinement. A numerically singular ``K`` gives
+    non-finite or infeasible values, which the caller's checks reject."""
+    k = K.shape[0]
+    A = jnp.concatenate([K, jnp.eye(k, dtype=K.dtype)], 1)
+
+    def body(j, A):
+        row = A[j] / A[j, j]
+        col = A[:, j].at[j].set(0.0)
+        return (A - col[:, None] * row[None, :]).at[j].set(row)
+
+    K_inv = jax.lax.fori_loop(0, k, body, A)[:, k:]
+    x = K_inv @ r
+    return x + K_inv @ (r - K @ x)
+
+
+def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, *, k):
+    """The dual point with :math:`\\alpha_B = U_B`, :math:`\\alpha_Z = 0` and the margin
+    equations :math:`z_i^\\top\\theta = 1` on ``M`` (``|M| <= k``); returns
+    ``(alpha, theta)``. The ``k x k`` Gram system is solved by Cholesky for small ``k``
+    and by CG warm-started from ``alpha_guess`` above ``DIRECT_SOLVE_MAX`` (XLA's dense
+    CPU factorisations become slow beyond about 100 rows)."""
+    dtype = X.dtype
+    _, sel = jax.lax.top_k(in_m, k)  # the rows of M first (compiles faster than nonzero)
+    valid = in_m[sel]
+    coef_b = in_b * upper * y
+    theta_b = jnp.concatenate([coef_b @ X, jnp.sum(coef_b)[None]])
+    Zs = y[sel, None] * jnp.concatenate([X[sel], jnp.ones((k, 1), dtype)], 1)
+    Zs = Zs * valid[:, None]
+    K = Zs @ Zs.T
+    ridge = (1e-13 if dtype == jnp.float64 else 1e-6) * jnp.max(jnp.diag(K))
+    K = K + jnp.diag(1.0 - valid + ridge)
+    rhs = valid * (1.0 - Zs @ theta_b)
+    inv_diag = 1.0 / jnp.diag(K)
+
+    def cg(_):
+        return jax.scipy.sparse.linalg.cg(lambda v: K @ v, rhs, x0=valid * alpha_guess[sel],
+                                          tol=1e-14 if dtype == jnp.float64 else 1e-7,
+                                          maxiter=3 * k, M=lambda v: inv_diag * v)[0]
+
+    if k > DIRECT_SOLVE_MAX:
+        beta = cg(None)
+    else:
+        beta = _spd_solve(K, rhs)
+    beta = valid * beta
+    theta = theta_b + Zs.T @ beta
+    alpha = (in_b * upper).at[sel].add(beta)
+    return alpha, theta
+
+
+def _move_violators(keep_m, in_b, in_m, active, g, small, direct=True):
+    """Active-set update for rows outside ``M`` whose margin violates the KKT conditions
+    by more than ``small`` (semismooth-Newton rule with :math:`c_i = U_i`, i.e. on
+    :math:`\\alpha_i - U_i(z_i^\\top\\theta - 1)`): a zero row with margin
+    :math:`\\le 0` goes straight to ``B``, one in (0, 1) to ``M``; a bound row with margin
+    :math:`\\ge 2` goes to ``Z``, one in (1, 2) to ``M``. ``direct=False``: every
+    violator goes to ``M`` (:math:`c_i \\to 0`). The first step (from the previous
+    solution, where mostly the new rows violate) uses the direct rule, later steps the
+    other, which measured fewer steps on the attack's refits."""
+    in_z = active & ~in_m & ~in_b
+    jump = 1.0 if direct else jnp.inf
+    z_to_b = in_z & (g <= -jump)
+    z_to_m = in_z & (g < -small) & ~z_to_b
+    b_to_z = in_b & (g >= jump)
+    b_to_m = in_b & (g > small) & ~b_to_z
+    return keep_m | z_to_m | b_to_m, (in_b & ~b_to_z & ~b_to_m) | z_to_b
+
+
+def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
+    """Primal-dual active-set iterations (Hintermueller-Ito-Kunisch) on the hinge dual,
+    warm-started from ``alpha0``.
+
+    The rows are split into bound :math:`B` (:math:`\\alpha_i = U_i`), margin :math:`M`
+    (:math:`z_i^\\top\\theta = 1`) and zero :math:`Z` (:math:`\\alpha_i = 0`) sets; each step
+    solves the equality-constrained problem on the sets (:func:`_solve_on_sets`), then moves
+    margin rows whose :math:`\\alpha_i` left :math:`[0, U_i]` to the bound they crossed and
+    rows of :math:`Z` / :math:`B` whose margin violates the KKT conditions into :math:`M`.
+    It stops when the same test as coordinate descent holds (feasible and largest
+    projected-gradient violation <= ``tol``), after ``max_steps`` steps, or when the
+    margin set outgrows the solve. One step costs :math:`O(nd + |M|^2 d)` plus CG.
+
+    Returns ``(alpha, w, b, gap, steps)`` with ``gap = inf`` when the last step was not
+    feasible."""
+    n, d = X.shape
+    dtype = X.dtype
+    upper = s / (jnp.sum(s) * reg)
+    active = upper > 0
+    alpha = jnp.clip(alpha0, 0.0, upper)
+    v = alpha * y
+    w, b = v @ X, jnp.sum(v)
+    g = y * (X @ w + b) - 1.0
+    rel = 1e-6 if dtype == jnp.float64 else 1e-3
+    feas = 1e-12 if dtype == jnp.float64 else 1e-6
+    in_b = active & (alpha >= (1 - rel) * upper)
+    in_m = active & ~in_b & (alpha > rel * upper)
+    # violations below tol / 2 pass the final test anyway: leaving those rows in place
+    # avoids churn from rounding-sized violations
+    small = 0.5 * tol
+    in_m, in_b = _move_violators(in_m, in_b, in_m, active, g, small)
+    sizes = _margin_buckets(n, d)
+    branches = [partial(_solve_on_sets, k=k) for k in sizes]
+    bounds = jnp.asarray(sizes[:-1], jnp.int32)
+
+    def step(carry):
+        in_m, in_b, alpha, _, _, _, it = carry
+        count = jnp.sum(in_m.astype(jnp.int32))
+        idx = jnp.sum((count > bounds).astype(jnp.int32))
+        new, theta = jax.lax.switch(idx, branches, X, y, upper, in_m.astype(dtype),
+                                    in_b.astype(dtype), alpha)
+        w, b = theta[:-1], theta[-1]
+        g = y * (X @ w + b) - 1.0
+        below = in_m & (new < -feas * upper)
+        above = in_m & (new > (1 + feas) * upper)
+        a_c = jnp.clip(new, 0.0, upper)
+        spread = _pg_spread(a_c, upper, g)
+        ok = ((count <= sizes[-1]) & ~jnp.any(below) & ~jnp.any(above)
+              & jnp.isfinite(spread) & jnp.all(jnp.isfinite(theta)))
+        gap = jnp.where(ok, spread, jnp.inf)
+        new_m, new_b = _move_violators(in_m & ~below & ~above, in_b | above, in_m, active, g,
+                                       small, direct=False)
+        return new_m, new_b, a_c, w, b, gap, it + 1
+
+    def cond(carry):
+        return (carry[5] > tol) & (carry[6] < max_steps)
+
+    init = (in_m, in_b, alpha, w, b, jnp.asarray(jnp.inf, dtype), jnp.asarray(0, jnp.int32))
+    _, _, alpha, w, b, gap, it = jax.lax.while_loop(cond, step, init)
+    return alpha, w, b, gap, it
+
+
 def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
-    """Dual coordinate descent; every ``polish_every`` epochs an active-set polish is tried
-    and accepted when it meets the tolerance (it then is exact up to rounding)."""
+    """The hinge solver: active-set steps (:func:`_hinge_active_set`) from the warm start,
+    then, while they do not reach ``tol``, dual coordinate descent epochs with a new
+    active-set attempt every ``polish_every`` epochs (started from the CD iterate; a
+    failed attempt's point is kept when it improves the dual objective). A solution found
+    by the active-set steps is exact up to rounding.
+
+    Returns ``(alpha, w, b, gap, epochs + active-set steps)``."""
     n, _ = X.shape
     dtype = X.dtype
     upper = s / (jnp.sum(s) * reg)
     alpha = jnp.clip(alpha0, 0.0, upper)
-    w = X.T @ (alpha * y)
-    b = jnp.sum(alpha * y)
+    v = alpha * y
+    w = v @ X
+    b = jnp.sum(v)
     qdiag = jnp.sum(X * X, axis=1) + 1.0
     big = jnp.asarray(jnp.inf, dtype)
 
     def epoch(carry):
-        alpha, w, b, _, it = carry
+        alpha, w, b, _, it, steps = carry
 
         def step(i, inner):
             alpha, w, b, pg_max, pg_min = inner
@@ -221,36 +346,37 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
 
         alpha, w, b, pg_max, pg_min = jax.lax.fori_loop(
             0, n, step, (alpha, w, b, -big, big))
-        return alpha, w, b, jnp.maximum(pg_max, -pg_min), it + 1
+        return alpha, w, b, jnp.maximum(pg_max, -pg_min), it + 1, steps
 
     def body(carry):
-        alpha, w, b, gap, it = carry
+        alpha, w, b, gap, it, steps = carry
 
-        def try_polish(_):
-            g = y * (X @ w + b) - 1.0
-            viol = (upper > 0) & (((alpha <= 0) & (g < 0)) | ((alpha >= upper) & (g > 0)))
-            pa, pw, pb, pgap = _hinge_polish(X, y, s, reg, alpha, viol)
-            # not exact yet: keep the polished dual point if it improves the dual objective
-            better = _dual_obj(pa, y, X) > _dual_obj(alpha, y, X)
-            keep = (pgap > tol) & better
-            pa = jnp.where(keep, pa, alpha)
-            return pa, pw, pb, pgap, keep
+        def try_active_set(_):
+            pa, pw, pb, pgap, k = _hinge_active_set(X, y, s, reg, alpha, tol,
+                                                    ACTIVE_SET_STEPS)
+
+            def improve(_):  # not exact yet: keep pa if it improves the dual objective
+                better = _dual_obj(pa, y, X) > _dual_obj(alpha, y, X)
+                va = jnp.where(better, pa, alpha) * y
+                return jnp.where(better, pa, alpha), va @ X, jnp.sum(va)
+
+            na, nw, nb = jax.lax.cond(pgap <= tol, lambda _: (pa, pw, pb), improve, None)
+            return na, nw, nb, pgap, k
 
         def skip(_):
-            return alpha, w, b, big, jnp.asarray(False)
+            return alpha, w, b, big, jnp.asarray(0, jnp.int32)
 
-        pa, pw, pb, pgap, keep = jax.lax.cond(it % polish_every == 0, try_polish, skip, None)
-        nw = jnp.where(keep, X.T @ (pa * y), w)
-        nb = jnp.where(keep, jnp.sum(pa * y), b)
-        return jax.lax.cond(pgap <= tol, lambda c: (pa, pw, pb, pgap, it + 1), epoch,
-                            (pa, nw, nb, gap, it))
+        attempt = (it % polish_every == 0) & jnp.any(alpha > 0)
+        na, nw, nb, pgap, k = jax.lax.cond(attempt, try_active_set, skip, None)
+        return jax.lax.cond(pgap <= tol, lambda c: (na, nw, nb, pgap, it, steps + k), epoch,
+                            (na, nw, nb, gap, it, steps + k))
 
     def cond(carry):
         return (carry[3] > tol) & (carry[4] < max_iter)
 
-    init = (alpha, w, b, jnp.asarray(jnp.inf, dtype), jnp.asarray(0, jnp.int32))
-    alpha, w, b, gap, it = jax.lax.while_loop(cond, body, init)
-    return alpha, w, b, gap, it
+    init = (alpha, w, b, big, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32))
+    alpha, w, b, gap, it, steps = jax.lax.while_loop(cond, body, init)
+    return alpha, w, b, gap, it + steps
 
 
 def _hinge_closed_form(params, masks):
@@ -401,7 +527,8 @@ def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
     params = (X, y, s, reg)
     ps = jax.lax.stop_gradient(params)
     if loss == "hinge":
-        alpha, w, b, res, it = _hinge_dual_cd(*ps, jax.lax.stop_gradient(alpha0), tol, max_iter)
+        alpha, w, b, res, it = _hinge_dual_cd(*ps, jax.lax.stop_gradient(alpha0), tol,
+                                              max_iter)
         masks = _hinge_masks(alpha, ps[2], ps[3], X.shape[1])
         theta = _hinge_attach(jnp.concatenate([w, b[None]]), params, masks)
         w, b = theta[:-1], theta[-1]
