@@ -176,7 +176,7 @@ def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection,
             K, y, lam, y_adv, Kyl, prev, sub, lr_t, C, k=k, thr=thr, factor=factor,
             projection=projection)
         # evaluate inside the loop, or keep the coefficients and evaluate all rounds
-        # after it with one matrix product (much faster than T matrix-vector products)
+        # after it with one matrix product instead of T matrix-vector products
         acc = coef if batch_eval else eval_fn(Ke, coef, b)
         return ((lam, y_new, y_adv, Kyl, flips, key),
                 (acc, nsv, b, flips, lam if record_lam else None))
@@ -318,7 +318,8 @@ def floral(
         candidate_factor: the attacker draws from the top ``candidate_factor * k`` SVs.
         projection: root finder of the projection, ``"bisect"`` (default) or ``"sort"``;
             both are exact up to rounding (see :func:`~jaxpoison.solvers.project_box_hyperplane`),
-            but XLA's CPU sort makes ``"sort"`` about 5x slower per round at n = 500.
+            but XLA's CPU sort makes ``"sort"`` about 5x slower at n = 500 (a whole
+            FLORAL round about 2x slower).
         record_lam: also keep :math:`\\lambda^t` of every round in ``history.lam``.
         throw: raise on a non-finite result (skipped under transformations).
 
