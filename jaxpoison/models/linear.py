@@ -79,7 +79,7 @@ LOSSES = ("hinge", "logistic")
 MAX_MARGIN_SET = 256
 # active-set steps tried on a warm start before falling back to coordinate descent
 ACTIVE_SET_STEPS = 12
-# margin-set solves up to this size use a Cholesky factorisation, larger ones CG
+# margin-set solves up to this size use Gauss-Jordan elimination, larger ones CG
 DIRECT_SOLVE_MAX = 96
 
 
@@ -196,9 +196,9 @@ def _spd_solve(K, r):
 def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, *, k):
     """The dual point with :math:`\\alpha_B = U_B`, :math:`\\alpha_Z = 0` and the margin
     equations :math:`z_i^\\top\\theta = 1` on ``M`` (``|M| <= k``); returns
-    ``(alpha, theta)``. The ``k x k`` Gram system is solved by Cholesky for small ``k``
-    and by CG warm-started from ``alpha_guess`` above ``DIRECT_SOLVE_MAX`` (XLA's dense
-    CPU factorisations become slow beyond about 100 rows)."""
+    ``(alpha, theta)``. The ``k x k`` Gram system is solved by Gauss-Jordan elimination
+    for small ``k`` and by CG warm-started from ``alpha_guess`` above ``DIRECT_SOLVE_MAX``
+    (XLA's dense CPU factorisations become slow beyond about 100 rows)."""
     dtype = X.dtype
     _, sel = jax.lax.top_k(in_m, k)  # the rows of M first (compiles faster than nonzero)
     valid = in_m[sel]
