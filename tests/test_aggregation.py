@@ -149,19 +149,25 @@ def test_softmax_regression_matches_sklearn_on_one_part(digits):
     assert np.mean(classes[np.argmax(ours, 1)] == ref.predict(X)) > 0.97
 
 
-def test_knn_learner_matches_sklearn_per_part(digits):
+@pytest.mark.parametrize("k, scheme", [(3, "dpa"), (1, "dpa"), (1, "fa"), (2, "fa")])
+def test_knn_learner_matches_sklearn_per_part(digits, k, scheme):
     from sklearn.neighbors import KNeighborsClassifier
 
     X, y = digits
     X = X + 1e-6 * np.arange(X.shape[1])  # no exact distance ties between distinct images
     Xte = X[::7] + 0.013
-    part = dpa_partition(X, y, 3, hash="bytes")
-    learner = KNearestNeighbors(10, k=3)
+    # FA subsets overlap (every sample lies in d of them): the shared distance matrix
+    # must be gathered per subset correctly
+    part = (dpa_partition(X, y, 3, hash="bytes") if scheme == "dpa"
+            else fa_partition(X, y, 2, 3, hash="bytes"))
+    learner = KNearestNeighbors(10, k=k)
     ens = train_ensemble(learner, X, y, part, key=jax.random.key(0))
-    preds = np.asarray(ensemble_predict(learner, ens, Xte, X=X, y=y))
-    for j in range(3):
+    # a small chunk: several test blocks, the last one padded
+    preds = np.asarray(ensemble_predict(learner, ens, Xte, X=X, y=y, chunk=50))
+    assert preds.shape == (len(Xte), part.num_parts)
+    for j in range(part.num_parts):
         rows = part.indices[j][part.mask[j]]
-        ref = KNeighborsClassifier(n_neighbors=3).fit(X[rows], y[rows]).predict(Xte)
+        ref = KNeighborsClassifier(n_neighbors=k).fit(X[rows], y[rows]).predict(Xte)
         np.testing.assert_array_equal(preds[:, j], ref)
 
 

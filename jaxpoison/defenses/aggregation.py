@@ -49,8 +49,9 @@ from jaxpoison.models.learners import (
     RadiusNearestNeighbors,
     fit_parts,
     make_optimizer,
-    predict_neighbors,
     predict_part,
+    squared_distances,
+    vote_neighbors,
 )
 
 __all__ = ["Ensemble", "train_ensemble", "ensemble_predict", "part_mesh"]
@@ -187,14 +188,21 @@ def _predict_trained(learner, params, sizes, X_test, chunk):
     return jnp.moveaxis(out, 1, 0).reshape(sizes.shape[0], -1)[:, :n].T
 
 
+# elements of the (parts, samples per part, test block) distance gather per block
+_NN_GATHER_ELEMENTS = 1 << 24
+
+
 @functools.partial(jax.jit, static_argnames=("learner", "chunk"))
 def _predict_nn(learner, X, y, indices, mask, X_test, chunk):
+    """Distances from a block of test points to *all* training samples come from one GEMM
+    and are shared by every part (a sample lies in one DPA part, or in d FA subsets); each
+    part then gathers its own columns and votes."""
     n = X_test.shape[0]
     pad = (-n) % chunk
     blocks = jnp.pad(X_test, ((0, pad), (0, 0))).reshape(-1, chunk, X_test.shape[1])
-    one = jax.vmap(lambda i, m, xb: predict_neighbors(learner, X, y, i, m, xb),
-                   in_axes=(0, 0, None))
-    out = jax.lax.map(lambda xb: one(indices, mask, xb), blocks)
+    vote = jax.vmap(lambda d2, i, m: vote_neighbors(learner, d2, y[i], m), in_axes=(1, 0, 0))
+    out = jax.lax.map(lambda xb: vote(squared_distances(xb, X)[:, indices], indices, mask),
+                      blocks)
     return jnp.moveaxis(out, 1, 0).reshape(indices.shape[0], -1)[:, :n].T
 
 
@@ -213,6 +221,8 @@ def ensemble_predict(learner, ensemble: Ensemble, X_test, *, X=None, y=None,
             raise ValueError("nearest-neighbour learners need the training data X and y")
         X = V.as_float_array(X, "X", ndim=2, dtype=X_test.dtype)
         y = V.as_int_array(y, "y", ndim=1)
+        per_block = ensemble.indices.shape[0] * ensemble.indices.shape[1]
+        chunk = max(1, min(chunk, _NN_GATHER_ELEMENTS // max(per_block, 1)))
         out = _predict_nn(learner, X, y, ensemble.indices, ensemble.mask, X_test, chunk)
     else:
         out = _predict_trained(learner, ensemble.params, ensemble.sizes, X_test, chunk)

@@ -52,6 +52,8 @@ __all__ = [
     "fit_parts",
     "predict_part",
     "predict_neighbors",
+    "squared_distances",
+    "vote_neighbors",
 ]
 
 
@@ -332,25 +334,51 @@ def predict_part(learner: Learner, params, X_test, nonempty):
     return jnp.where(nonempty, pred, learner.num_classes)
 
 
-def predict_neighbors(learner, X, y, indices, mask, X_test):
-    """Predictions of a nearest-neighbour learner on one part (vmappable over parts).
+def squared_distances(X_test, X):
+    """``(n_test, n)`` squared Euclidean distances ``|x_t|^2 + |x|^2 - 2 x_t.x`` (one GEMM)."""
+    return (jnp.sum(X_test * X_test, 1)[:, None] + jnp.sum(X * X, 1)[None, :]
+            - 2 * X_test @ X.T)
 
-    Distances are Euclidean; padded slots are never neighbours. Returns ``(n_test,)``
-    classes, ``num_classes`` where the learner abstains.
+
+def vote_neighbors(learner, d2, labels, mask):
+    """The vote of a nearest-neighbour learner from precomputed squared distances.
+
+    Args:
+        learner: :class:`KNearestNeighbors` or :class:`RadiusNearestNeighbors`.
+        d2: ``(n_test, m)`` squared distances from each test point to the part's ``m``
+            (padded) samples.
+        labels: ``(m,)`` their classes.
+        mask: ``(m,)`` True on real samples; padded slots are never neighbours.
+
+    Returns:
+        ``(n_test,)`` classes, ``num_classes`` where the learner abstains. Among equal
+        distances the sample listed first wins; vote ties go to the smaller class.
     """
     C = learner.num_classes
-    Xp = X[indices]
-    d2 = (jnp.sum(X_test * X_test, 1)[:, None] + jnp.sum(Xp * Xp, 1)[None, :]
-          - 2 * X_test @ Xp.T)
     d2 = jnp.where(mask[None, :], d2, jnp.inf)
-    onehot = jax.nn.one_hot(y[indices], C, dtype=jnp.int32) * mask[:, None]
+    onehot = jax.nn.one_hot(labels, C, dtype=jnp.int32) * mask[:, None]
     if isinstance(learner, KNearestNeighbors):
-        kk = min(learner.k, indices.shape[0])
-        neg, idx = jax.lax.top_k(-d2, kk)
-        votes = onehot[idx] * jnp.isfinite(neg)[..., None]
-        counts = votes.sum(axis=1)
+        if learner.k == 1:  # argmin is a single pass; top_k sorts
+            idx = jnp.argmin(d2, axis=1)[:, None]
+            found = jnp.isfinite(jnp.min(d2, axis=1))[:, None]
+        else:
+            kk = min(learner.k, d2.shape[1])
+            neg, idx = jax.lax.top_k(-d2, kk)
+            found = jnp.isfinite(neg)
+        counts = (onehot[idx] * found[..., None]).sum(axis=1)
     else:
         inside = d2 <= learner.radius**2
         counts = inside.astype(jnp.int32) @ onehot
     empty = counts.sum(axis=1) == 0
     return jnp.where(empty, C, jnp.argmax(counts, axis=1))
+
+
+def predict_neighbors(learner, X, y, indices, mask, X_test):
+    """Predictions of a nearest-neighbour learner on one part (vmappable over parts).
+
+    Distances are Euclidean; padded slots are never neighbours. Returns ``(n_test,)``
+    classes, ``num_classes`` where the learner abstains. (An ensemble computes the
+    distances to all training samples once and votes per part with
+    :func:`vote_neighbors`.)
+    """
+    return vote_neighbors(learner, squared_distances(X_test, X[indices]), y[indices], mask)
