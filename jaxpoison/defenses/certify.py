@@ -29,6 +29,7 @@ from jaxtyping import Array, Int
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, Status
 from jaxpoison.defenses.partition import check_shifts
+from jaxpoison.models.learners import squared_distances
 
 __all__ = [
     "Certificate",
@@ -267,13 +268,9 @@ def _neighbor_setup(X_train, y_train, X_test, y_test, num_classes):
     return X_train, y_train, X_test, y_test
 
 
-def _sq_dists(A, B):
-    return (jnp.sum(A * A, 1)[:, None] + jnp.sum(B * B, 1)[None, :] - 2 * A @ B.T)
-
-
 @functools.partial(jax.jit, static_argnames=("k", "num_classes"))
 def _knn(X_train, y_train, X_test, y_test, k, num_classes):
-    d2 = _sq_dists(X_test, X_train)
+    d2 = squared_distances(X_test, X_train)
     _, idx = jax.lax.top_k(-d2, k)
     counts = vote_counts(y_train[idx], num_classes)
     prediction = jnp.argmax(counts, axis=1)
@@ -308,7 +305,7 @@ def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int) -
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
 def _rnn(X_train, y_train, X_test, y_test, r2, num_classes):
-    d2 = _sq_dists(X_test, X_train)
+    d2 = squared_distances(X_test, X_train)
     inside = d2 <= r2
     onehot = jax.nn.one_hot(y_train, num_classes, dtype=jnp.int32)
     counts = inside.astype(jnp.int32) @ onehot
