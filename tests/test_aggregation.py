@@ -31,6 +31,7 @@ from jaxpoison.models.learners import (
     fit_part,
     fit_parts,
     make_optimizer,
+    predict_neighbors,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,6 +170,8 @@ def test_knn_learner_matches_sklearn_per_part(digits, k, scheme):
         rows = part.indices[j][part.mask[j]]
         ref = KNeighborsClassifier(n_neighbors=k).fit(X[rows], y[rows]).predict(Xte)
         np.testing.assert_array_equal(preds[:, j], ref)
+    one = predict_neighbors(learner, X, y, part.indices[0], part.mask[0], Xte)
+    np.testing.assert_array_equal(one, preds[:, 0])
 
 
 def test_empty_parts_abstain_and_warn(digits):
@@ -234,7 +237,7 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     from sklearn.datasets import load_digits
     from jaxpoison.defenses import dpa_partition, ensemble_predict, train_ensemble
-    from jaxpoison.models import SoftmaxRegression
+    from jaxpoison.models import KNearestNeighbors, SoftmaxRegression
 
     assert jax.device_count() == 8, jax.devices()
     X, y = load_digits(return_X_y=True)
@@ -254,6 +257,13 @@ _CHILD = textwrap.dedent("""
     pa = np.asarray(ensemble_predict(learner, sharded, X))
     pb = np.asarray(ensemble_predict(learner, single, X))
     assert (pa == pb).all()
+    # nearest-neighbour ensembles: the sharded index rows gather the shared distances
+    knn = KNearestNeighbors(10, k=3)
+    ka = train_ensemble(knn, X, y, part, devices=jax.devices(), key=jax.random.key(0))
+    kb = train_ensemble(knn, X, y, part, devices=jax.devices()[:1], key=jax.random.key(0))
+    qa = np.asarray(ensemble_predict(knn, ka, X[::3], X=X, y=y))
+    qb = np.asarray(ensemble_predict(knn, kb, X[::3], X=X, y=y))
+    assert qa.shape == (100, 13) and (qa == qb).all()
     print("MAXDIFF", worst)
 """)
 
