@@ -134,14 +134,19 @@ def test_fa_d1_equals_dpa(rng):
     np.testing.assert_array_equal(fa.prediction, dpa.prediction)
 
 
-def test_fa_greedy_matches_sorted_greedy(rng):
+@pytest.mark.parametrize("k, d, C, n, chunk", [
+    (5, 4, 4, 80, 16),
+    # k*d*C = 112,000: vote counting and damages run in blocks of 74 test points (the
+    # memory caps), the last block padded
+    (700, 16, 10, 200, 1024),
+])
+def test_fa_greedy_matches_sorted_greedy(rng, k, d, C, n, chunk):
     """The counting implementation equals the authors' sort-and-take greedy (written out
     here per sample, per class)."""
-    k, d, C = 5, 4, 4
-    shifts = np.array([0, 7, 11, 3])
-    preds, y = _random_ensembles(rng, 80, k * d, C, acc=0.7)
+    shifts = np.array([0, 7, 11, 3]) if k == 5 else rng.choice(k * d, d, replace=False)
+    preds, y = _random_ensembles(rng, n, k * d, C, acc=0.7)
     members = np.asarray(_fa_members(k, d, shifts))
-    cert = fa_certify(preds, y, C, d=d, shifts=shifts, chunk=16)
+    cert = fa_certify(preds, y, C, d=d, shifts=shifts, chunk=chunk)
     for i in range(len(y)):
         counts = np.bincount(preds[i][preds[i] < C], minlength=C)
         top = int(np.argmax(counts))

@@ -91,10 +91,28 @@ def _done(radius, prediction, counts) -> Certificate:
                        prediction=prediction, counts=counts)
 
 
+# (row, learner, class) comparisons per block of vote_counts
+_VOTE_BLOCK = 1 << 23
+
+
 def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Array, "n C"]:
-    """``(n, num_classes)`` vote counts; abstentions (``num_classes`` or ``-1``) dropped."""
-    onehot = jax.nn.one_hot(base_predictions, num_classes, dtype=jnp.int32)
-    return onehot.sum(axis=1)
+    """``(n, num_classes)`` vote counts; abstentions (``num_classes`` or ``-1``) dropped.
+
+    Rows are counted in blocks of at most ``2**23 / (k * num_classes)``: XLA:CPU
+    materialises the one-hot comparison, which at ``n = 10000`` test points and FA's
+    ``k*d = 19200`` learners would otherwise take 15 GB."""
+    n, k = base_predictions.shape
+    rows = max(1, min(n, _VOTE_BLOCK // max(k * num_classes, 1)))
+
+    def count(p):
+        return jax.nn.one_hot(p, num_classes, dtype=jnp.int32).sum(axis=1)
+
+    if rows >= n:
+        return count(base_predictions)
+    pad = (-n) % rows
+    blocks = jnp.pad(base_predictions, ((0, pad), (0, 0)), constant_values=-1)
+    out = jax.lax.map(count, blocks.reshape(-1, rows, k))
+    return out.reshape(-1, num_classes)[:n]
 
 
 def _gaps(counts, labels, num_classes):
@@ -161,6 +179,10 @@ def _greedy_count(levels, gap, max_value):
     return cand.max(axis=-1)
 
 
+# damages per block of fa_certify (int8/int32 arrays of this many elements, a few copies)
+_FA_BLOCK_DAMAGES = 1 << 23
+
+
 @functools.partial(jax.jit, static_argnames=("num_classes", "d", "shifts", "chunk"))
 def _fa(preds, labels, num_classes, d, shifts, chunk):
     kd = preds.shape[1]
@@ -182,8 +204,9 @@ def _fa(preds, labels, num_classes, d, shifts, chunk):
         own = jnp.take_along_axis(per_hash, y[:, None, None], axis=2)
         damage = (d + own - per_hash).astype(jnp.int32)  # sum_s 1 + [f=y] - [f=c]
         # histogram of the damages per (test point, class): one bincount (scatter-add)
-        flat = ((jnp.arange(b)[:, None, None] * num_classes
-                 + jnp.arange(num_classes)[None, None, :]) * levels_n + damage)
+        flat = ((jnp.arange(b, dtype=jnp.int32)[:, None, None] * num_classes
+                 + jnp.arange(num_classes, dtype=jnp.int32)[None, None, :]) * levels_n
+                + damage)
         levels = jnp.bincount(flat.reshape(-1), length=b * num_classes * levels_n)
         levels = levels.reshape(b, num_classes, levels_n)
         r = _greedy_count(levels, jnp.minimum(gap, kd * 2 * d + 1), 2 * d)  # (b, C)
@@ -232,7 +255,9 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
         num_classes: ``C >= 2``.
         d: FA's spread; ``base_predictions.shape[1]`` must be divisible by ``d``.
         shifts: the ``d`` distinct shifts in ``[0, kd)`` used for partitioning.
-        chunk: test points processed per block (memory ``chunk * kd * C`` integers).
+        chunk: test points processed per block; capped so that a block holds at most
+            ``2**23`` (test point, hash, class) damages, which bounds the memory to a few
+            hundred MB whatever ``k*d`` is (at ``k*d = 19200``, ten classes: 43 points).
 
     Returns:
         A :class:`Certificate`.
@@ -247,7 +272,7 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
                          f"d={d}")
     shifts = check_shifts(shifts, kd // d, d)
     labels = _check_labels(labels, preds.shape[0], num_classes)
-    chunk = min(chunk, max(preds.shape[0], 1))
+    chunk = min(chunk, max(preds.shape[0], 1), max(_FA_BLOCK_DAMAGES // (kd * num_classes), 1))
     shifts = tuple(int(s) for s in shifts)
     return _done(*_fa(preds, labels, num_classes, d, shifts, chunk))
 
