@@ -341,3 +341,15 @@ def test_multiprocess_training_equals_single_device(tmp_path):
     np.testing.assert_allclose(got["W"][:13], np.asarray(ref.params["W"])[:13], rtol=0,
                                atol=1e-12)
     np.testing.assert_array_equal(got["pred"], np.asarray(ensemble_predict(learner, ref, X)))
+
+
+def test_recipe_blur_is_scipys_gaussian_inside_and_keeps_constants():
+    from scipy.ndimage import gaussian_filter
+
+    from jaxpoison.experiments.aggregation import _gaussian_blur
+
+    X = np.random.default_rng(0).random((3, 784))
+    out = _gaussian_blur(X, 1.5).reshape(3, 28, 28)
+    ref = gaussian_filter(X.reshape(3, 28, 28), (0, 1.5, 1.5), mode="constant", truncate=4.0)
+    np.testing.assert_allclose(out[:, 7:21, 7:21], ref[:, 7:21, 7:21], atol=1e-12)
+    np.testing.assert_allclose(_gaussian_blur(np.full((1, 784), 0.3), 1.5), 0.3, atol=1e-12)
