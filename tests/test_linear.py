@@ -37,11 +37,12 @@ def small():
 
 def _sklearn(loss, X, y, C, sw=None):
     if loss == "hinge":
+        # a fixed seed: liblinear's dual coordinate descent visits rows in random order
         est = LinearSVC(loss="hinge", C=C, tol=1e-12, max_iter=1_000_000, intercept_scaling=1,
-                        dual=True)
+                        dual=True, random_state=0)
     else:
         est = LogisticRegression(solver="liblinear", C=C, tol=1e-12, max_iter=100_000,
-                                 intercept_scaling=1)
+                                 intercept_scaling=1, random_state=0)
     import warnings
 
     with warnings.catch_warnings():
