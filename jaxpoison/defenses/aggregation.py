@@ -42,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxpoison import _validate as V
+from jaxpoison._blocks import map_row_blocks
 from jaxpoison.defenses.partition import Partition
 from jaxpoison.models.learners import (
     KNearestNeighbors,
@@ -180,12 +181,8 @@ def _fit_sharded(learner, X, y, indices, mask, raw_keys, opt, epochs, batch_size
 
 @functools.partial(jax.jit, static_argnames=("learner", "chunk"))
 def _predict_trained(learner, params, sizes, X_test, chunk):
-    n = X_test.shape[0]
-    pad = (-n) % chunk
-    blocks = jnp.pad(X_test, ((0, pad), (0, 0))).reshape(-1, chunk, X_test.shape[1])
     one = jax.vmap(lambda p, s, xb: predict_part(learner, p, xb, s > 0), in_axes=(0, 0, None))
-    out = jax.lax.map(lambda xb: one(params, sizes, xb), blocks)  # (blocks, parts, chunk)
-    return jnp.moveaxis(out, 1, 0).reshape(sizes.shape[0], -1)[:, :n].T
+    return map_row_blocks(lambda xb: one(params, sizes, xb).T, X_test, chunk)
 
 
 # elements of the (parts, samples per part, test block) distance gather per block
@@ -197,13 +194,9 @@ def _predict_nn(learner, X, y, indices, mask, X_test, chunk):
     """Distances from a block of test points to *all* training samples come from one GEMM
     and are shared by every part (a sample lies in one DPA part, or in d FA subsets); each
     part then gathers its own columns and votes."""
-    n = X_test.shape[0]
-    pad = (-n) % chunk
-    blocks = jnp.pad(X_test, ((0, pad), (0, 0))).reshape(-1, chunk, X_test.shape[1])
     vote = jax.vmap(lambda d2, i, m: vote_neighbors(learner, d2, y[i], m), in_axes=(1, 0, 0))
-    out = jax.lax.map(lambda xb: vote(squared_distances(xb, X)[:, indices], indices, mask),
-                      blocks)
-    return jnp.moveaxis(out, 1, 0).reshape(indices.shape[0], -1)[:, :n].T
+    return map_row_blocks(
+        lambda xb: vote(squared_distances(xb, X)[:, indices], indices, mask).T, X_test, chunk)
 
 
 def ensemble_predict(learner, ensemble: Ensemble, X_test, *, X=None, y=None,

@@ -27,6 +27,7 @@ import numpy as np
 from jaxtyping import Array, Int
 
 from jaxpoison import _validate as V
+from jaxpoison._blocks import map_row_blocks
 from jaxpoison._result import Result, Status
 from jaxpoison.defenses.partition import check_shifts
 from jaxpoison.models.learners import squared_distances
@@ -91,8 +92,9 @@ def _done(radius, prediction, counts) -> Certificate:
                        prediction=prediction, counts=counts)
 
 
-# (row, learner, class) comparisons per block of vote_counts
-_VOTE_BLOCK = 1 << 23
+# elements of the (test point, learner or hash, class) arrays of one block: vote counting
+# and FA damages run in row blocks of at most this size
+_BLOCK_ELEMENTS = 1 << 23
 
 
 def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Array, "n C"]:
@@ -102,17 +104,14 @@ def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Ar
     materialises the one-hot comparison, which at ``n = 10000`` test points and FA's
     ``k*d = 19200`` learners would otherwise take 15 GB."""
     n, k = base_predictions.shape
-    rows = max(1, min(n, _VOTE_BLOCK // max(k * num_classes, 1)))
+    rows = max(1, min(n, _BLOCK_ELEMENTS // max(k * num_classes, 1)))
 
     def count(p):
         return jax.nn.one_hot(p, num_classes, dtype=jnp.int32).sum(axis=1)
 
     if rows >= n:
         return count(base_predictions)
-    pad = (-n) % rows
-    blocks = jnp.pad(base_predictions, ((0, pad), (0, 0)), constant_values=-1)
-    out = jax.lax.map(count, blocks.reshape(-1, rows, k))
-    return out.reshape(-1, num_classes)[:n]
+    return map_row_blocks(count, base_predictions, rows)
 
 
 def _gaps(counts, labels, num_classes):
@@ -179,10 +178,6 @@ def _greedy_count(levels, gap, max_value):
     return cand.max(axis=-1)
 
 
-# damages per block of fa_certify (int8/int32 arrays of this many elements, a few copies)
-_FA_BLOCK_DAMAGES = 1 << 23
-
-
 @functools.partial(jax.jit, static_argnames=("num_classes", "d", "shifts", "chunk"))
 def _fa(preds, labels, num_classes, d, shifts, chunk):
     kd = preds.shape[1]
@@ -213,12 +208,7 @@ def _fa(preds, labels, num_classes, d, shifts, chunk):
         r = jnp.where(gap >= big, big, r)
         return r.min(axis=1)
 
-    n = preds.shape[0]
-    pad = (-n) % chunk
-    padded = (jnp.pad(preds, ((0, pad), (0, 0))), jnp.pad(prediction, (0, pad)),
-              jnp.pad(gaps, ((0, pad), (0, 0))))
-    blocks = jax.tree_util.tree_map(lambda a: a.reshape((-1, chunk) + a.shape[1:]), padded)
-    radius = jax.lax.map(one_chunk, blocks).reshape(-1)[:n]
+    radius = map_row_blocks(one_chunk, (preds, prediction, gaps), chunk)
     radius = jnp.where(prediction == labels, radius, -1)
     return radius, prediction, counts
 
@@ -272,7 +262,7 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
                          f"d={d}")
     shifts = check_shifts(shifts, kd // d, d)
     labels = _check_labels(labels, preds.shape[0], num_classes)
-    chunk = min(chunk, max(preds.shape[0], 1), max(_FA_BLOCK_DAMAGES // (kd * num_classes), 1))
+    chunk = min(chunk, max(preds.shape[0], 1), max(_BLOCK_ELEMENTS // (kd * num_classes), 1))
     shifts = tuple(int(s) for s in shifts)
     return _done(*_fa(preds, labels, num_classes, d, shifts, chunk))
 
