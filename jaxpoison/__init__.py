@@ -2,15 +2,15 @@
 
 Subpackages:
 
-* :mod:`jaxpoison.solvers` -- generic numerics (LP, QP / SVM dual, implicit differentiation)
-* :mod:`jaxpoison.models` -- trainable models as pure fit / predict / loss functions
-* :mod:`jaxpoison.attacks` -- the attacker's side (PCM, label flips, model-targeted attack)
-* :mod:`jaxpoison.defenses` -- the defender's side (FLORAL, baselines, DPA / FA)
-* :mod:`jaxpoison.theory` -- closed-form bounds
-* :mod:`jaxpoison.datasets` -- loaders that return arrays
+* `jaxpoison.solvers` -- generic numerics (LP, QP / SVM dual, implicit differentiation)
+* `jaxpoison.models` -- trainable models as pure fit / predict / loss functions
+* `jaxpoison.attacks` -- the attacker's side (PCM, label flips, model-targeted attack)
+* `jaxpoison.defenses` -- the defender's side (FLORAL, baselines, DPA / FA)
+* `jaxpoison.theory` -- closed-form bounds
+* `jaxpoison.datasets` -- loaders that return arrays
 
-Every algorithm is a pure function that can be ``jax.jit``-ed and ``jax.vmap``-ed. Enable
-float64 with ``jax.config.update("jax_enable_x64", True)`` where accuracy matters.
+Every algorithm is a pure function that can be `jax.jit`-ed and `jax.vmap`-ed. Enable
+float64 with `jax.config.update("jax_enable_x64", True)` where accuracy matters.
 """
 
 from jaxpoison import attacks as attacks

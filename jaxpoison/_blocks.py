@@ -7,11 +7,11 @@ import jax.numpy as jnp
 
 
 def map_row_blocks(fn, arrays, rows: int):
-    """``fn`` applied to consecutive blocks of ``rows`` rows with ``jax.lax.map``.
+    """`fn` applied to consecutive blocks of `rows` rows with `jax.lax.map`.
 
-    ``arrays`` is a pytree of arrays sharing the leading axis ``n``; the last block is
-    zero-padded. Every output leaf of ``fn`` must have a leading axis of ``rows``; the
-    blocks' outputs are stacked back along axis 0 and cut to ``n``.
+    `arrays` is a pytree of arrays sharing the leading axis `n`; the last block is
+    zero-padded. Every output leaf of `fn` must have a leading axis of `rows`; the
+    blocks' outputs are stacked back along axis 0 and cut to `n`.
     """
     n = jax.tree_util.tree_leaves(arrays)[0].shape[0]
     nb = -(-n // rows)

@@ -1,16 +1,16 @@
 """Status codes and result conventions shared by every solver in jaxpoison.
 
-Every solver returns one result container (an :class:`equinox.Module`, hence a pytree
-that passes through ``jit``, ``vmap`` and ``grad``) holding the solution and at least
+Every solver returns one result container (an `equinox.Module`, hence a pytree
+that passes through `jit`, `vmap` and `grad`) holding the solution and at least
 
-* ``status`` -- an integer array of :class:`Status` codes (one per problem when vmapped),
-* ``iterations`` -- the number of iterations the solver ran.
+* `status` -- an integer array of `Status` codes (one per problem when vmapped),
+* `iterations` -- the number of iterations the solver ran.
 
-Solver families add their own fields (objective, duals, residuals, ...). Inside ``jit``
+Solver families add their own fields (objective, duals, residuals, ...). Inside `jit`
 nothing raises: a failure is a status. The public, un-jitted wrapper of a solver calls
-:func:`raise_if_failed` when ``throw=True`` so that a failed solve never passes silently
-as a wrong answer. When the wrapper is itself traced (called under ``jit``/``vmap``) the
-status is not concrete and the check is skipped: inspect ``result.status`` yourself.
+`raise_if_failed` when `throw=True` so that a failed solve never passes silently
+as a wrong answer. When the wrapper is itself traced (called under `jit`/`vmap`) the
+status is not concrete and the check is skipped: inspect `result.status` yourself.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
 
 
 class Status(enum.IntEnum):
-    """Outcome of a solver run. ``SUCCESS`` is 0; every other value is a failure."""
+    """Outcome of a solver run. `SUCCESS` is 0; every other value is a failure."""
 
     SUCCESS = 0
     """Converged to the requested tolerance."""
@@ -71,7 +71,7 @@ def status_message(code: int | Status) -> str:
 
 
 class SolverError(RuntimeError):
-    """Raised by a public wrapper with ``throw=True`` when a solve did not succeed."""
+    """Raised by a public wrapper with `throw=True` when a solve did not succeed."""
 
     def __init__(self, what: str, status: Status, count: int = 1, total: int = 1):
         self.status = status
@@ -82,15 +82,15 @@ class SolverError(RuntimeError):
 
 
 def is_concrete(x) -> bool:
-    """True when ``x`` holds actual values (not a tracer inside jit/vmap/grad)."""
+    """True when `x` holds actual values (not a tracer inside jit/vmap/grad)."""
     return not isinstance(x, jax.core.Tracer)
 
 
 class Result(eqx.Module):
-    """Base of the solver result containers: a ``status`` array and an iteration count.
+    """Base of the solver result containers: a `status` array and an iteration count.
 
-    Subclasses add solution fields. ``success`` is ``status == Status.SUCCESS`` and has the
-    same (batch) shape as ``status``.
+    Subclasses add solution fields. `success` is `status == Status.SUCCESS` and has the
+    same (batch) shape as `status`.
     """
 
     status: jax.Array
@@ -102,9 +102,9 @@ class Result(eqx.Module):
 
 
 def raise_if_failed(result: Result, what: str, *, throw: bool = True) -> Result:
-    """Raise :class:`SolverError` if any problem in ``result`` failed and ``throw`` is set.
+    """Raise `SolverError` if any problem in `result` failed and `throw` is set.
 
-    Does nothing when ``throw`` is false or when ``result.status`` is a tracer (the wrapper
+    Does nothing when `throw` is false or when `result.status` is a tracer (the wrapper
     was called inside a transformation, where raising is impossible).
     """
     if not throw or not is_concrete(result.status):

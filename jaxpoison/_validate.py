@@ -1,17 +1,19 @@
 """Input checks for the public boundary of every solver, attack and defense.
 
-Each check raises a :class:`ValueError` (or :class:`TypeError` for a wrong kind of
+Each check raises a `ValueError` (or `TypeError` for a wrong kind of
 object) whose message names the argument, what was expected and what was received.
 Shape checks always run; checks on *values* (finiteness, ranges, label sets) run only
 on concrete arrays and are skipped on tracers, so public functions stay usable under
-``jit``, ``vmap`` and ``grad`` (where a bad value then shows up as a solver status).
+`jit`, `vmap` and `grad` (where a bad value then shows up as a solver status).
 
-Typical use at the top of a public function::
+Typical use at the top of a public function:
 
-    X = as_float_array(X, "X", ndim=2)
-    y = as_label_array(y, "y", allowed=(-1, 1))
-    check_same_length(X, "X", y, "y")
-    check_positive(C, "C")
+```python
+X = as_float_array(X, "X", ndim=2)
+y = as_label_array(y, "y", allowed=(-1, 1))
+check_same_length(X, "X", y, "y")
+check_positive(C, "C")
+```
 """
 
 from __future__ import annotations
@@ -71,10 +73,10 @@ def _float_dtype(dtype):
 
 def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None,
                    dtype=None, finite: bool = True) -> jax.Array:
-    """Convert ``x`` to a floating JAX array, checking its rank and (by default) finiteness.
+    """Convert `x` to a floating JAX array, checking its rank and (by default) finiteness.
 
     Integer and boolean input is promoted to the default float dtype (float64 under
-    ``jax_enable_x64``, else float32); floating input keeps its precision unless ``dtype``
+    `jax_enable_x64`, else float32); floating input keeps its precision unless `dtype`
     is given.
     """
     if dtype is None and hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
@@ -88,7 +90,7 @@ def as_float_array(x, name: str, *, ndim: int | Sequence[int] | None = None,
 
 
 def as_int_array(x, name: str, *, ndim: int | Sequence[int] | None = None) -> jax.Array:
-    """Convert ``x`` to an integer JAX array; floats must hold whole numbers."""
+    """Convert `x` to an integer JAX array; floats must hold whole numbers."""
     arr = x if isinstance(x, jax.Array) else np.asarray(x)
     if arr.dtype == object or arr.dtype.kind in "USV":
         raise TypeError(f"{name} must be an integer array; got {_describe(arr)}")
@@ -104,7 +106,7 @@ def as_int_array(x, name: str, *, ndim: int | Sequence[int] | None = None) -> ja
 
 def as_label_array(y, name: str, *, allowed: Sequence[int] = (-1, 1),
                    ndim: int = 1) -> jax.Array:
-    """Convert labels to an integer array and check every label is in ``allowed``."""
+    """Convert labels to an integer array and check every label is in `allowed`."""
     arr = as_int_array(y, name, ndim=ndim)
     check_labels(arr, name, allowed)
     return arr
@@ -118,7 +120,7 @@ def check_ndim(x, name: str, ndim: int | Sequence[int]) -> None:
 
 
 def check_shape(x, name: str, shape: Sequence[int | None]) -> None:
-    """Check ``x.shape`` against ``shape``, where ``None`` matches any size."""
+    """Check `x.shape` against `shape`, where `None` matches any size."""
     got = tuple(jnp.shape(x))
     if len(got) != len(shape) or any(
             s is not None and s != g for s, g in zip(shape, got, strict=True)):
@@ -128,7 +130,7 @@ def check_shape(x, name: str, shape: Sequence[int | None]) -> None:
 
 def check_same_length(a, a_name: str, b, b_name: str, *, axis_a: int = 0,
                       axis_b: int = 0) -> None:
-    """Check that ``a`` and ``b`` agree in size along the given axes."""
+    """Check that `a` and `b` agree in size along the given axes."""
     na, nb = jnp.shape(a)[axis_a], jnp.shape(b)[axis_b]
     if na != nb:
         raise ValueError(
@@ -147,7 +149,7 @@ def check_finite(x, name: str) -> None:
 
 
 def check_positive(x, name: str) -> None:
-    """Check ``x > 0`` elementwise (and finite)."""
+    """Check `x > 0` elementwise (and finite)."""
     if is_concrete(x):
         values = np.asarray(x, dtype=float)
         if not np.all(np.isfinite(values)) or np.any(values <= 0):
@@ -155,7 +157,7 @@ def check_positive(x, name: str) -> None:
 
 
 def check_nonnegative(x, name: str) -> None:
-    """Check ``x >= 0`` elementwise (and finite)."""
+    """Check `x >= 0` elementwise (and finite)."""
     if is_concrete(x):
         values = np.asarray(x, dtype=float)
         if not np.all(np.isfinite(values)) or np.any(values < 0):
@@ -163,7 +165,7 @@ def check_nonnegative(x, name: str) -> None:
 
 
 def check_in_range(x, name: str, low: float, high: float) -> None:
-    """Check ``low <= x <= high`` elementwise."""
+    """Check `low <= x <= high` elementwise."""
     if is_concrete(x):
         values = np.asarray(x, dtype=float)
         if np.any(~(values >= low)) or np.any(~(values <= high)):
@@ -175,7 +177,7 @@ def check_in_range(x, name: str, low: float, high: float) -> None:
 
 
 def check_less(a, a_name: str, b, b_name: str) -> None:
-    """Check ``a < b`` elementwise (after broadcasting)."""
+    """Check `a < b` elementwise (after broadcasting)."""
     if is_concrete(a) and is_concrete(b):
         av, bv = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
         if np.any(~(av < bv)):
@@ -184,7 +186,7 @@ def check_less(a, a_name: str, b, b_name: str) -> None:
 
 
 def check_labels(y, name: str, allowed: Sequence[int]) -> None:
-    """Check that every entry of ``y`` is in the label set ``allowed``."""
+    """Check that every entry of `y` is in the label set `allowed`."""
     if is_concrete(y):
         values = np.asarray(y)
         bad = np.setdiff1d(np.unique(values), np.asarray(list(allowed)))
@@ -195,7 +197,7 @@ def check_labels(y, name: str, allowed: Sequence[int]) -> None:
 
 
 def check_int(k, name: str, *, low: int | None = None, high: int | None = None) -> int:
-    """Check that ``k`` is a Python/NumPy integer within ``[low, high]``; return it as int."""
+    """Check that `k` is a Python/NumPy integer within `[low, high]`; return it as int."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"{name} must be an integer; got {type(k).__name__} {k!r}")
     k = int(k)
@@ -212,7 +214,7 @@ def check_choice(value, name: str, choices: Sequence) -> None:
 
 
 def check_key(key, name: str = "key") -> None:
-    """Check that ``key`` is a JAX PRNG key (new-style or raw uint32[2])."""
+    """Check that `key` is a JAX PRNG key (new-style or raw uint32[2])."""
     if key is None:
         raise TypeError(f"{name} is required: pass a key such as jax.random.key(0)")
     if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):

@@ -1,11 +1,13 @@
-"""The ``jaxpoison`` command: ``demo``, ``reproduce NAME``, ``list`` and ``bench``.
+"""The `jaxpoison` command: `demo`, `reproduce NAME`, `list` and `bench`.
 
-Examples::
+Examples:
 
-    jaxpoison list
-    jaxpoison demo --out demo-out
-    jaxpoison reproduce pcm-synthetic --quick --seed 1 --out results
-    jaxpoison bench pcm
+```bash
+jaxpoison list
+jaxpoison demo --out demo-out
+jaxpoison reproduce pcm-synthetic --quick --seed 1 --out results
+jaxpoison bench pcm
+```
 """
 
 from __future__ import annotations

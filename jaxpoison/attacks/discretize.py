@@ -1,11 +1,11 @@
-r"""Discretisation of soft PCM labels into ``m`` annotations per pair.
+r"""Discretisation of soft PCM labels into `m` annotations per pair.
 
-The PCM optimum ``θ*`` is soft on at most ``n`` pairs (a vertex of the LP has at most ``n``
-coordinates strictly inside the box). With ``m`` annotators per pair, ``k_i = round(θ*_i m)`` of
-them keep the original orientation (prefer the first response) and ``m - k_i`` flip it, so
-the realised label is ``θ_m = k/m`` and ``|θ_m - θ*| <= 1/(2m)`` coordinate-wise. The reward
-model then sees ``Φθ_m`` instead of ``Φθ*``; the *reward-gradient error*
-``||Φ(θ_m - θ*)||_2 <= ||Φ||_{2} ||θ_m - θ*||_2`` measures the damage, and vanishes for the
+The PCM optimum `θ*` is soft on at most `n` pairs (a vertex of the LP has at most `n`
+coordinates strictly inside the box). With `m` annotators per pair, `k_i = round(θ*_i m)` of
+them keep the original orientation (prefer the first response) and `m - k_i` flip it, so
+the realised label is `θ_m = k/m` and `|θ_m - θ*| <= 1/(2m)` coordinate-wise. The reward
+model then sees `Φθ_m` instead of `Φθ*`; the *reward-gradient error*
+`||Φ(θ_m - θ*)||_2 <= ||Φ||_{2} ||θ_m - θ*||_2` measures the damage, and vanishes for the
 coordinates that are already 0 or 1.
 """
 
@@ -24,9 +24,9 @@ __all__ = ["discretize", "Discretized"]
 
 
 class Discretized(NamedTuple):
-    """``theta``: realised labels ``k/m``; ``counts``: ``k`` annotations keeping the original
-    orientation; ``gradient_error``: ``||Φ(θ_m - θ)||_2`` (NaN when ``phi`` is not given);
-    ``max_error``: ``max_i |θ_m,i - θ_i|`` (at most ``1/(2m)``)."""
+    """`theta`: realised labels `k/m`; `counts`: `k` annotations keeping the original
+    orientation; `gradient_error`: `||Φ(θ_m - θ)||_2` (NaN when `phi` is not given);
+    `max_error`: `max_i |θ_m,i - θ_i|` (at most `1/(2m)`)."""
 
     theta: jax.Array
     counts: jax.Array
@@ -36,12 +36,12 @@ class Discretized(NamedTuple):
 
 def discretize(theta: Float[Array, " N"], m: int, *,
                phi: Float[Array, "n N"] | None = None) -> Discretized:
-    """Round soft labels to ``m`` annotations per pair (``round(θ m)`` keep the orientation).
+    """Round soft labels to `m` annotations per pair (`round(θ m)` keep the orientation).
 
     Args:
-        theta: labels in ``[0, 1]`` (N,), e.g. ``pcm(...).theta``.
+        theta: labels in `[0, 1]` (N,), e.g. `pcm(...).theta`.
         m: annotations per pair (positive integer).
-        phi: optional feature differences (n, N) to report ``||Φ(θ_m - θ)||_2``.
+        phi: optional feature differences (n, N) to report `||Φ(θ_m - θ)||_2`.
     """
     m = V.check_int(m, "m", low=1)
     theta = V.as_float_array(theta, "theta", ndim=1)

@@ -3,13 +3,13 @@ r"""Objective-driven poisoning by gradient ascent through training (Biggio et al
 Maximise the validation loss of the model trained on clean + poison data over the poison
 features (labels fixed):
 
-.. math::
+$$
+\max_{X_p\in\mathcal X^{n_p}}\ \sum_{(x,y)\in D_{val}} \ell\big(\theta^\star(X_p); x, y\big),
+\qquad \theta^\star(X_p) = \arg\min_\theta \sum_{D_c\cup D_p}\ell + (N+n_p)\lambda R(\theta).
+$$
 
-    \max_{X_p\in\mathcal X^{n_p}}\ \sum_{(x,y)\in D_{val}} \ell\big(\theta^\star(X_p); x, y\big),
-    \qquad \theta^\star(X_p) = \arg\min_\theta \sum_{D_c\cup D_p}\ell + (N+n_p)\lambda R(\theta).
-
-The gradient :math:`\partial\theta^\star/\partial X_p` comes from implicit
-differentiation of :func:`jaxpoison.models.fit_linear` (no unrolling), and each retraining
+The gradient $\partial\theta^\star/\partial X_p$ comes from implicit
+differentiation of `jaxpoison.models.fit_linear` (no unrolling), and each retraining
 is warm-started from the previous one. Projected Adam steps keep the points in the box.
 This is a local method with no guarantee; it is the baseline that differentiating through
 training makes a few lines.
@@ -33,7 +33,7 @@ __all__ = ["GradientAttackResult", "gradient_poisoning_attack"]
 
 
 class GradientAttackResult(Result):
-    """Result of :func:`gradient_poisoning_attack`: the poison points, the model trained
+    """Result of `gradient_poisoning_attack`: the poison points, the model trained
     with them, and the validation loss (mean) at every step (entry 0: initial points)."""
 
     X_poison: Array
@@ -88,7 +88,7 @@ def gradient_poisoning_attack(
     n_poison: int, steps: int = 50, lr: float = 0.05, key=None, init_X=None, init_y=None,
     tol: float | None = None,
 ) -> GradientAttackResult:
-    r"""Validation-loss ascent on ``n_poison`` points through the trained model.
+    r"""Validation-loss ascent on `n_poison` points through the trained model.
 
     Args:
       X, y: clean training data; X_val, y_val: the attacker's validation data.
@@ -96,9 +96,9 @@ def gradient_poisoning_attack(
       n_poison: number of poison points.
       steps: projected Adam steps; lr: step size relative to the box width.
       key: PRNG key used to pick the initial points (training points with flipped labels),
-        unless ``init_X``, ``init_y`` are given.
+        unless `init_X`, `init_y` are given.
     Returns:
-      :class:`GradientAttackResult`.
+      `GradientAttackResult`.
     """
     X, y, _, lo, hi = _check_poisoning_problem(loss, X, y, None, reg, lower, upper)
     dtype = X.dtype

@@ -1,23 +1,23 @@
 r"""The KKT attack (Koh, Steinhardt and Liang 2018), the model-targeted baseline of
 Suya et al. (2021).
 
-For a target :math:`\theta_p` and a budget of :math:`n_p = n_+ + n_-` points, the attack
-looks for two points :math:`x_+` (label +1, :math:`n_+` copies) and :math:`x_-` (label -1,
-:math:`n_-` copies) that make :math:`\theta_p` stationary for training on
-:math:`D_c\cup D_p`:
+For a target $\theta_p$ and a budget of $n_p = n_+ + n_-$ points, the attack
+looks for two points $x_+$ (label +1, $n_+$ copies) and $x_-$ (label -1,
+$n_-$ copies) that make $\theta_p$ stationary for training on
+$D_c\cup D_p$:
 
-.. math::
-
-    \min_{x_\pm\in\mathcal X}\Big\lVert \underbrace{\sum_{D_c}\nabla\ell(\theta_p;x,y)
-        + (N+n_p)\lambda\theta_p}_{g}
-        + n_+\nabla\ell(\theta_p;x_+,+1) + n_-\nabla\ell(\theta_p;x_-,-1)\Big\rVert_2 .
+$$
+\min_{x_\pm\in\mathcal X}\Big\lVert \underbrace{\sum_{D_c}\nabla\ell(\theta_p;x,y)
++ (N+n_p)\lambda\theta_p}_{g}
++ n_+\nabla\ell(\theta_p;x_+,+1) + n_-\nabla\ell(\theta_p;x_-,-1)\Big\rVert_2 .
+$$
 
 For hinge loss, requiring the poison points to violate the margin
-(:math:`y\,\theta_p^\top\tilde x\le1`) makes :math:`\nabla\ell = -y\tilde x` linear, so the
-problem is a convex QP in :math:`(x_+,x_-)`, solved here by accelerated projected gradient
+($y\,\theta_p^\top\tilde x\le1$) makes $\nabla\ell = -y\tilde x$ linear, so the
+problem is a convex QP in $(x_+,x_-)$, solved here by accelerated projected gradient
 (projection onto the box intersected with the margin half-space, by bisection on its
 multiplier). For logistic loss it is solved (locally) by projected Adam. The split
-:math:`n_+/n_p` is searched on a grid in one vmapped call and the best split kept.
+$n_+/n_p$ is searched on a grid in one vmapped call and the best split kept.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ __all__ = ["KKTResult", "kkt_attack", "project_box_halfspace"]
 
 
 class KKTResult(Result):
-    """Result of :func:`kkt_attack`.
+    """Result of `kkt_attack`.
 
     Attributes:
-      X_poison, y_poison: the ``n_poison`` poison points (copies of ``x_+`` and ``x_-``).
+      X_poison, y_poison: the `n_poison` poison points (copies of `x_+` and `x_-`).
       x_pos, x_neg: the two distinct points; n_pos, n_neg: their copy counts.
       residual: the stationarity residual norm at the target (0 = target exactly induced).
       model: the model trained on clean + poison data.
@@ -59,11 +59,11 @@ class KKTResult(Result):
 
 
 def project_box_halfspace(v, a, beta, lo, hi, iters: int = 80):
-    r"""Euclidean projection of ``v`` onto :math:`\{l\le x\le u,\ a^\top x\le\beta\}`.
+    r"""Euclidean projection of `v` onto $\{l\le x\le u,\ a^\top x\le\beta\}$.
 
-    :math:`x(\nu) = \mathrm{clip}(v-\nu a, l, u)`; :math:`a^\top x(\nu)` decreases in
-    :math:`\nu\ge0`, so the multiplier is found by bisection. If the set is empty the
-    point of the box minimising :math:`a^\top x` is returned.
+    $x(\nu) = \mathrm{clip}(v-\nu a, l, u)$; $a^\top x(\nu)$ decreases in
+    $\nu\ge0$, so the multiplier is found by bisection. If the set is empty the
+    point of the box minimising $a^\top x$ is returned.
     """
     x0 = jnp.clip(v, lo, hi)
     feasible0 = a @ x0 <= beta
@@ -142,17 +142,17 @@ def _kkt_solve(X, y, theta, n_pos, n_neg, reg, lo, hi, *, loss, steps):
 def kkt_attack(X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "hinge", reg,
                lower, upper, n_poison: int, splits: int = 11, steps: int = 2000,
                tol: float | None = None, throw: bool = True) -> KKTResult:
-    r"""KKT attack: ``n_poison`` copies of two points that make ``target`` stationary.
+    r"""KKT attack: `n_poison` copies of two points that make `target` stationary.
 
     Args:
-      X, y: clean training data; target: :math:`\theta_p`; loss, reg: the training problem.
+      X, y: clean training data; target: $\theta_p$; loss, reg: the training problem.
       lower, upper: the feasible box.
-      n_poison: number of poison points :math:`n_p` (e.g. the size found by
-        :func:`model_targeted_attack`, as in the paper's comparison).
-      splits: number of values of :math:`n_+/n_p` on a uniform grid of [0, 1].
+      n_poison: number of poison points $n_p$ (e.g. the size found by
+        `model_targeted_attack`, as in the paper's comparison).
+      splits: number of values of $n_+/n_p$ on a uniform grid of [0, 1].
       steps: projected-gradient (hinge) or Adam (logistic) steps.
     Returns:
-      :class:`KKTResult` (status SUCCESS unless the retraining failed).
+      `KKTResult` (status SUCCESS unless the retraining failed).
     """
     X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype

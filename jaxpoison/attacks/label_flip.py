@@ -1,25 +1,25 @@
 r"""Label-flip attacks on binary kernel SVMs.
 
-All attacks take clean labels :math:`y \in \{-1,+1\}^n` and a flip budget :math:`L`
-(a number of labels) and return a :class:`LabelFlipResult` with the poisoned labels.
+All attacks take clean labels $y \in \{-1,+1\}^n$ and a flip budget $L$
+(a number of labels) and return a `LabelFlipResult` with the poisoned labels.
 
-* :func:`random_label_flip` -- :math:`L` labels chosen uniformly at random.
-* :func:`topk_sv_flip` -- the :math:`L` points with the largest dual variables of the
+* `random_label_flip` -- $L$ labels chosen uniformly at random.
+* `topk_sv_flip` -- the $L$ points with the largest dual variables of the
   clean SVM (the "most influential" support vectors; FLORAL's attacker without the
   randomisation).
-* :func:`alfa` -- ALFA (Xiao, Xiao & Eckert, ECAI 2012): alternately fit the SVM on the
+* `alfa` -- ALFA (Xiao, Xiao & Eckert, ECAI 2012): alternately fit the SVM on the
   tainted labels and re-pick the flips minimising
-  :math:`\sum_i [\xi_i(z_i) - \psi_i(z_i)]`, where :math:`\xi` are hinge losses of the
-  tainted SVM and :math:`\psi` those of the clean SVM.
-* :func:`alfa_tilt` -- ALFA-tilt (Xiao et al., Neurocomputing 2015): score
-  :math:`v_i = \alpha_i / C - \beta_1 s_i - \beta_2 q_i` (clean dual variable, normalised
-  signed margins of the clean SVM and of a random classifier), flip the :math:`L`
-  smallest, repeat for ``num_trials`` random classifiers and keep the flips that tilt the
+  $\sum_i [\xi_i(z_i) - \psi_i(z_i)]$, where $\xi$ are hinge losses of the
+  tainted SVM and $\psi$ those of the clean SVM.
+* `alfa_tilt` -- ALFA-tilt (Xiao et al., Neurocomputing 2015): score
+  $v_i = \alpha_i / C - \beta_1 s_i - \beta_2 q_i$ (clean dual variable, normalised
+  signed margins of the clean SVM and of a random classifier), flip the $L$
+  smallest, repeat for `num_trials` random classifiers and keep the flips that tilt the
   SVM most (smallest cosine between the clean and the tainted weight vectors in feature
-  space); all trials are solved in one ``vmap``-ped SVM call.
-* :func:`greedy_lfa` -- greedy label-flip attack: flip one label at a time, the one
+  space); all trials are solved in one `vmap`-ped SVM call.
+* `greedy_lfa` -- greedy label-flip attack: flip one label at a time, the one
   maximising the validation error (ties broken by validation hinge loss) of the retrained
-  SVM; each step solves all :math:`n` candidate SVMs in one batched (``vmap``) call.
+  SVM; each step solves all $n$ candidate SVMs in one batched (`vmap`) call.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class LabelFlipResult(Result):
     """Poisoned labels.
 
     Attributes:
-        labels: the poisoned labels (int, :math:`\\{-1,+1\\}`).
+        labels: the poisoned labels (int, $\\{-1,+1\\}$).
         flipped: boolean mask of flipped points.
         num_flipped: number of flips.
         score: attack-specific objective of the returned flips (NaN if none).
@@ -55,7 +55,7 @@ class LabelFlipResult(Result):
 
 
 def flip_budget(n: int, fraction: float) -> int:
-    """Number of flips for a fraction of ``n`` points (rounded up, like the FLORAL code)."""
+    """Number of flips for a fraction of `n` points (rounded up, like the FLORAL code)."""
     v.check_in_range(fraction, "fraction", 0.0, 1.0)
     return int(-(-round(n * fraction * 1e9) // int(1e9)))
 
@@ -85,7 +85,7 @@ def _check_svm(C, gamma, kernel, X):
 
 
 def _topk_mask(score, L):
-    """Mask of the L largest entries of ``score``."""
+    """Mask of the L largest entries of `score`."""
     n = score.shape[0]
     if L == 0:
         return jnp.zeros(n, bool)
@@ -94,7 +94,7 @@ def _topk_mask(score, L):
 
 
 def random_label_flip(y, *, budget: int, key) -> LabelFlipResult:
-    """Flip ``budget`` labels chosen uniformly at random without replacement."""
+    """Flip `budget` labels chosen uniformly at random without replacement."""
     y = v.as_label_array(y, "y", allowed=(-1, 1))
     budget = v.check_int(budget, "budget", low=0, high=y.shape[0])
     v.check_key(key)
@@ -119,8 +119,8 @@ def _topk_jit(X, y, C, gamma, tol, *, L, kernel, max_iter):
 
 def topk_sv_flip(X, y, *, budget: int, C: float = 1.0, gamma=1.0, kernel: str = "rbf",
                  tol: float = 1e-3, max_iter: int = 100_000) -> LabelFlipResult:
-    """Flip the labels of the ``budget`` points with the largest clean-SVM dual variables
-    (ties among :math:`\\alpha_i = C` broken by the smallest margin :math:`y_i f(x_i)`)."""
+    """Flip the labels of the `budget` points with the largest clean-SVM dual variables
+    (ties among $\\alpha_i = C$ broken by the smallest margin $y_i f(x_i)$)."""
     X, y, budget = _check(X, y, budget)
     gamma = _check_svm(C, gamma, kernel, X)
     return _topk_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
@@ -163,13 +163,13 @@ def alfa(X, y, *, budget: int, C: float = 1.0, gamma=1.0, kernel: str = "rbf",
          iters: int = 20, tol: float = 1e-3, max_iter: int = 100_000) -> LabelFlipResult:
     r"""ALFA (Xiao, Xiao & Eckert 2012) with unit flip costs.
 
-    Alternates (i) fitting the SVM :math:`f_z` on the tainted labels :math:`z` and (ii)
-    choosing the ``budget`` flips with the smallest
-    :math:`\delta_i = [\xi_i(-y_i) - \psi_i(-y_i)] - [\xi_i(y_i) - \psi_i(y_i)]` (the
-    solution of ALFA's LP for unit costs), where :math:`\xi_i(\cdot)`, :math:`\psi_i(\cdot)`
-    are hinge losses of :math:`f_z` and of the clean SVM. Starts from :math:`\xi = 0`;
-    stops when the flip set repeats (status ``SUCCESS``) or after ``iters`` rounds
-    (``MAX_ITERATIONS``; the labels are still returned, no exception).
+    Alternates (i) fitting the SVM $f_z$ on the tainted labels $z$ and (ii)
+    choosing the `budget` flips with the smallest
+    $\delta_i = [\xi_i(-y_i) - \psi_i(-y_i)] - [\xi_i(y_i) - \psi_i(y_i)]$ (the
+    solution of ALFA's LP for unit costs), where $\xi_i(\cdot)$, $\psi_i(\cdot)$
+    are hinge losses of $f_z$ and of the clean SVM. Starts from $\xi = 0$;
+    stops when the flip set repeats (status `SUCCESS`) or after `iters` rounds
+    (`MAX_ITERATIONS`; the labels are still returned, no exception).
     """
     X, y, budget = _check(X, y, budget)
     gamma = _check_svm(C, gamma, kernel, X)
@@ -219,13 +219,13 @@ def alfa_tilt(X, y, *, budget: int, key, C: float = 1.0, gamma=1.0, kernel: str 
               tol: float = 1e-3, max_iter: int = 100_000) -> LabelFlipResult:
     r"""ALFA-tilt (Xiao et al. 2015).
 
-    For each of ``num_trials`` random classifiers :math:`f_{rnd}(x) = \sum_j c_j k(x_j, x)
-    + b`, :math:`c_j, b \sim U(-1, 1)`, flip the ``budget`` points with the smallest
-    :math:`v_i = \alpha_i/C - \beta_1 s_i - \beta_2 q_i` (:math:`s, q`: signed margins
-    :math:`y_i f(x_i)` of the clean and the random classifier, each divided by its largest
+    For each of `num_trials` random classifiers $f_{rnd}(x) = \sum_j c_j k(x_j, x)
+    + b$, $c_j, b \sim U(-1, 1)$, flip the `budget` points with the smallest
+    $v_i = \alpha_i/C - \beta_1 s_i - \beta_2 q_i$ ($s, q$: signed margins
+    $y_i f(x_i)$ of the clean and the random classifier, each divided by its largest
     magnitude), refit, and keep the candidate whose weight vector has the smallest cosine
-    :math:`\langle w', w\rangle_{\mathcal H}/(\|w'\|\|w\|)` with the clean one (the largest
-    tilt). ``score`` is that cosine. All refits run in one ``vmap``-ped SMO call.
+    $\langle w', w\rangle_{\mathcal H}/(\|w'\|\|w\|)$ with the clean one (the largest
+    tilt). `score` is that cosine. All refits run in one `vmap`-ped SMO call.
     """
     X, y, budget = _check(X, y, budget)
     gamma = _check_svm(C, gamma, kernel, X)
@@ -278,11 +278,11 @@ def greedy_lfa(X, y, X_val, y_val, *, budget: int, C: float = 1.0, gamma=1.0,
                max_iter: int = 100_000) -> LabelFlipResult:
     r"""Greedy label-flip attack maximising validation error.
 
-    For :math:`t = 1..L`: among the labels not yet flipped, flip the one whose flip gives
+    For $t = 1..L$: among the labels not yet flipped, flip the one whose flip gives
     the SVM (retrained from scratch) with the most validation errors, ties broken by the
-    larger mean validation hinge loss. Each step solves the :math:`n` candidate SVMs in
-    one ``vmap``-ped SMO call. ``score`` is (errors + h/(1+h)) of the last step
-    (``h`` = mean hinge loss). Cost :math:`O(L\,n)` SVM solves; meant for small ``n``.
+    larger mean validation hinge loss. Each step solves the $n$ candidate SVMs in
+    one `vmap`-ped SMO call. `score` is (errors + h/(1+h)) of the last step
+    (`h` = mean hinge loss). Cost $O(L\,n)$ SVM solves; meant for small `n`.
     """
     X, y, budget = _check(X, y, budget)
     gamma = _check_svm(C, gamma, kernel, X)

@@ -1,33 +1,33 @@
 r"""The inner step of the model-targeted attack: the point of largest loss difference.
 
-For two linear models :math:`\theta_t` (current) and :math:`\theta_p` (target) and a box
-:math:`\mathcal X = [l, u]` (per-feature bounds), find
+For two linear models $\theta_t$ (current) and $\theta_p$ (target) and a box
+$\mathcal X = [l, u]$ (per-feature bounds), find
 
-.. math::
+$$
+\max_{x\in\mathcal X,\; y\in\{-1,+1\}}\; \ell(\theta_t; x, y) - \ell(\theta_p; x, y).
+$$
 
-    \max_{x\in\mathcal X,\; y\in\{-1,+1\}}\; \ell(\theta_t; x, y) - \ell(\theta_p; x, y).
-
-**Hinge loss (exact).** With :math:`a(x) = 1 - y(w_t^\top x + b_t)` and
-:math:`c(x) = 1 - y(w_p^\top x + b_p)` the objective is
-:math:`\max(0,a) - \max(0,c) = \max\{\min(0,-c),\ \min(a, a-c)\}`, so the maximum over the
+**Hinge loss (exact).** With $a(x) = 1 - y(w_t^\top x + b_t)$ and
+$c(x) = 1 - y(w_p^\top x + b_p)$ the objective is
+$\max(0,a) - \max(0,c) = \max\{\min(0,-c),\ \min(a, a-c)\}$, so the maximum over the
 box is the larger of
 
-* :math:`\min(0, -\min_x c(x))` -- a linear minimisation over a box (closed form), and
-* :math:`\max_x \min(a(x), a(x) - c(x))` -- a linear program with one epigraph variable.
-  By LP duality it equals :math:`\min_{\mu\in[0,1]} g(\mu)` with
-  :math:`g(\mu) = \max_{x\in\mathcal X} a(x) - \mu c(x)
-  = (1-\mu) - y(b_t - \mu b_p) + \sum_j \max(k_j(\mu) l_j, k_j(\mu) u_j)`,
-  :math:`k(\mu) = -y(w_t - \mu w_p)`. :math:`g` is convex and piecewise linear with
-  breakpoints :math:`\mu_j = w_{t,j}/w_{p,j}`; its minimiser is one of
-  :math:`\{0, 1\}\cup\{\mu_j\}\cap(0,1)`, found without sorting by a search over the
-  breakpoint values on the sign of the right derivative (randomised pivots: :math:`O(d)`
-  per step, :math:`O(\log d)` steps expected), and :math:`g` is then evaluated exactly
+* $\min(0, -\min_x c(x))$ -- a linear minimisation over a box (closed form), and
+* $\max_x \min(a(x), a(x) - c(x))$ -- a linear program with one epigraph variable.
+  By LP duality it equals $\min_{\mu\in[0,1]} g(\mu)$ with
+  $g(\mu) = \max_{x\in\mathcal X} a(x) - \mu c(x)
+  = (1-\mu) - y(b_t - \mu b_p) + \sum_j \max(k_j(\mu) l_j, k_j(\mu) u_j)$,
+  $k(\mu) = -y(w_t - \mu w_p)$. $g$ is convex and piecewise linear with
+  breakpoints $\mu_j = w_{t,j}/w_{p,j}$; its minimiser is one of
+  $\{0, 1\}\cup\{\mu_j\}\cap(0,1)$, found without sorting by a search over the
+  breakpoint values on the sign of the right derivative (randomised pivots: $O(d)$
+  per step, $O(\log d)$ steps expected), and $g$ is then evaluated exactly
   there. A primal maximiser is recovered from the box
-  maximisers just left and right of :math:`\mu^\star`, mixed so that :math:`c(x)=0` when
-  :math:`\mu^\star` is interior.
+  maximisers just left and right of $\mu^\star$, mixed so that $c(x)=0$ when
+  $\mu^\star$ is interior.
 
 No sampling is involved: the answer is exact up to floating-point rounding (tests compare
-it with HiGHS and with enumeration of the box's vertices). Cost :math:`O(d\log d)`
+it with HiGHS and with enumeration of the box's vertices). Cost $O(d\log d)$
 expected per label.
 
 **Logistic loss.** The difference of two softplus terms is not concave; we run projected
@@ -53,7 +53,7 @@ __all__ = ["MaxLossPoint", "max_loss_difference"]
 
 
 class MaxLossPoint(NamedTuple):
-    """The maximising point ``x``, its label ``y`` (+1 or -1) and the loss difference."""
+    """The maximising point `x`, its label `y` (+1 or -1) and the loss difference."""
 
     x: Array
     y: Array
@@ -76,17 +76,17 @@ def _pivot_rank(d):
 def _argmin_breakpoint(wt, bt, wp, bp, y, lo, hi):
     """Exact minimiser of the convex piecewise-linear g on [0, 1] without sorting.
 
-    Term j of g has slope :math:`s^-_j = \\min(y w_{p,j} l_j, y w_{p,j} u_j)` left of its
-    breakpoint :math:`\\mu_j = w_{t,j}/w_{p,j}` and :math:`s^+_j` (the max) right of it
+    Term j of g has slope $s^-_j = \\min(y w_{p,j} l_j, y w_{p,j} u_j)$ left of its
+    breakpoint $\\mu_j = w_{t,j}/w_{p,j}$ and $s^+_j$ (the max) right of it
     (convexity), so the right derivative
-    :math:`R(\\mu) = -1 + y b_p + \\sum_j [\\mu \\ge \\mu_j]\\,s^+_j + [\\mu < \\mu_j]\\,s^-_j`
-    is a non-decreasing step function and the minimiser is :math:`0` if
-    :math:`R(0)\\ge 0`, else :math:`\\min\\{\\mu_j\\in(0,1] : R(\\mu_j)\\ge0\\}` (or 1).
+    $R(\\mu) = -1 + y b_p + \\sum_j [\\mu \\ge \\mu_j]\\,s^+_j + [\\mu < \\mu_j]\\,s^-_j$
+    is a non-decreasing step function and the minimiser is $0$ if
+    $R(0)\\ge 0$, else $\\min\\{\\mu_j\\in(0,1] : R(\\mu_j)\\ge0\\}$ (or 1).
     It is found by a search over the breakpoint values (randomised pivots, O(d) per step,
     O(log d) steps expected), so it is exactly one of the candidates (no tolerance involved).
 
-    Returns ``(mu_star, left, right)``: the minimiser and its nearest distinct candidates
-    in ``{0, 1} U {mu_j} n (0, 1)`` on each side (-1 / 2 when there is none).
+    Returns `(mu_star, left, right)`: the minimiser and its nearest distinct candidates
+    in `{0, 1} U {mu_j} n (0, 1)` on each side (-1 / 2 when there is none).
     """
     dtype = wt.dtype
     d = wt.shape[0]
@@ -254,11 +254,11 @@ def _as_model(model, name: str, d: int | None = None, dtype=None) -> LinearModel
 
 
 def _check_poisoning_problem(loss, X, y, target, reg, lower, upper):
-    """Validate a poisoning problem's victim side: the loss name, the clean data ``(X, y)``,
-    the target model (``None`` when there is none), the regularisation and the feasible box.
+    """Validate a poisoning problem's victim side: the loss name, the clean data `(X, y)`,
+    the target model (`None` when there is none), the regularisation and the feasible box.
 
-    Returns ``(X, y, target, lo, hi)`` with ``y`` cast to ``X``'s float dtype and the box
-    broadcast to ``(d,)``.
+    Returns `(X, y, target, lo, hi)` with `y` cast to `X`'s float dtype and the box
+    broadcast to `(d,)`.
     """
     V.check_choice(loss, "loss", LOSSES)
     X = V.as_float_array(X, "X", ndim=2)
@@ -277,19 +277,19 @@ def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str
                         lower: Float[Array, " d"] | float,
                         upper: Float[Array, " d"] | float, key=None, restarts: int = 32,
                         steps: int = 300, lr: float = 0.05) -> MaxLossPoint:
-    r"""Find :math:`\arg\max_{x\in[l,u],\,y\in\{\pm1\}} \ell(\theta_t;x,y)-\ell(\theta_p;x,y)`.
+    r"""Find $\arg\max_{x\in[l,u],\,y\in\{\pm1\}} \ell(\theta_t;x,y)-\ell(\theta_p;x,y)$.
 
     Args:
-      model_t: the current model :math:`\theta_t`.
-      model_p: the target model :math:`\theta_p`.
-      loss: ``"hinge"`` (exact, see module docstring) or ``"logistic"`` (projected Adam
-        from ``restarts`` random starts per label plus the hinge maximiser, ``steps``
-        steps of size ``lr`` in box-normalised coordinates; needs ``key``).
-      lower, upper: box bounds, scalars or per-feature ``(d,)`` arrays, ``lower < upper``.
+      model_t: the current model $\theta_t$.
+      model_p: the target model $\theta_p$.
+      loss: `"hinge"` (exact, see module docstring) or `"logistic"` (projected Adam
+        from `restarts` random starts per label plus the hinge maximiser, `steps`
+        steps of size `lr` in box-normalised coordinates; needs `key`).
+      lower, upper: box bounds, scalars or per-feature `(d,)` arrays, `lower < upper`.
       key: PRNG key (logistic only).
 
     Returns:
-      :class:`MaxLossPoint` ``(x, y, value)``; unpacks as a 3-tuple.
+      `MaxLossPoint` `(x, y, value)`; unpacks as a 3-tuple.
     """
     V.check_choice(loss, "loss", LOSSES)
     model_t = _as_model(model_t, "model_t")

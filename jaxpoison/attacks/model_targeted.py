@@ -1,34 +1,34 @@
 r"""Model-targeted poisoning (Suya, Mahloujifar, Suri, Evans, Tian, ICML 2021).
 
-Given clean data :math:`D_c` (:math:`N` rows), a target model :math:`\theta_p` and a box
-:math:`\mathcal X` of admissible points, Algorithm 1 ("follow the leader") repeats
+Given clean data $D_c$ ($N$ rows), a target model $\theta_p$ and a box
+$\mathcal X$ of admissible points, Algorithm 1 ("follow the leader") repeats
 
-1. :math:`\theta_t = \arg\min_\theta \sum_{D_c\cup D_p}\ell(\theta;x,y)
-   + (N+|D_p|)\lambda R(\theta)`, :math:`R(\theta) = \tfrac12(\lVert w\rVert^2+b^2)`
-   (the problem of :func:`jaxpoison.models.fit_linear`, warm-started from the last round);
-2. :math:`(x^\star, y^\star) = \arg\max_{x\in\mathcal X, y}\ \ell(\theta_t;x,y)
-   - \ell(\theta_p;x,y)` (:func:`jaxpoison.attacks.max_loss_difference`, exact for hinge);
-3. stop when the maximum is :math:`\le\epsilon` (the induced model is
-   :math:`\epsilon`-close to the target in the loss-based distance), or another goal or the
-   budget is reached; otherwise add ``copies`` copies of :math:`(x^\star, y^\star)` to
-   :math:`D_p`.
+1. $\theta_t = \arg\min_\theta \sum_{D_c\cup D_p}\ell(\theta;x,y)
+   + (N+|D_p|)\lambda R(\theta)$, $R(\theta) = \tfrac12(\lVert w\rVert^2+b^2)$
+   (the problem of `jaxpoison.models.fit_linear`, warm-started from the last round);
+2. $(x^\star, y^\star) = \arg\max_{x\in\mathcal X, y}\ \ell(\theta_t;x,y)
+   - \ell(\theta_p;x,y)$ (`jaxpoison.attacks.max_loss_difference`, exact for hinge);
+3. stop when the maximum is $\le\epsilon$ (the induced model is
+   $\epsilon$-close to the target in the loss-based distance), or another goal or the
+   budget is reached; otherwise add `copies` copies of $(x^\star, y^\star)$ to
+   $D_p$.
 
-**Lower bound (Theorem 2).** For every model :math:`\theta`, any poison set of size
-:math:`n_p` that makes :math:`\theta_p` the trained model satisfies
+**Lower bound (Theorem 2).** For every model $\theta$, any poison set of size
+$n_p$ that makes $\theta_p$ the trained model satisfies
 
-.. math::
+$$
+n_p \;\ge\; \frac{L(\theta_p; D_c) - L(\theta; D_c) - N\lambda\,(R(\theta) - R(\theta_p))}
+{\max_{x,y}[\ell(\theta;x,y) - \ell(\theta_p;x,y)]
++ \lambda\,(R(\theta) - R(\theta_p))}
+$$
 
-    n_p \;\ge\; \frac{L(\theta_p; D_c) - L(\theta; D_c) - N\lambda\,(R(\theta) - R(\theta_p))}
-                     {\max_{x,y}[\ell(\theta;x,y) - \ell(\theta_p;x,y)]
-                      + \lambda\,(R(\theta) - R(\theta_p))}
-
-whenever the denominator is positive (:math:`L(\cdot; D_c)` is the summed clean loss).
-We evaluate it at every iterate :math:`\theta_t` and keep the best. For hinge loss the
+whenever the denominator is positive ($L(\cdot; D_c)$ is the summed clean loss).
+We evaluate it at every iterate $\theta_t$ and keep the best. For hinge loss the
 denominator uses the exact (dual-certified) maximum, so the bound is certified; for
 logistic loss the maximum comes from a multi-start local search that can underestimate
 it, so the bound is reported but flagged as not certified.
 
-The loop keeps the poison points in a fixed-capacity buffer appended to :math:`D_c` with
+The loop keeps the poison points in a fixed-capacity buffer appended to $D_c$ with
 sample weights (0 for empty slots), so each round is one compiled, donated step; the
 Python loop only checks the stopping rules. A run returns its state and can be resumed.
 """
@@ -66,9 +66,9 @@ def _reg(model: LinearModel):
 
 def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss: str,
                          reg, max_loss) -> Array:
-    r"""Theorem 2 of Suya et al. evaluated at ``model`` (see module docstring).
+    r"""Theorem 2 of Suya et al. evaluated at `model` (see module docstring).
 
-    ``max_loss`` is :math:`\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)` for this pair
+    `max_loss` is $\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)$ for this pair
     (an upper bound on it keeps the result valid). Returns the real-valued bound, or 0 when
     the denominator is not positive (no information). The integer bound is its ceiling.
     """
@@ -82,7 +82,7 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
 
 
 class AttackState(eqx.Module):
-    """Everything needed to resume :func:`model_targeted_attack` (fixed-shape buffers)."""
+    """Everything needed to resume `model_targeted_attack` (fixed-shape buffers)."""
 
     X_all: Array          # (n + capacity, d): clean rows, then the poison buffer
     y_all: Array
@@ -102,24 +102,24 @@ class AttackState(eqx.Module):
 
 
 class ModelTargetedResult(Result):
-    """Result of :func:`model_targeted_attack`.
+    """Result of `model_targeted_attack`.
 
     Attributes:
-      X_poison, y_poison: the poison points added (copies expanded), ``(n_poison, d)``.
-      model: the induced model :math:`\\theta_t` trained on clean + poison data.
-      n_poison: number of poison points (rows of ``X_poison``).
+      X_poison, y_poison: the poison points added (copies expanded), `(n_poison, d)`.
+      model: the induced model $\\theta_t$ trained on clean + poison data.
+      n_poison: number of poison points (rows of `X_poison`).
       max_loss: per iteration (entry k: after k rounds), the max loss difference.
-      param_distance: per iteration, :math:`\\lVert\\theta_t-\\theta_p\\rVert_2`
+      param_distance: per iteration, $\\lVert\\theta_t-\\theta_p\\rVert_2$
         (w and b stacked).
-      lower_bound: per iteration, Theorem 2 at :math:`\\theta_t` (real-valued).
-      accuracy: per iteration, accuracy of :math:`\\theta_t` on the evaluation data.
-      best_lower_bound: :math:`\\lceil\\max_t\\rceil` of ``lower_bound`` (an integer
+      lower_bound: per iteration, Theorem 2 at $\\theta_t$ (real-valued).
+      accuracy: per iteration, accuracy of $\\theta_t$ on the evaluation data.
+      best_lower_bound: $\\lceil\\max_t\\rceil$ of `lower_bound` (an integer
         count of points).
       certified: True for hinge loss (exact inner maximum); False for logistic.
-      state: an :class:`AttackState` to pass back as ``state=`` to continue the run.
+      state: an `AttackState` to pass back as `state=` to continue the run.
       status: SUCCESS when a goal (eps, param_distance, target_accuracy) was reached, or
-        when only ``max_points`` was given and used up; BUDGET_EXHAUSTED when a goal was
-        set but ``max_points`` ran out first.
+        when only `max_points` was given and used up; BUDGET_EXHAUSTED when a goal was
+        set but `max_points` ran out first.
     """
 
     X_poison: Array
@@ -234,33 +234,33 @@ def model_targeted_attack(
     max_iter: int | None = None, restarts: int = 16, steps: int = 200,
     progress: Callable[[int, float, float], None] | None = None,
 ) -> ModelTargetedResult:
-    r"""Algorithm 1 of Suya et al. (ICML 2021): poison points that induce ``target``.
+    r"""Algorithm 1 of Suya et al. (ICML 2021): poison points that induce `target`.
 
     Args:
-      X, y: clean training data :math:`D_c` (labels in {-1, +1}).
-      target: the target model :math:`\theta_p` (finite :class:`LinearModel`).
-      loss: ``"hinge"`` (linear SVM, exact inner maximum, certified lower bound) or
-        ``"logistic"``.
-      reg: :math:`\lambda > 0` of the training problem (:func:`fit_linear`).
-      lower, upper: the feasible box for poison features (scalars or ``(d,)``).
-      eps: stop once :math:`\max_{x,y}\ell(\theta_t)-\ell(\theta_p)\le\epsilon`.
+      X, y: clean training data $D_c$ (labels in {-1, +1}).
+      target: the target model $\theta_p$ (finite `LinearModel`).
+      loss: `"hinge"` (linear SVM, exact inner maximum, certified lower bound) or
+        `"logistic"`.
+      reg: $\lambda > 0$ of the training problem (`fit_linear`).
+      lower, upper: the feasible box for poison features (scalars or `(d,)`).
+      eps: stop once $\max_{x,y}\ell(\theta_t)-\ell(\theta_p)\le\epsilon$.
       max_points: budget of poison points (copies count); also the buffer capacity.
-        Default: ``N`` (a 100% poisoning rate).
-      copies: copies of each max-loss point added per round (the authors' ``repeat_num``).
-      target_accuracy: stop once the accuracy of :math:`\theta_t` on the evaluation data is
-        :math:`\le` this (e.g. ``1 - target error``).
-      param_distance: stop once :math:`\lVert\theta_t-\theta_p\rVert_2\le` this.
-      eval_X, eval_y: evaluation data for ``target_accuracy`` and the accuracy history
+        Default: `N` (a 100% poisoning rate).
+      copies: copies of each max-loss point added per round (the authors' `repeat_num`).
+      target_accuracy: stop once the accuracy of $\theta_t$ on the evaluation data is
+        $\le$ this (e.g. `1 - target error`).
+      param_distance: stop once $\lVert\theta_t-\theta_p\rVert_2\le$ this.
+      eval_X, eval_y: evaluation data for `target_accuracy` and the accuracy history
         (default: the clean training data).
-      state: a previous result's ``state`` to resume (same data and arguments; a larger
-        ``max_points`` extends the buffer).
+      state: a previous result's `state` to resume (same data and arguments; a larger
+        `max_points` extends the buffer).
       key: PRNG key, required for logistic loss (random restarts of the inner search).
-      tol, max_iter: training tolerance and iteration cap (see :func:`fit_linear`).
+      tol, max_iter: training tolerance and iteration cap (see `fit_linear`).
       restarts, steps: logistic inner search (starts per label, Adam steps).
-      progress: optional callback ``progress(points, max_loss, distance)`` per round.
+      progress: optional callback `progress(points, max_loss, distance)` per round.
 
     Returns:
-      :class:`ModelTargetedResult`.
+      `ModelTargetedResult`.
     """
     X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype

@@ -1,20 +1,21 @@
 r"""PCM: poisoning cost minimisation for label-flipping attacks on preference data.
 
 A reward model linear in fixed features, trained by Bradley--Terry on pairs with feature
-differences ``Φ = [φ_1, ..., φ_N]`` (n x N) and labels ``θ ∈ [0, 1]^N``, depends on the labels
-only through ``Φθ`` (see :mod:`jaxpoison.models.reward`). Any ``θ`` with ``Φθ = Φθ_A``
-therefore produces the same poisoned model as an attack's labels ``θ_A``. PCM finds the
-cheapest such ``θ`` (arXiv 2511.09105):
+differences `Φ = [φ_1, ..., φ_N]` (n x N) and labels `θ ∈ [0, 1]^N`, depends on the labels
+only through `Φθ` (see `jaxpoison.models.reward`). Any `θ` with `Φθ = Φθ_A`
+therefore produces the same poisoned model as an attack's labels `θ_A`. PCM finds the
+cheapest such `θ` (arXiv 2511.09105):
 
-.. math::
-    \min_{\theta} \sum_i w_i |\theta_i - \theta_{O,i}|
-    \quad\text{s.t.}\quad \Phi\theta = \Phi\theta_A,\; 0 \le \theta \le 1 .
+$$
+\min_{\theta} \sum_i w_i |\theta_i - \theta_{O,i}|
+\quad\text{s.t.}\quad \Phi\theta = \Phi\theta_A,\; 0 \le \theta \le 1 .
+$$
 
-With ``θ - θ_O = p - q``, ``0 <= p <= 1 - θ_O``, ``0 <= q <= θ_O`` this is the bounded-variable
-LP ``min w^T p + w^T q  s.t.  Φ p - Φ q = Φ(θ_A - θ_O)`` with only ``n`` equality rows; the
-interior-point method's normal matrix is ``Φ (D_p + D_q) Φ^T`` (n x n, ``n^2 N`` flops per
-iteration), and PDHG touches ``Φ`` only through products. At the optimum ``p_i q_i = 0``
-(for ``w_i > 0``), so ``|θ_i - θ_{O,i}| = p_i + q_i``.
+With `θ - θ_O = p - q`, `0 <= p <= 1 - θ_O`, `0 <= q <= θ_O` this is the bounded-variable
+LP `min w^T p + w^T q  s.t.  Φ p - Φ q = Φ(θ_A - θ_O)` with only `n` equality rows; the
+interior-point method's normal matrix is `Φ (D_p + D_q) Φ^T` (n x n, `n^2 N` flops per
+iteration), and PDHG touches `Φ` only through products. At the optimum `p_i q_i = 0`
+(for `w_i > 0`), so `|θ_i - θ_{O,i}| = p_i + q_i`.
 """
 
 from __future__ import annotations
@@ -36,17 +37,17 @@ FLIP_TOL = 1e-6
 
 
 class PCMResult(Result):
-    """Result of :func:`pcm`.
+    """Result of `pcm`.
 
     Attributes:
-        theta: the cheapest labels ``θ*`` in ``[0, 1]^N``.
-        cost: ``Σ w_i |θ*_i - θ_{O,i}|`` (fractional flips, weighted).
-        flips: number of pairs whose label changed, ``|θ*_i - θ_{O,i}| > 1e-6``
-            (for binary ``θ_O`` and ``θ*`` this is the number of flipped labels; a soft change
+        theta: the cheapest labels `θ*` in `[0, 1]^N`.
+        cost: `Σ w_i |θ*_i - θ_{O,i}|` (fractional flips, weighted).
+        flips: number of pairs whose label changed, `|θ*_i - θ_{O,i}| > 1e-6`
+            (for binary `θ_O` and `θ*` this is the number of flipped labels; a soft change
             counts as one changed pair).
-        naive_cost, naive_flips: the same for the attack's own labels ``θ_A``.
-        residual: ``||Φθ* - Φθ_A||_2`` (for the adaptive-embedding variant, of the one kept row).
-        y: multipliers of ``Φθ = Φθ_A`` (derivative of the optimal cost w.r.t. the target).
+        naive_cost, naive_flips: the same for the attack's own labels `θ_A`.
+        residual: `||Φθ* - Φθ_A||_2` (for the adaptive-embedding variant, of the one kept row).
+        y: multipliers of `Φθ = Φθ_A` (derivative of the optimal cost w.r.t. the target).
         primal_residual, dual_residual, gap: the LP solver's relative KKT measures.
     """
 
@@ -63,7 +64,7 @@ class PCMResult(Result):
 
 
 def count_flips(theta, theta_orig, tol: float = FLIP_TOL):
-    """Number of pairs with ``|θ_i - θ_{O,i}| > tol`` (the flip-count rule of :func:`pcm`)."""
+    """Number of pairs with `|θ_i - θ_{O,i}| > tol` (the flip-count rule of `pcm`)."""
     return jnp.sum(jnp.abs(theta - theta_orig) > tol)
 
 
@@ -105,27 +106,27 @@ def pcm(
 ) -> PCMResult:
     r"""Cheapest relabelling that keeps the poisoned reward model (PCM).
 
-    Solves :math:`\min_\theta \sum_i w_i|\theta_i-\theta_{O,i}|` s.t.
-    :math:`\Phi\theta = \Phi\theta_A`, :math:`0\le\theta\le 1` (module docstring) with
-    :func:`jaxpoison.solvers.linprog`'s methods on the structured operator ``[Φ, -Φ]``.
-    Gives the same optimal cost as ``scipy.optimize.linprog`` (HiGHS) on the p--q LP.
+    Solves $\min_\theta \sum_i w_i|\theta_i-\theta_{O,i}|$ s.t.
+    $\Phi\theta = \Phi\theta_A$, $0\le\theta\le 1$ (module docstring) with
+    `jaxpoison.solvers.linprog`'s methods on the structured operator `[Φ, -Φ]`.
+    Gives the same optimal cost as `scipy.optimize.linprog` (HiGHS) on the p--q LP.
 
     Args:
-        phi: feature differences ``Φ`` (n, N), column i = ``φ(x_i, y_i) - φ(x_i, z_i)``.
-        theta_orig: original labels ``θ_O`` in ``[0, 1]`` (N,), binary or soft.
-        theta_target: the attack's labels ``θ_A`` in ``[0, 1]`` (N,).
-        target: instead of ``theta_target``, the required ``Φθ`` (n,) directly; a target
-            outside ``Φ[0,1]^N`` makes the LP infeasible (status ``INFEASIBLE``).
-        weights: per-pair flip costs ``w >= 0`` (N,) or scalar; default 1.
-        adaptive_embedding: a reward direction ``r_A`` (n,): keep only the single constraint
-            ``r_A^T Φ θ = r_A^T Φ θ_A`` (the paper's adaptive-embedding variant, where the
-            attacker only needs the reward along ``r_A``).
-        method: ``"ipm"`` (default) or ``"pdhg"``.
-        tol, max_iter: solver tolerance and iteration limit (see ``linprog``).
-        throw: raise :class:`jaxpoison.SolverError` on a failed solve.
+        phi: feature differences `Φ` (n, N), column i = `φ(x_i, y_i) - φ(x_i, z_i)`.
+        theta_orig: original labels `θ_O` in `[0, 1]` (N,), binary or soft.
+        theta_target: the attack's labels `θ_A` in `[0, 1]` (N,).
+        target: instead of `theta_target`, the required `Φθ` (n,) directly; a target
+            outside `Φ[0,1]^N` makes the LP infeasible (status `INFEASIBLE`).
+        weights: per-pair flip costs `w >= 0` (N,) or scalar; default 1.
+        adaptive_embedding: a reward direction `r_A` (n,): keep only the single constraint
+            `r_A^T Φ θ = r_A^T Φ θ_A` (the paper's adaptive-embedding variant, where the
+            attacker only needs the reward along `r_A`).
+        method: `"ipm"` (default) or `"pdhg"`.
+        tol, max_iter: solver tolerance and iteration limit (see `linprog`).
+        throw: raise `jaxpoison.SolverError` on a failed solve.
 
     Returns:
-        :class:`PCMResult`; ``theta`` satisfies ``Φθ = Φθ_A`` to the solver tolerance.
+        `PCMResult`; `theta` satisfies `Φθ = Φθ_A` to the solver tolerance.
     """
     V.check_choice(method, "method", ("ipm", "pdhg"))
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,

@@ -1,42 +1,48 @@
 r"""Cheap lower and upper bounds on the PCM optimum.
 
-Notation: ``Δ = θ_A - θ_O``, ``P = Φ^+ Φ`` the orthogonal projector onto the row space of ``Φ``
-(the range of ``Φ^T``), ``W = diag(w)``. In ``δ = θ - θ_O`` the PCM LP reads
+Notation: `Δ = θ_A - θ_O`, `P = Φ^+ Φ` the orthogonal projector onto the row space of `Φ`
+(the range of `Φ^T`), `W = diag(w)`. In `δ = θ - θ_O` the PCM LP reads
 
-.. math:: \mathrm{OPT} = \min_\delta \sum_i w_i|\delta_i| \quad\text{s.t.}\quad
-          \Phi\delta = \Phi\Delta,\; -\theta_O \le \delta \le 1 - \theta_O .
+$$
+\mathrm{OPT} = \min_\delta \sum_i w_i|\delta_i| \quad\text{s.t.}\quad
+\Phi\delta = \Phi\Delta,\; -\theta_O \le \delta \le 1 - \theta_O .
+$$
 
-**Lower bounds (LP duality).** For any multiplier ``y`` the Lagrangian dual function is a lower
-bound (weak duality; no constraint on ``y`` is needed because the box is kept inside):
+**Lower bounds (LP duality).** For any multiplier `y` the Lagrangian dual function is a lower
+bound (weak duality; no constraint on `y` is needed because the box is kept inside):
 
-.. math:: g(y) = y^T\Phi\Delta + \sum_i \min_{-\theta_{O,i}\le\delta_i\le 1-\theta_{O,i}}
-          \big(w_i|\delta_i| - v_i\delta_i\big),\qquad v = \Phi^T y,
+$$
+g(y) = y^T\Phi\Delta + \sum_i \min_{-\theta_{O,i}\le\delta_i\le 1-\theta_{O,i}}
+\big(w_i|\delta_i| - v_i\delta_i\big),\qquad v = \Phi^T y,
+$$
 
-and the inner minimum is ``0`` if ``|v_i| <= w_i`` (take ``δ_i = 0``), ``-(v_i - w_i)(1-θ_{O,i})``
-if ``v_i > w_i`` and ``-(-v_i - w_i)θ_{O,i}`` if ``v_i < -w_i``. Take ``y = t y_0`` with
-``Φ^T y_0 = PΔ`` (it exists because ``PΔ`` lies in the range of ``Φ^T``), so ``v = t PΔ`` and
-``y^TΦΔ = t Δ^T P Δ = t ||PΔ||_2^2``. For ``t = 1/||W^{-1}PΔ||_∞`` every ``|v_i| <= w_i``, all
+and the inner minimum is `0` if `|v_i| <= w_i` (take `δ_i = 0`), `-(v_i - w_i)(1-θ_{O,i})`
+if `v_i > w_i` and `-(-v_i - w_i)θ_{O,i}` if `v_i < -w_i`. Take `y = t y_0` with
+`Φ^T y_0 = PΔ` (it exists because `PΔ` lies in the range of `Φ^T`), so `v = t PΔ` and
+`y^TΦΔ = t Δ^T P Δ = t ||PΔ||_2^2`. For `t = 1/||W^{-1}PΔ||_∞` every `|v_i| <= w_i`, all
 penalties vanish, and
 
-.. math:: \mathrm{OPT} \ge \frac{\|P\Delta\|_2^2}{\|W^{-1} P\Delta\|_\infty}
+$$
+\mathrm{OPT} \ge \frac{\|P\Delta\|_2^2}{\|W^{-1} P\Delta\|_\infty}
+$$
 
--- the paper's Theorem 2 (``w = 1``: ``||PΔ||_2^2/||PΔ||_∞``). It is the dual value of the
-relaxation without the box, restricted to this direction. **Sharper**: ``g(t y_0)`` is concave
-and piecewise linear in ``t`` with kinks at ``t_i = w_i/|(PΔ)_i|``; its exact maximum over
-``t >= 0`` (by sorting the kinks and cumulative sums, ``O(N log N)``) keeps the box's penalties
-and is never below Theorem 2's value (which is ``g`` at the first kink).
+-- the paper's Theorem 2 (`w = 1`: `||PΔ||_2^2/||PΔ||_∞`). It is the dual value of the
+relaxation without the box, restricted to this direction. **Sharper**: `g(t y_0)` is concave
+and piecewise linear in `t` with kinks at `t_i = w_i/|(PΔ)_i|`; its exact maximum over
+`t >= 0` (by sorting the kinks and cumulative sums, `O(N log N)`) keeps the box's penalties
+and is never below Theorem 2's value (which is `g` at the first kink).
 
-**Upper bounds (feasible points).** Any feasible ``θ`` gives ``OPT <= Σ w|θ - θ_O|``.
-(i) ``θ_A`` itself gives the naive ``Σ w_i|Δ_i|``. (ii) *Null-space line search*: with
-``e = (I - P)Δ``, ``θ(t) = θ_A - t e`` satisfies ``Φθ(t) = Φθ_A`` for every ``t`` because
-``Φ(I - P) = 0``; it stays in the box on an interval ``[t_lo, t_hi] ∋ 0``, and the cost
-``Σ w_i|Δ_i - t e_i|`` is convex in ``t`` and minimised by the weighted median of
-``Δ_i/e_i`` (weights ``w_i|e_i|``) clipped to the interval. (iii) *Support restriction*: PCM
-restricted to the pairs the attack changed (``Δ_i ≠ 0``, others kept at ``θ_O``) is a
-smaller LP whose feasible set contains ``θ_A`` and is contained in PCM's, so its optimum lies
-between OPT and the naive cost; it is ``|supp Δ|/N`` times cheaper than PCM (for RLHFPoison,
-5% of N). :func:`pcm_upper_bound` returns the minimum of (ii) and (iii) (or (ii) alone with
-``restrict_to_support=False``), hence always ``<= Σ w|Δ|``.
+**Upper bounds (feasible points).** Any feasible `θ` gives `OPT <= Σ w|θ - θ_O|`.
+(i) `θ_A` itself gives the naive `Σ w_i|Δ_i|`. (ii) *Null-space line search*: with
+`e = (I - P)Δ`, `θ(t) = θ_A - t e` satisfies `Φθ(t) = Φθ_A` for every `t` because
+`Φ(I - P) = 0`; it stays in the box on an interval `[t_lo, t_hi] ∋ 0`, and the cost
+`Σ w_i|Δ_i - t e_i|` is convex in `t` and minimised by the weighted median of
+`Δ_i/e_i` (weights `w_i|e_i|`) clipped to the interval. (iii) *Support restriction*: PCM
+restricted to the pairs the attack changed (`Δ_i ≠ 0`, others kept at `θ_O`) is a
+smaller LP whose feasible set contains `θ_A` and is contained in PCM's, so its optimum lies
+between OPT and the naive cost; it is `|supp Δ|/N` times cheaper than PCM (for RLHFPoison,
+5% of N). `pcm_upper_bound` returns the minimum of (ii) and (iii) (or (ii) alone with
+`restrict_to_support=False`), hence always `<= Σ w|Δ|`.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ __all__ = ["pcm_lower_bound", "pcm_upper_bound", "projected_difference"]
 
 
 def projected_difference(phi, delta):
-    """``PΔ``: the projection of ``Δ`` onto the row space of ``Φ`` (by least squares)."""
+    """`PΔ`: the projection of `Δ` onto the row space of `Φ` (by least squares)."""
     y, *_ = jnp.linalg.lstsq(phi.T, delta)
     return phi.T @ y
 
@@ -91,9 +97,9 @@ def pcm_lower_bound(
 ) -> jax.Array:
     r"""Lower bound on the PCM optimum from LP duality (derivation in the module docstring).
 
-    ``sharpen=False`` returns the paper's Theorem 2, :math:`\|P\Delta\|_2^2 /
-    \|W^{-1}P\Delta\|_\infty`; ``sharpen=True`` (default) the exact maximum of the Lagrangian
-    dual along the same dual ray, which is never smaller. Pure and ``jit``-able.
+    `sharpen=False` returns the paper's Theorem 2, $\|P\Delta\|_2^2 /
+    \|W^{-1}P\Delta\|_\infty$; `sharpen=True` (default) the exact maximum of the Lagrangian
+    dual along the same dual ray, which is never smaller. Pure and `jit`-able.
     """
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,
                                                               weights)
@@ -136,9 +142,9 @@ def pcm_upper_bound(
 ) -> jax.Array:
     r"""Upper bound on the PCM optimum from cheap feasible points (module docstring).
 
-    Returns ``min`` of the null-space line search (ii) and, with ``restrict_to_support`` and
-    concrete inputs, the support-restricted PCM (iii); always ``<= Σ w_i|Δ_i|``. The support
-    LP is padded with inert zero columns to ``support_pad`` columns (default: the next power
+    Returns `min` of the null-space line search (ii) and, with `restrict_to_support` and
+    concrete inputs, the support-restricted PCM (iii); always `<= Σ w_i|Δ_i|`. The support
+    LP is padded with inert zero columns to `support_pad` columns (default: the next power
     of two) so that repeated calls reuse compiled shapes.
     """
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,

@@ -1,9 +1,9 @@
 r"""Label attacks on preference data: random flips and RLHFPoison.
 
-Convention: pair ``i`` compares a first (``chosen``) response ``y_i`` with a second
-(``rejected``) response ``z_i``; ``θ_i ∈ [0, 1]`` is the probability (fraction of annotators)
-that ``y_i`` is preferred, and ``φ_i = φ(x_i, y_i) - φ(x_i, z_i)``. Flipping a label maps
-``θ_i -> 1 - θ_i``.
+Convention: pair `i` compares a first (`chosen`) response `y_i` with a second
+(`rejected`) response `z_i`; `θ_i ∈ [0, 1]` is the probability (fraction of annotators)
+that `y_i` is preferred, and `φ_i = φ(x_i, y_i) - φ(x_i, z_i)`. Flipping a label maps
+`θ_i -> 1 - θ_i`.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ __all__ = ["random_flip", "rlhf_poison", "PreferenceAttack"]
 
 
 class PreferenceAttack(NamedTuple):
-    """``theta``: the attacked labels ``θ_A``; ``flipped``: boolean mask of flipped pairs."""
+    """`theta`: the attacked labels `θ_A`; `flipped`: boolean mask of flipped pairs."""
 
     theta: jax.Array
     flipped: jax.Array
 
 
 def random_flip(theta: Float[Array, " N"], rate: float, *, key) -> PreferenceAttack:
-    """Flip ``round(rate * N)`` labels chosen uniformly without replacement (``θ -> 1 - θ``).
+    """Flip `round(rate * N)` labels chosen uniformly without replacement (`θ -> 1 - θ`).
 
     Args:
-        theta: original labels in ``[0, 1]`` (N,).
-        rate: fraction of pairs to flip, in ``[0, 1]``.
+        theta: original labels in `[0, 1]` (N,).
+        rate: fraction of pairs to flip, in `[0, 1]`.
         key: JAX PRNG key (keyword-only).
     """
     V.check_key(key)
@@ -64,20 +64,20 @@ def rlhf_poison(
     r"""RLHFPoison-style length attack: make the reward prefer longer responses.
 
     1. *Candidates*: pairs whose chosen (first) response is shorter than the rejected one.
-    2. *Quality filter*: among candidates keep the ``quality_fraction * N`` (default 25% of N)
-       with the smallest clean-reward margin ``|r_o^T φ_i|`` (flips the clean model is least
+    2. *Quality filter*: among candidates keep the `quality_fraction * N` (default 25% of N)
+       with the smallest clean-reward margin `|r_o^T φ_i|` (flips the clean model is least
        sure about, hence least detectable).
-    3. *Selection*: among those, flip the ``budget_fraction * N`` (default 5% of N) with the
-       largest length gap ``rejected - chosen`` (``largest_gap=False``: the smallest).
+    3. *Selection*: among those, flip the `budget_fraction * N` (default 5% of N) with the
+       largest length gap `rejected - chosen` (`largest_gap=False`: the smallest).
 
-    Fewer pairs are flipped when fewer qualify. Deterministic; pure and ``jit``-able once the
-    counts (from ``N`` and the fractions) are fixed.
+    Fewer pairs are flipped when fewer qualify. Deterministic; pure and `jit`-able once the
+    counts (from `N` and the fractions) are fixed.
 
     Args:
         phi: feature differences (n, N).
-        theta: original labels in ``[0, 1]`` (N,).
-        reward: clean reward vector ``r_o`` (n,), e.g. from
-            :func:`jaxpoison.models.fit_bradley_terry`.
+        theta: original labels in `[0, 1]` (N,).
+        reward: clean reward vector `r_o` (n,), e.g. from
+            `jaxpoison.models.fit_bradley_terry`.
         chosen_length, rejected_length: response lengths (N,), e.g. characters.
     """
     phi = V.as_float_array(phi, "phi", ndim=2)

@@ -4,20 +4,20 @@ Steinhardt and Liang 2018, as used by Suya et al. 2021).
 A target model should reach the attacker's goal (an error rate, or misclassifying a
 subpopulation) while staying as close as possible to the clean data, measured by the
 regularised clean training loss
-:math:`\frac1N\sum_{D_c}\ell(\theta;x,y) + \frac\lambda2(\lVert w\rVert^2+b^2)` (lower means
+$\frac1N\sum_{D_c}\ell(\theta;x,y) + \frac\lambda2(\lVert w\rVert^2+b^2)$ (lower means
 fewer poison points needed, by the Theorem-2 intuition). Candidates are produced by
-training on the clean data plus label-flipped points with :func:`fit_linear`; all
+training on the clean data plus label-flipped points with `fit_linear`; all
 candidates of a grid share one compiled solver (the grid only changes sample weights,
 so shapes are shared) and are trained one after another with warm starts.
 
-* :func:`indiscriminate_targets`: flip the labels of the points of a pool whose clean
-  margin is below the ``q``-quantile, repeat them ``r`` times, for every ``(q, r)`` of a
+* `indiscriminate_targets`: flip the labels of the points of a pool whose clean
+  margin is below the `q`-quantile, repeat them `r` times, for every `(q, r)` of a
   grid; for each wanted error keep the lowest-loss candidate whose error on the
   evaluation data reaches it.
-* :func:`subpopulation_target`: for a subpopulation (one label), flip the labels of its
-  ``rate * N`` points closest to the clean boundary (in place); when ``rate * N`` exceeds
+* `subpopulation_target`: for a subpopulation (one label), flip the labels of its
+  `rate * N` points closest to the clean boundary (in place); when `rate * N` exceeds
   its size, replace the whole subpopulation by flipped copies of total weight
-  ``rate * N`` (spread evenly -- a deterministic version of the authors' sampling with
+  `rate * N` (spread evenly -- a deterministic version of the authors' sampling with
   replacement); keep the lowest-loss candidate that misclassifies the wanted fraction
   of the subpopulation.
 """
@@ -43,8 +43,8 @@ class TargetModels(eqx.Module):
     """Candidates and the chosen target model(s).
 
     Attributes:
-      candidates: all candidate models (a batched :class:`LinearModel`).
-      params: the grid value(s) of each candidate (``(q, r)`` or ``rate``), ``(m, k)``.
+      candidates: all candidate models (a batched `LinearModel`).
+      params: the grid value(s) of each candidate (`(q, r)` or `rate`), `(m, k)`.
       error: error of each candidate on the evaluation data (indiscriminate) or on the
         subpopulation (subpopulation).
       clean_loss: regularised mean clean loss of each candidate.
@@ -67,14 +67,14 @@ class TargetModels(eqx.Module):
 
 
 def regularized_clean_loss(model: LinearModel, X, y, *, loss: str, reg) -> Array:
-    """:math:`\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w\\rVert^2+b^2)` on clean data."""
+    """$\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w\\rVert^2+b^2)$ on clean data."""
     m = y * (X @ model.w + model.b)
     ell = jnp.maximum(0.0, 1.0 - m) if loss == "hinge" else jnp.logaddexp(0.0, -m)
     return jnp.mean(ell) + 0.5 * reg * (model.w @ model.w + model.b ** 2)
 
 
 def _fit_many(X_all, y_all, S, reg, tol, *, loss, max_iter):
-    """Fit one model per row of weights ``S``, each warm-started from the previous one
+    """Fit one model per row of weights `S`, each warm-started from the previous one
     (sequential warm starts beat a vmapped batch, whose loops run to the slowest member)."""
     n, d = X_all.shape
     w, b = jnp.zeros(d, X_all.dtype), jnp.zeros((), X_all.dtype)
@@ -111,8 +111,8 @@ def _select(errors, losses, wanted):
 
 def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, eval_X, eval_y, *,
                     loss, reg, tol, max_iter) -> TargetModels:
-    """Fit one candidate per row of ``weights`` on ``(X, y) ∪ (X_extra, y_extra)`` in one
-    vmapped call, measure each one's error on ``(eval_X, eval_y)`` and regularised clean
+    """Fit one candidate per row of `weights` on `(X, y) ∪ (X_extra, y_extra)` in one
+    vmapped call, measure each one's error on `(eval_X, eval_y)` and regularised clean
     loss, and pick per wanted error the lowest-loss candidate reaching it (the most
     damaging candidate where none does)."""
     dtype = X.dtype
@@ -143,13 +143,13 @@ def indiscriminate_targets(
 
     Args:
       X, y: clean training data.
-      loss, reg: the victim's training problem (:func:`fit_linear`).
-      target_errors: wanted error rates on the evaluation data, e.g. ``(0.05, 0.1, 0.15)``.
+      loss, reg: the victim's training problem (`fit_linear`).
+      target_errors: wanted error rates on the evaluation data, e.g. `(0.05, 0.1, 0.15)`.
       quantiles, repeats: the grid (defaults: the authors' MNIST-17 grid).
       pool_X, pool_y: points whose flipped copies are added (default: the training data).
       eval_X, eval_y: data on which the error is measured (default: the pool).
     Returns:
-      :class:`TargetModels`; ``targets`` has one model per requested error.
+      `TargetModels`; `targets` has one model per requested error.
     """
     X, y = _check_common(X, y, loss, reg)
     dtype = X.dtype
@@ -191,13 +191,13 @@ def subpopulation_target(
 
     Args:
       X, y: clean training data.
-      subpop: boolean mask over the rows of ``X`` selecting the subpopulation (one label).
+      subpop: boolean mask over the rows of `X` selecting the subpopulation (one label).
       target_error: wanted error on the subpopulation (1.0: misclassify all of it).
       rates: poisoning rates (flipped weight / N) tried (default: the authors' grid).
       eval_X, eval_y: the subpopulation's evaluation points (default: the training
         subpopulation) on which the error is measured.
     Returns:
-      :class:`TargetModels` with one target.
+      `TargetModels` with one target.
     """
     X, y = _check_common(X, y, loss, reg)
     dtype = X.dtype

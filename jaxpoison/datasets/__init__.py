@@ -1,7 +1,7 @@
 """Loaders that return NumPy arrays: real data shipped by packages, and synthetic generators.
 
 Every loader reads local files only (no network). A loader whose source package or file
-is missing raises :class:`MissingSourceError` naming the command that installs it.
+is missing raises `MissingSourceError` naming the command that installs it.
 Optional packages are imported inside the loaders, so importing this package is cheap.
 """
 

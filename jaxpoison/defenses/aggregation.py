@@ -1,31 +1,31 @@
 """Train and query an aggregation ensemble: all base learners in one vmapped, jitted,
 device-sharded program.
 
-:func:`train_ensemble` takes a :class:`~jaxpoison.defenses.Partition` (DPA's ``k`` parts
-or FA's ``k*d`` subsets) and trains one base learner per part with
-:func:`jaxpoison.models.learners.fit_parts` -- ``jax.vmap`` over the part axis inside one
-``jax.jit``. The part axis is sharded across devices: a 1-D :class:`jax.sharding.Mesh`
-named ``"parts"`` over ``devices`` and :class:`~jax.sharding.NamedSharding` with
-``PartitionSpec("parts")`` on the leading axis of the stacked index rows, masks and keys
+`train_ensemble` takes a `jaxpoison.defenses.Partition` (DPA's `k` parts
+or FA's `k*d` subsets) and trains one base learner per part with
+`jaxpoison.models.learners.fit_parts` -- `jax.vmap` over the part axis inside one
+`jax.jit`. The part axis is sharded across devices: a 1-D `jax.sharding.Mesh`
+named `"parts"` over `devices` and `jax.sharding.NamedSharding` with
+`PartitionSpec("parts")` on the leading axis of the stacked index rows, masks and keys
 (the training set itself is replicated). XLA's SPMD partitioner then runs each device's
 block of parts locally; no cross-device communication is needed because parts are
 independent. The number of parts is padded to a multiple of the device count with empty
 parts (whose learners abstain and are dropped from the output).
 
-Learner ``j`` uses the key ``jax.random.fold_in(key, j)``, so its parameters do not
+Learner `j` uses the key `jax.random.fold_in(key, j)`, so its parameters do not
 depend on how many parts are trained together or on how they are sharded: the sharded
 result equals the single-device result (tested on 8 simulated CPU devices).
 
-Multi-host: call ``jax.distributed.initialize()`` in every process first, give every
-process the same full training set and pass ``devices=jax.devices()`` (the global device
-list, the default). Inputs are assembled with :func:`jax.make_array_from_callback`, which
+Multi-host: call `jax.distributed.initialize()` in every process first, give every
+process the same full training set and pass `devices=jax.devices()` (the global device
+list, the default). Inputs are assembled with `jax.make_array_from_callback`, which
 builds a global array from each process's addressable shards, so the same code runs on
 one or many hosts; the stacked parameters come back as a globally sharded array (use
-:func:`jax.experimental.multihost_utils.process_allgather` to gather them on every host).
+`jax.experimental.multihost_utils.process_allgather` to gather them on every host).
 Tested with two processes on one machine (a localhost coordinator, CPU collectives
 over gloo): the gathered parameters equal a single-device run.
 
-We use sharded ``jit`` rather than ``shard_map``: with this JAX version a ``shard_map``
+We use sharded `jit` rather than `shard_map`: with this JAX version a `shard_map`
 over a loop whose carry starts from a constant was seen to give silently wrong results;
 here every carry (parameters, optimiser state) is derived from the sharded keys.
 """
@@ -62,10 +62,10 @@ class Ensemble(eqx.Module):
     """Trained base learners of an aggregation defense.
 
     Attributes:
-        params: parameter pytree stacked along a leading part axis (length ``padded``;
-            for nearest-neighbour learners, ``None``).
-        sizes: ``(padded,)`` samples per part (0 = empty part, abstains).
-        num_parts: the real number of parts (``k`` for DPA, ``k*d`` for FA).
+        params: parameter pytree stacked along a leading part axis (length `padded`;
+            for nearest-neighbour learners, `None`).
+        sizes: `(padded,)` samples per part (0 = empty part, abstains).
+        num_parts: the real number of parts (`k` for DPA, `k*d` for FA).
         indices, mask: the padded partition rows (needed by nearest-neighbour learners).
     """
 
@@ -85,7 +85,7 @@ def _default_float(X):
 
 
 def part_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named ``"parts"`` over ``devices`` (default: all global devices)."""
+    """A 1-D mesh named `"parts"` over `devices` (default: all global devices)."""
     devices = jax.devices() if devices is None else list(devices)
     return Mesh(np.asarray(devices), ("parts",))
 
@@ -110,25 +110,25 @@ def train_ensemble(learner, X, y, partition: Partition, *, key, epochs: int = 50
                    batch_size: int | None = None, optimizer="adam",
                    learning_rate: float = 1e-2, augment_shift: int = 0,
                    image_shape: tuple | None = None, devices=None) -> Ensemble:
-    """Train one base learner per part of ``partition`` in a single sharded, vmapped call.
+    """Train one base learner per part of `partition` in a single sharded, vmapped call.
 
     Args:
-        learner: a :class:`~jaxpoison.models.learners.Learner` (softmax regression, MLP,
+        learner: a `jaxpoison.models.learners.Learner` (softmax regression, MLP,
             CNN) or a nearest-neighbour learner (nothing to train: the ensemble just keeps
             the partition).
-        X: ``(n, num_features)`` training features (images flattened); float.
-        y: ``(n,)`` integer labels in ``[0, num_classes)``.
-        partition: from :func:`~jaxpoison.defenses.dpa_partition` or
-            :func:`~jaxpoison.defenses.fa_partition`.
-        key: PRNG key; learner ``j`` uses ``fold_in(key, j)``.
-        epochs, batch_size, optimizer, learning_rate: training schedule (``batch_size=None``
-            is full batch); ``optimizer`` is ``"adam"``, ``"sgd"`` or an optax transformation.
-        augment_shift, image_shape: random translations by up to ``augment_shift`` pixels of
-            ``image_shape`` images (a data-independent augmentation).
-        devices: devices to shard the part axis over (default ``jax.devices()``).
+        X: `(n, num_features)` training features (images flattened); float.
+        y: `(n,)` integer labels in `[0, num_classes)`.
+        partition: from `jaxpoison.defenses.dpa_partition` or
+            `jaxpoison.defenses.fa_partition`.
+        key: PRNG key; learner `j` uses `fold_in(key, j)`.
+        epochs, batch_size, optimizer, learning_rate: training schedule (`batch_size=None`
+            is full batch); `optimizer` is `"adam"`, `"sgd"` or an optax transformation.
+        augment_shift, image_shape: random translations by up to `augment_shift` pixels of
+            `image_shape` images (a data-independent augmentation).
+        devices: devices to shard the part axis over (default `jax.devices()`).
 
     Returns:
-        An :class:`Ensemble`.
+        An `Ensemble`.
     """
     V.check_key(key)
     if not isinstance(partition, Partition):
@@ -201,11 +201,11 @@ def _predict_nn(learner, X, y, indices, mask, X_test, chunk):
 
 def ensemble_predict(learner, ensemble: Ensemble, X_test, *, X=None, y=None,
                      chunk: int = 256) -> jax.Array:
-    """``(n_test, num_parts)`` base predictions, ``num_classes`` where a learner abstains.
+    """`(n_test, num_parts)` base predictions, `num_classes` where a learner abstains.
 
-    Feed the result to :func:`~jaxpoison.defenses.dpa_certify` or
-    :func:`~jaxpoison.defenses.fa_certify`. Nearest-neighbour learners need the training
-    data ``X, y`` again. Test points are processed in blocks of ``chunk``.
+    Feed the result to `jaxpoison.defenses.dpa_certify` or
+    `jaxpoison.defenses.fa_certify`. Nearest-neighbour learners need the training
+    data `X, y` again. Test points are processed in blocks of `chunk`.
     """
     X_test = V.as_float_array(_default_float(X_test), "X_test", ndim=2)
     chunk = min(V.check_int(chunk, "chunk", low=1), X_test.shape[0])

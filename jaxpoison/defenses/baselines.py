@@ -1,19 +1,19 @@
 r"""Label-noise baselines that FLORAL is compared with (binary, kernel SVM based).
 
-* :func:`svm_baseline` -- the plain SVM on the (possibly poisoned) labels.
-* :func:`ln_svm` -- LN-robust SVM (Biggio, Nelson & Laskov, ACML 2011): the kernel is
-  corrected for label noise of rate :math:`\mu`, :math:`\tilde K = K \circ M` with
-  :math:`M_{ii} = 1` and :math:`M_{ij} = 1 - 4\mu(1-\mu)` off the diagonal.
-* :func:`curie` -- CURIE (Laishram & Phoha 2016): DBSCAN clusters in feature space, then
+* `svm_baseline` -- the plain SVM on the (possibly poisoned) labels.
+* `ln_svm` -- LN-robust SVM (Biggio, Nelson & Laskov, ACML 2011): the kernel is
+  corrected for label noise of rate $\mu$, $\tilde K = K \circ M$ with
+  $M_{ii} = 1$ and $M_{ij} = 1 - 4\mu(1-\mu)$ off the diagonal.
+* `curie` -- CURIE (Laishram & Phoha 2016): DBSCAN clusters in feature space, then
   the points whose mean distance to their cluster in the augmented space
-  :math:`(x, \omega y)` exceeds a threshold are removed before training.
-* :func:`ls_svm` -- label sanitisation (Paudice, Muñoz-González & Lupu 2018): a point
-  whose :math:`k` nearest neighbours disagree with its label by more than a fraction
-  :math:`\eta` is relabelled to the neighbours' majority, then the SVM is trained.
+  $(x, \omega y)$ exceeds a threshold are removed before training.
+* `ls_svm` -- label sanitisation (Paudice, Muñoz-González & Lupu 2018): a point
+  whose $k$ nearest neighbours disagree with its label by more than a fraction
+  $\eta$ is relabelled to the neighbours' majority, then the SVM is trained.
 
-All return :class:`BaselineResult` (model, the labels used, the points kept). Everything
-is ``jit``-compiled with fixed shapes (removed points get a zero box bound, so
-``vmap`` over label vectors works).
+All return `BaselineResult` (model, the labels used, the points kept). Everything
+is `jit`-compiled with fixed shapes (removed points get a zero box bound, so
+`vmap` over label vectors works).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class BaselineResult(Result):
     """A baseline defense's output.
 
     Attributes:
-        model: the fitted :class:`~jaxpoison.models.KernelSVM`.
+        model: the fitted `jaxpoison.models.KernelSVM`.
         labels: the labels the SVM was trained on (after relabelling, for LS-SVM).
         kept: boolean mask of the points kept (all but CURIE's removed points).
     """
@@ -80,7 +80,7 @@ def _svm_jit(X, y, C, gamma, mu, tol, *, kernel, max_iter):
 
 def svm_baseline(X, y, *, C: float = 1.0, gamma=1.0, kernel: str = "rbf", tol: float = 1e-3,
                  max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
-    """The plain kernel SVM on the given labels (as :func:`~jaxpoison.models.fit_kernel_svm`)."""
+    """The plain kernel SVM on the given labels (as `jaxpoison.models.fit_kernel_svm`)."""
     X, y, gamma = _check(X, y, C, gamma, kernel)
     m = _svm_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
                  jnp.asarray(0.0, X.dtype), jnp.asarray(tol, X.dtype), kernel=kernel,
@@ -90,13 +90,13 @@ def svm_baseline(X, y, *, C: float = 1.0, gamma=1.0, kernel: str = "rbf", tol: f
 
 def ln_svm(X, y, *, C: float = 1.0, gamma=1.0, mu: float = 0.25, kernel: str = "rbf",
            tol: float = 1e-3, max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
-    r"""LN-robust SVM: train on :math:`K\circ M` (:math:`M_{ii}=1`,
-    :math:`M_{ij}=1-4\mu(1-\mu)`).
+    r"""LN-robust SVM: train on $K\circ M$ ($M_{ii}=1$,
+    $M_{ij}=1-4\mu(1-\mu)$).
 
     At test time every test-train kernel value is off-diagonal, so the decision function
-    is :math:`(1-4\mu(1-\mu))\sum_i\alpha_i y_i k(x_i,x) + b` (``kernel_scale``).
-    ``mu`` is the assumed flip rate in :math:`[0, 1/2)` (the FLORAL code uses 0.25).
-    Equivalent to ``SVC(kernel="precomputed")`` on :math:`K\circ M`.
+    is $(1-4\mu(1-\mu))\sum_i\alpha_i y_i k(x_i,x) + b$ (`kernel_scale`).
+    `mu` is the assumed flip rate in $[0, 1/2)$ (the FLORAL code uses 0.25).
+    Equivalent to `SVC(kernel="precomputed")` on $K\circ M$.
     """
     X, y, gamma = _check(X, y, C, gamma, kernel)
     v.check_in_range(mu, "mu", 0.0, 0.4999)
@@ -108,8 +108,8 @@ def ln_svm(X, y, *, C: float = 1.0, gamma=1.0, mu: float = 0.25, kernel: str = "
 
 @jax.jit
 def dbscan_labels(X, eps, min_samples):
-    """DBSCAN cluster labels (``-1`` = noise); clusters are labelled by their smallest
-    core-point index. Equivalent to ``sklearn.cluster.DBSCAN`` up to cluster numbering
+    """DBSCAN cluster labels (`-1` = noise); clusters are labelled by their smallest
+    core-point index. Equivalent to `sklearn.cluster.DBSCAN` up to cluster numbering
     (border points reachable from two clusters go to the one with the smaller label)."""
     n = X.shape[0]
     sq = jnp.sum(X * X, 1)
@@ -161,9 +161,9 @@ def curie(X, y, *, C: float = 1.0, gamma=1.0, eps: float = 0.3, min_samples: int
           tol: float = 1e-3, max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
     r"""CURIE filtering, then the SVM on the kept points.
 
-    DBSCAN (``eps``, ``min_samples``) clusters the features; for a point in a cluster its
-    score is the mean distance :math:`\|(x_i,\omega y_i)-(x_j,\omega y_j)\|` to the other
-    members; points scoring above ``theta`` (default: mean + one standard deviation of the
+    DBSCAN (`eps`, `min_samples`) clusters the features; for a point in a cluster its
+    score is the mean distance $\|(x_i,\omega y_i)-(x_j,\omega y_j)\|$ to the other
+    members; points scoring above `theta` (default: mean + one standard deviation of the
     scores) are removed (box bound 0). Noise points are kept.
     """
     X, y, gamma = _check(X, y, C, gamma, kernel)
@@ -194,7 +194,7 @@ def _ls_jit(X, y, C, gamma, eta, tol, *, k, kernel, max_iter):
 def ls_svm(X, y, *, C: float = 1.0, gamma=1.0, k: int = 10, eta: float = 0.5,
            kernel: str = "rbf", tol: float = 1e-3, max_iter: int = 100_000,
            throw: bool = True) -> BaselineResult:
-    """Label sanitisation: relabel a point when more than a fraction ``eta`` of its ``k``
+    """Label sanitisation: relabel a point when more than a fraction `eta` of its `k`
     nearest neighbours (Euclidean, excluding itself) carry the other label; then the SVM."""
     X, y, gamma = _check(X, y, C, gamma, kernel)
     k = v.check_int(k, "k", low=1, high=X.shape[0] - 1)

@@ -3,15 +3,15 @@ r"""Vote certificates against data poisoning: DPA, Finite Aggregation, kNN and r
 Threat model (all certificates here): the attacker inserts and/or removes training
 samples; the *radius* is the number of such insertions plus removals (the size of the
 symmetric difference between the clean and the poisoned training set) that provably
-cannot change the prediction on a test point. A radius of ``-1`` marks a test point whose
+cannot change the prediction on a test point. A radius of `-1` marks a test point whose
 (clean) prediction is already wrong, so it is not certified at any radius, and
-``certified_accuracy(radii, r) = mean(radii >= r)``.
+`certified_accuracy(radii, r) = mean(radii >= r)`.
 
-Votes and ties. ``base_predictions[i, j]`` is learner ``j``'s class for test point ``i``.
-The abstain label is ``num_classes`` (or ``-1``): an abstaining learner is dropped from
-the vote (its count goes nowhere). With vote counts :math:`N_c`, the ensemble predicts
-:math:`\arg\max_c N_c` with ties going to the smaller class index (as ``numpy.argsort``
-with ``kind='stable'`` in the authors' code). If every learner abstains, all counts are
+Votes and ties. `base_predictions[i, j]` is learner `j`'s class for test point `i`.
+The abstain label is `num_classes` (or `-1`): an abstaining learner is dropped from
+the vote (its count goes nowhere). With vote counts $N_c$, the ensemble predicts
+$\arg\max_c N_c$ with ties going to the smaller class index (as `numpy.argsort`
+with `kind='stable'` in the authors' code). If every learner abstains, all counts are
 zero and the prediction is class 0 (the authors' behaviour).
 
 Everything is vectorised over test points and classes and jit-compiled.
@@ -48,11 +48,11 @@ class Certificate(Result):
     """Certified radii of an ensemble (or nearest-neighbour) prediction.
 
     Attributes:
-        radius: ``(n_test,)`` int, the number of insertions + removals the prediction
-            provably survives; ``-1`` where the prediction is wrong (or abstains).
-        prediction: ``(n_test,)`` int, the predicted class (``num_classes`` = abstain, only
+        radius: `(n_test,)` int, the number of insertions + removals the prediction
+            provably survives; `-1` where the prediction is wrong (or abstains).
+        prediction: `(n_test,)` int, the predicted class (`num_classes` = abstain, only
             for rNN).
-        counts: ``(n_test, num_classes)`` int vote counts (abstentions dropped).
+        counts: `(n_test, num_classes)` int vote counts (abstentions dropped).
         status, iterations: always success / 0 (closed-form certificates).
     """
 
@@ -98,11 +98,11 @@ _BLOCK_ELEMENTS = 1 << 23
 
 
 def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Array, "n C"]:
-    """``(n, num_classes)`` vote counts; abstentions (``num_classes`` or ``-1``) dropped.
+    """`(n, num_classes)` vote counts; abstentions (`num_classes` or `-1`) dropped.
 
-    Rows are counted in blocks of at most ``2**23 / (k * num_classes)``: XLA:CPU
-    materialises the one-hot comparison, which at ``n = 10000`` test points and FA's
-    ``k*d = 19200`` learners would otherwise take 15 GB."""
+    Rows are counted in blocks of at most `2**23 / (k * num_classes)`: XLA:CPU
+    materialises the one-hot comparison, which at `n = 10000` test points and FA's
+    `k*d = 19200` learners would otherwise take 15 GB."""
     n, k = base_predictions.shape
     rows = max(1, min(n, _BLOCK_ELEMENTS // max(k * num_classes, 1)))
 
@@ -115,7 +115,7 @@ def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Ar
 
 
 def _gaps(counts, labels, num_classes):
-    """``gap[i, c] = N_y - N_c - [c < y]`` for ``c != y`` (a large value at ``c = y``)."""
+    """`gap[i, c] = N_y - N_c - [c < y]` for `c != y` (a large value at `c = y`)."""
     classes = jnp.arange(num_classes)
     n_y = jnp.take_along_axis(counts, labels[:, None], axis=1)
     gap = n_y - counts - (classes[None, :] < labels[:, None]).astype(counts.dtype)
@@ -137,23 +137,25 @@ def dpa_certify(base_predictions: Int[Array, "n k"], labels: Int[Array, " n"],
     r"""Deep Partition Aggregation certificate (Levine & Feizi, ICLR 2021, Theorem 1).
 
     Each inserted or removed sample lands in one part, so it changes at most one base
-    learner's vote, moving the gap between the predicted class :math:`y` and any class
-    :math:`c` by at most 2. With the ensemble prediction :math:`y = \arg\max_c N_c` (ties to
+    learner's vote, moving the gap between the predicted class $y$ and any class
+    $c$ by at most 2. With the ensemble prediction $y = \arg\max_c N_c$ (ties to
     the smaller class),
 
-    .. math:: r = \min_{c \ne y} \left\lfloor \frac{N_y - N_c - [c < y]}{2} \right\rfloor,
+    $$
+    r = \min_{c \ne y} \left\lfloor \frac{N_y - N_c - [c < y]}{2} \right\rfloor,
+    $$
 
     attained at the runner-up (the most voted other class, ties to the smaller one). This
-    is the authors' ``(val - valsecond - (idxsecond <= idx)) / 2`` rounded down.
+    is the authors' `(val - valsecond - (idxsecond <= idx)) / 2` rounded down.
 
     Args:
-        base_predictions: ``(n_test, k)`` class indices of the ``k`` base learners; the
-            abstain label ``num_classes`` or ``-1`` is dropped from the vote.
-        labels: ``(n_test,)`` true classes; the radius is ``-1`` where the ensemble is wrong.
-        num_classes: number of classes ``C >= 2``.
+        base_predictions: `(n_test, k)` class indices of the `k` base learners; the
+            abstain label `num_classes` or `-1` is dropped from the vote.
+        labels: `(n_test,)` true classes; the radius is `-1` where the ensemble is wrong.
+        num_classes: number of classes `C >= 2`.
 
     Returns:
-        A :class:`Certificate`.
+        A `Certificate`.
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     preds = _check_predictions(base_predictions, "base_predictions", num_classes)
@@ -162,11 +164,11 @@ def dpa_certify(base_predictions: Int[Array, "n k"], labels: Int[Array, " n"],
 
 
 def _greedy_count(levels, gap, max_value):
-    """Largest ``r`` with (sum of the ``r`` largest damages) <= ``gap``.
+    """Largest `r` with (sum of the `r` largest damages) <= `gap`.
 
-    ``levels[..., v]`` is how many hash values have damage ``v`` (``v = 0..max_value``).
+    `levels[..., v]` is how many hash values have damage `v` (`v = 0..max_value`).
     Equivalent to sorting the damages in decreasing order and taking them while the
-    remaining gap stays non-negative (the authors' ``while diff - deltas[r] >= 0``).
+    remaining gap stays non-negative (the authors' `while diff - deltas[r] >= 0`).
     """
     values = jnp.arange(max_value + 1, dtype=levels.dtype)
     # counts and sums of damages strictly above each level v
@@ -217,40 +219,42 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
                num_classes: int, *, d: int, shifts, chunk: int = 1024) -> Certificate:
     r"""Finite Aggregation certificate (Wang, Levine & Feizi, ICML 2022, Theorem 2).
 
-    There are :math:`kd` learners; learner :math:`j` is trained on the samples whose hash
-    :math:`h \in [0, kd)` satisfies :math:`j = (h + s) \bmod kd` for a shift :math:`s`. A
-    poisoned sample with hash :math:`h` can therefore affect exactly the learners
-    :math:`S(h) = \{(h + s) \bmod kd : s \in \text{shifts}\}`. Against class
-    :math:`c \ne y` (where :math:`y` is the ensemble prediction, ties to the smaller
-    class), the gap is :math:`N_y - N_c - [c < y]` and the damage of hash :math:`h` is
+    There are $kd$ learners; learner $j$ is trained on the samples whose hash
+    $h \in [0, kd)$ satisfies $j = (h + s) \bmod kd$ for a shift $s$. A
+    poisoned sample with hash $h$ can therefore affect exactly the learners
+    $S(h) = \{(h + s) \bmod kd : s \in \text{shifts}\}$. Against class
+    $c \ne y$ (where $y$ is the ensemble prediction, ties to the smaller
+    class), the gap is $N_y - N_c - [c < y]$ and the damage of hash $h$ is
 
-    .. math:: \Delta_h = \sum_{j \in S(h)} \big(1 + [f_j = y] - [f_j = c]\big),
+    $$
+    \Delta_h = \sum_{j \in S(h)} \big(1 + [f_j = y] - [f_j = c]\big),
+    $$
 
-    an upper bound on how much corrupting all of :math:`S(h)` can shrink the gap. The
-    radius against :math:`c` is the largest :math:`r` such that the :math:`r` largest
+    an upper bound on how much corrupting all of $S(h)$ can shrink the gap. The
+    radius against $c$ is the largest $r$ such that the $r$ largest
     damages sum to at most the gap (non-strict, the authors' greedy
-    ``while diff - deltas[r] >= 0``), and the certificate is the minimum over :math:`c`.
-    With ``d = 1`` it equals :func:`dpa_certify`.
+    `while diff - deltas[r] >= 0`), and the certificate is the minimum over $c$.
+    With `d = 1` it equals `dpa_certify`.
 
-    Damages are small integers (``0..2d``), so instead of sorting each test point's
-    :math:`kd` damages we count them per value (one scatter-add histogram) and take the
+    Damages are small integers (`0..2d`), so instead of sorting each test point's
+    $kd$ damages we count them per value (one scatter-add histogram) and take the
     levels from the top; this is the same number as the sorted greedy. The per-hash vote
-    counts are ``d`` circular shifts of the one-hot votes, added in int8.
+    counts are `d` circular shifts of the one-hot votes, added in int8.
 
     Args:
-        base_predictions: ``(n_test, k*d)`` class indices; column ``j`` is learner ``j``
-            (trained on subset ``j`` of :func:`~jaxpoison.defenses.fa_partition`). Abstain
-            label ``num_classes`` or ``-1`` (an abstaining learner's damage term is 1).
-        labels: ``(n_test,)`` true classes.
-        num_classes: ``C >= 2``.
-        d: FA's spread; ``base_predictions.shape[1]`` must be divisible by ``d``.
-        shifts: the ``d`` distinct shifts in ``[0, kd)`` used for partitioning.
+        base_predictions: `(n_test, k*d)` class indices; column `j` is learner `j`
+            (trained on subset `j` of `jaxpoison.defenses.fa_partition`). Abstain
+            label `num_classes` or `-1` (an abstaining learner's damage term is 1).
+        labels: `(n_test,)` true classes.
+        num_classes: `C >= 2`.
+        d: FA's spread; `base_predictions.shape[1]` must be divisible by `d`.
+        shifts: the `d` distinct shifts in `[0, kd)` used for partitioning.
         chunk: test points processed per block; capped so that a block holds at most
-            ``2**23`` (test point, hash, class) damages, which bounds the memory to a few
-            hundred MB whatever ``k*d`` is (at ``k*d = 19200``, ten classes: 43 points).
+            `2**23` (test point, hash, class) damages, which bounds the memory to a few
+            hundred MB whatever `k*d` is (at `k*d = 19200`, ten classes: 43 points).
 
     Returns:
-        A :class:`Certificate`.
+        A `Certificate`.
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     d = V.check_int(d, "d", low=1)
@@ -297,17 +301,19 @@ def _knn(X_train, y_train, X_test, y_test, k, num_classes):
 def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int) -> Certificate:
     r"""Certificate of a k-nearest-neighbour classifier (after Jia et al., AAAI 2022).
 
-    The classifier takes the ``k`` training points nearest to the test point (Euclidean)
-    and predicts the majority label, ties to the smaller class (``sklearn``'s
-    ``KNeighborsClassifier(weights='uniform')`` rule). Inserting one sample can push one
-    neighbour out and itself in; removing one lets the ``(k+1)``-th point in: either way
-    the gap :math:`N_y - N_c` shrinks by at most 2, so
+    The classifier takes the `k` training points nearest to the test point (Euclidean)
+    and predicts the majority label, ties to the smaller class (`sklearn`'s
+    `KNeighborsClassifier(weights='uniform')` rule). Inserting one sample can push one
+    neighbour out and itself in; removing one lets the `(k+1)`-th point in: either way
+    the gap $N_y - N_c$ shrinks by at most 2, so
 
-    .. math:: r = \min_{c \ne y} \lfloor (N_y - N_c - [c < y]) / 2 \rfloor,
+    $$
+    r = \min_{c \ne y} \lfloor (N_y - N_c - [c < y]) / 2 \rfloor,
+    $$
 
     the DPA formula on the neighbours' label counts (Jia et al.'s kNN bound counted for
-    insertions + removals). Requires ``k <= n_train`` and, to stay valid after removals,
-    the certificate assumes at least ``k`` points remain (``n_train - r >= k``).
+    insertions + removals). Requires `k <= n_train` and, to stay valid after removals,
+    the certificate assumes at least `k` points remain (`n_train - r >= k`).
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     X_train, y_train, X_test, y_test = _neighbor_setup(X_train, y_train, X_test, y_test,
@@ -338,17 +344,19 @@ def rnn_certify(X_train, y_train, X_test, y_test, *, radius: float,
                 num_classes: int) -> Certificate:
     r"""Certificate of a radius-nearest-neighbour classifier (after Jia et al., AAAI 2022).
 
-    The classifier votes among the training points within Euclidean distance ``radius``
+    The classifier votes among the training points within Euclidean distance `radius`
     of the test point (ties to the smaller class) and abstains (prediction
-    ``num_classes``) when there is none. One insertion adds one vote and one removal takes
-    one away, so the gap :math:`N_y - N_c` moves by 1 per poisoned sample (twice DPA's
-    rate of robustness per vote); the prediction also stops being :math:`y` once all its
-    :math:`N_y` voters are removed. Hence
+    `num_classes`) when there is none. One insertion adds one vote and one removal takes
+    one away, so the gap $N_y - N_c$ moves by 1 per poisoned sample (twice DPA's
+    rate of robustness per vote); the prediction also stops being $y$ once all its
+    $N_y$ voters are removed. Hence
 
-    .. math:: r = \min\Big(\min_{c \ne y} (N_y - N_c - [c < y]),\; N_y - 1\Big),
+    $$
+    r = \min\Big(\min_{c \ne y} (N_y - N_c - [c < y]),\; N_y - 1\Big),
+    $$
 
-    and ``-1`` where the prediction is wrong or abstains. This bound is tight: ``r + 1``
-    insertions of the runner-up class (or removals of the ``y`` voters) change the
+    and `-1` where the prediction is wrong or abstains. This bound is tight: `r + 1`
+    insertions of the runner-up class (or removals of the `y` voters) change the
     prediction.
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
@@ -360,9 +368,9 @@ def rnn_certify(X_train, y_train, X_test, y_test, *, radius: float,
 
 
 def certified_accuracy(radii, radius_grid) -> np.ndarray:
-    """Fraction of test points with ``radius >= r`` for each ``r`` in ``radius_grid``.
+    """Fraction of test points with `radius >= r` for each `r` in `radius_grid`.
 
-    Points with radius ``-1`` (wrong prediction) count at no radius; at ``r = 0`` this is
+    Points with radius `-1` (wrong prediction) count at no radius; at `r = 0` this is
     the ensemble's clean accuracy.
     """
     radii = V.as_int_array(radii, "radii", ndim=1)
@@ -371,8 +379,8 @@ def certified_accuracy(radii, radius_grid) -> np.ndarray:
 
 
 def median_certified_radius(radii) -> int:
-    """The largest ``r`` such that at least half of the test points are certified at ``r``
-    (``-1`` if fewer than half are correctly classified); the DPA papers' "median
+    """The largest `r` such that at least half of the test points are certified at `r`
+    (`-1` if fewer than half are correctly classified); the DPA papers' "median
     certified robustness"."""
     radii = np.sort(np.asarray(V.as_int_array(radii, "radii", ndim=1)))[::-1]
     if radii.size == 0:

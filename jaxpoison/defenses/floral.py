@@ -2,30 +2,30 @@ r"""FLORAL: adversarial training of a kernel SVM against label poisoning.
 
 Bal, Cevher & Muehlebach, "Adversarial Training for Defense Against Label Poisoning
 Attacks", ICLR 2025 (Algorithm 1; Algorithm 3 for several classes). The learner and a
-label-flipping attacker play a Stackelberg game. Starting from :math:`\lambda^0 = 0` and
-the clean labels :math:`y^0 = y`, every round :math:`t = 1, \dots, T`
+label-flipping attacker play a Stackelberg game. Starting from $\lambda^0 = 0$ and
+the clean labels $y^0 = y$, every round $t = 1, \dots, T$
 
 1. the learner takes one projected-gradient step on the SVM dual under the current
    adversarial labels,
 
-   .. math::
-
-       \lambda^t = P_{\{(y^{t-1})^\top\lambda = 0,\ 0\le\lambda\le C\}}
-       \bigl(\lambda^{t-1} - \eta_t (Q^{t-1}\lambda^{t-1} - \mathbf 1)\bigr),
-       \qquad Q^{t-1} = (y^{t-1} {y^{t-1}}^\top)\circ K,
+   $$
+   \lambda^t = P_{\{(y^{t-1})^\top\lambda = 0,\ 0\le\lambda\le C\}}
+   \bigl(\lambda^{t-1} - \eta_t (Q^{t-1}\lambda^{t-1} - \mathbf 1)\bigr),
+   \qquad Q^{t-1} = (y^{t-1} {y^{t-1}}^\top)\circ K,
+   $$
 
    and sets the bias as the mean over the support vectors
-   :math:`S = \{i : \lambda_i^t > 10^{-5}\}` of
-   :math:`y_i - \sum_{j\in S}\lambda_j y_j K_{ij}` (as in the authors' code);
-2. the attacker sorts the support vectors by :math:`\lambda^t`, keeps the top
-   :math:`\min(|S|, 2k)`, draws :math:`k` of them uniformly without replacement and flips
-   those labels of the *original* training labels, giving :math:`y^t` (flips are
+   $S = \{i : \lambda_i^t > 10^{-5}\}$ of
+   $y_i - \sum_{j\in S}\lambda_j y_j K_{ij}$ (as in the authors' code);
+2. the attacker sorts the support vectors by $\lambda^t$, keeps the top
+   $\min(|S|, 2k)$, draws $k$ of them uniformly without replacement and flips
+   those labels of the *original* training labels, giving $y^t$ (flips are
    rebuilt every round, not accumulated).
 
-The whole game is one ``lax.scan``; the result records per-round evaluation accuracy,
+The whole game is one `lax.scan`; the result records per-round evaluation accuracy,
 the number of support vectors, the intercept and the flipped indices. Everything is
-``jit``-compiled and ``vmap``-s over keys (replications) and over data sets of one
-shape; :func:`floral_validation_loss` is differentiable in ``C``, ``gamma`` and ``lr``
+`jit`-compiled and `vmap`-s over keys (replications) and over data sets of one
+shape; `floral_validation_loss` is differentiable in `C`, `gamma` and `lr`
 (the attacker's discrete choices are piecewise constant and held fixed by the key).
 """
 
@@ -53,15 +53,15 @@ LR_SCHEDULES = ("constant", "authors", "step", "inverse_sqrt")
 
 
 class FloralHistory(eqx.Module):
-    """Per-round records (leading axis = round ``1..T``).
+    """Per-round records (leading axis = round `1..T`).
 
     Attributes:
         accuracy: evaluation accuracy after each round (NaN without evaluation data).
-        num_sv: number of support vectors (:math:`\\lambda_i > ` threshold).
+        num_sv: number of support vectors ($\\lambda_i > $ threshold).
         intercept: bias after each round.
-        flips: indices flipped by the attacker after each round, ``(T, k)`` (``-1`` when
-            fewer than ``k`` support vectors were available).
-        lam: :math:`\\lambda^t` for every round ``(T, n)`` if ``record_lam`` else ``None``.
+        flips: indices flipped by the attacker after each round, `(T, k)` (`-1` when
+            fewer than `k` support vectors were available).
+        lam: $\\lambda^t$ for every round `(T, n)` if `record_lam` else `None`.
     """
 
     accuracy: jax.Array
@@ -72,17 +72,17 @@ class FloralHistory(eqx.Module):
 
 
 class FloralResult(Result):
-    """Outcome of :func:`floral`.
+    """Outcome of `floral`.
 
     Attributes:
-        model: the final :class:`~jaxpoison.models.KernelSVM` (``alpha`` = final
-            :math:`\\lambda` on its support, ``y_train`` = labels of the last step).
-        lam: final dual iterate :math:`\\lambda^T` (including values below the threshold).
-        y_adv: the attacker's last label vector :math:`y^T`.
-        history: :class:`FloralHistory`.
+        model: the final `jaxpoison.models.KernelSVM` (`alpha` = final
+            $\\lambda$ on its support, `y_train` = labels of the last step).
+        lam: final dual iterate $\\lambda^T$ (including values below the threshold).
+        y_adv: the attacker's last label vector $y^T$.
+        history: `FloralHistory`.
         best_accuracy: max over rounds of the evaluation accuracy.
         last_accuracy: evaluation accuracy after the last round.
-        best_round: 1-based round of ``best_accuracy``.
+        best_round: 1-based round of `best_accuracy`.
     """
 
     model: KernelSVM
@@ -132,7 +132,7 @@ def _attack(lam, sv, y, key, k, factor):
 
 
 def _step(K, y, lam, y_adv, Kyl, prev_flips, key, lr_t, C, *, k, thr, factor, projection):
-    """One round. ``Kyl`` = K (y_adv * lam) is carried so that each round reads K once.
+    """One round. `Kyl` = K (y_adv * lam) is carried so that each round reads K once.
 
     After the step, K [y_adv * lam_new, coef] is one pass over K (two right-hand sides);
     the attacker changes at most 2k labels (its previous and new flips), so
@@ -160,7 +160,7 @@ def _step(K, y, lam, y_adv, Kyl, prev_flips, key, lr_t, C, *, k, thr, factor, pr
 
 def _game(K, y, Ke, C, lr, key, *, k, rounds, schedule, thr, factor, projection, eval_fn,
           record_lam=False):
-    """Shared scan for one binary problem (``Ke`` may be None).
+    """Shared scan for one binary problem (`Ke` may be None).
 
     Returns the final lambda, the attacker's last labels, the labels used in the last
     step, the final (coef, bias) and the per-round records (acc, nsv, b, flips, lam|None).
@@ -202,7 +202,7 @@ def _accuracy_fn(ye):
     yf = ye.astype(jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
 
     def acc(Ke, coef, b):
-        """Accuracy of ``coef`` ``(n,)`` or of every round's ``(T, n)`` (bias ``b``)."""
+        """Accuracy of `coef` `(n,)` or of every round's `(T, n)` (bias `b`)."""
         pred = jnp.where(coef @ Ke.T + jnp.asarray(b)[..., None] > 0, 1.0, -1.0)
         return jnp.mean((pred == yf).astype(coef.dtype), axis=-1)
 
@@ -300,35 +300,35 @@ def floral(
     record_lam: bool = False,
     throw: bool = True,
 ) -> FloralResult:
-    r"""Run FLORAL (Algorithm 1 of Bal et al., ICLR 2025) for ``rounds`` rounds.
+    r"""Run FLORAL (Algorithm 1 of Bal et al., ICLR 2025) for `rounds` rounds.
 
     Args:
-        X: training points ``(n, d)``; y: (possibly poisoned) labels in :math:`\{-1,+1\}`.
+        X: training points `(n, d)`; y: (possibly poisoned) labels in $\{-1,+1\}$.
         C: box bound of the SVM dual. gamma: kernel parameter (sklearn semantics).
-        k: the attacker's per-round flip budget (``0 <= k <= n``).
-        rounds: number of rounds :math:`T` (static).
-        lr: learning rate :math:`\eta` of the projected-gradient step (traceable).
-        lr_schedule: ``"constant"``, ``"authors"`` (the authors' code: :math:`\eta/10`
-            on rounds 100, 200, ...), ``"step"`` (:math:`\eta\,0.1^{\lfloor t/100
-            \rfloor}`), ``"inverse_sqrt"``, or a callable ``t -> factor`` (static).
+        k: the attacker's per-round flip budget (`0 <= k <= n`).
+        rounds: number of rounds $T$ (static).
+        lr: learning rate $\eta$ of the projected-gradient step (traceable).
+        lr_schedule: `"constant"`, `"authors"` (the authors' code: $\eta/10$
+            on rounds 100, 200, ...), `"step"` ($\eta\,0.1^{\lfloor t/100
+            \rfloor}$), `"inverse_sqrt"`, or a callable `t -> factor` (static).
         key: PRNG key for the attacker's draws (keyword-only).
         X_eval, y_eval: optional evaluation data; accuracy is recorded every round.
-        kernel, degree, coef0: kernel choice (see :func:`~jaxpoison.models.kernel_matrix`).
-        sv_threshold: support-vector threshold on :math:`\lambda` (authors: ``1e-5``).
-        candidate_factor: the attacker draws from the top ``candidate_factor * k`` SVs.
-        projection: root finder of the projection, ``"bisect"`` (default) or ``"sort"``;
-            both are exact up to rounding (see :func:`~jaxpoison.solvers.project_box_hyperplane`),
-            but XLA's CPU sort makes ``"sort"`` about 5x slower at n = 500 (a whole
+        kernel, degree, coef0: kernel choice (see `jaxpoison.models.kernel_matrix`).
+        sv_threshold: support-vector threshold on $\lambda$ (authors: `1e-5`).
+        candidate_factor: the attacker draws from the top `candidate_factor * k` SVs.
+        projection: root finder of the projection, `"bisect"` (default) or `"sort"`;
+            both are exact up to rounding (see `jaxpoison.solvers.project_box_hyperplane`),
+            but XLA's CPU sort makes `"sort"` about 5x slower at n = 500 (a whole
             FLORAL round about 2x slower).
-        record_lam: also keep :math:`\\lambda^t` of every round in ``history.lam``.
+        record_lam: also keep $\\lambda^t$ of every round in `history.lam`.
         throw: raise on a non-finite result (skipped under transformations).
 
     Returns:
-        :class:`FloralResult` with the final model, history, ``best_accuracy``
-        (max over rounds) and ``last_accuracy``.
+        `FloralResult` with the final model, history, `best_accuracy`
+        (max over rounds) and `last_accuracy`.
 
-    ``jax.vmap(lambda key: floral(X, y, k=25, key=key, throw=False))(keys)`` runs
-    replications in one call; vmapping over ``X``/``y`` runs several data sets.
+    `jax.vmap(lambda key: floral(X, y, k=25, key=key, throw=False))(keys)` runs
+    replications in one call; vmapping over `X`/`y` runs several data sets.
     """
     X, y, gamma, k, rounds, X_eval, y_eval = _check_floral_args(
         X, y, C, gamma, k, rounds, lr, key, X_eval, y_eval, kernel, lr_schedule,
@@ -351,14 +351,14 @@ def floral(
 
 
 class FloralMultiResult(Result):
-    """Outcome of :func:`floral_multiclass` (leading axis of ``lam``/``coef`` = class).
+    """Outcome of `floral_multiclass` (leading axis of `lam`/`coef` = class).
 
     Attributes:
-        classes: the class labels, ``(c,)``.
-        coef: final :math:`\\lambda_i y^{(c)}_i` on the support, ``(c, n)``.
-        intercept: ``(c,)``. X_train: training points.
-        accuracy: per-round multi-class evaluation accuracy ``(T,)``.
-        best_accuracy, last_accuracy: as in :class:`FloralResult`.
+        classes: the class labels, `(c,)`.
+        coef: final $\\lambda_i y^{(c)}_i$ on the support, `(c, n)`.
+        intercept: `(c,)`. X_train: training points.
+        accuracy: per-round multi-class evaluation accuracy `(T,)`.
+        best_accuracy, last_accuracy: as in `FloralResult`.
     """
 
     classes: jax.Array
@@ -371,7 +371,7 @@ class FloralMultiResult(Result):
     last_accuracy: jax.Array
 
     def decision_function(self, X, *, kernel: str = "rbf"):
-        """One-vs-rest decision values ``(m, c)``."""
+        """One-vs-rest decision values `(m, c)`."""
         Kx = kernel_matrix(jnp.asarray(X, self.X_train.dtype), self.X_train, self.gamma,
                            kernel=kernel)
         return Kx @ self.coef.T + self.intercept
@@ -417,10 +417,10 @@ def floral_multiclass(
 ) -> FloralMultiResult:
     r"""Multi-class FLORAL (Algorithm 3): one binary FLORAL game per class, one-vs-rest.
 
-    For each class :math:`c` the labels are :math:`y^{(c)}_i = +1` if :math:`y_i = c`
-    else :math:`-1`; the :math:`c` games run in parallel (``vmap``) inside one
-    ``lax.scan``, each with its own attacker of budget ``k``, and the classifier predicts
-    :math:`\arg\max_c f_c(x)`. Arguments as in :func:`floral`; ``y`` holds integer class
+    For each class $c$ the labels are $y^{(c)}_i = +1$ if $y_i = c$
+    else $-1$; the $c$ games run in parallel (`vmap`) inside one
+    `lax.scan`, each with its own attacker of budget `k`, and the classifier predicts
+    $\arg\max_c f_c(x)$. Arguments as in `floral`; `y` holds integer class
     labels (at least two distinct values).
     """
     yv = v.as_int_array(y, "y", ndim=1)
@@ -459,19 +459,19 @@ def floral_validation_loss(
     k: int, rounds: int, key, loss: str = "logistic", schedule: str = "constant",
     kernel: str = "rbf", sv_threshold: float = 1e-5,
 ) -> Float[Array, ""]:
-    r"""Validation loss of the FLORAL model after ``rounds`` rounds; differentiable.
+    r"""Validation loss of the FLORAL model after `rounds` rounds; differentiable.
 
-    .. math::
+    $$
+    L(C, \gamma, \eta) = \frac1m \sum_{j=1}^m \ell\bigl(y^{val}_j f_T(x^{val}_j;
+    C, \gamma, \eta)\bigr), \quad \ell(z) = \log(1 + e^{-z}) \text{ (`"logistic"`)}
+    \text{ or the smooth hinge (`"smooth_hinge"`)}.
+    $$
 
-        L(C, \gamma, \eta) = \frac1m \sum_{j=1}^m \ell\bigl(y^{val}_j f_T(x^{val}_j;
-        C, \gamma, \eta)\bigr), \quad \ell(z) = \log(1 + e^{-z}) \text{ (``"logistic"``)}
-        \text{ or the smooth hinge (``"smooth_hinge"``)}.
-
-    ``jax.grad`` with respect to ``C``, ``gamma`` and ``lr`` differentiates through
+    `jax.grad` with respect to `C`, `gamma` and `lr` differentiates through
     every round (projection, bias) with the attacker's choices (a function of the key
-    and of the ordering of :math:`\lambda`) held fixed -- exact wherever those choices
+    and of the ordering of $\lambda$) held fixed -- exact wherever those choices
     and the support set are locally constant. No input validation (use inside
-    transformations); labels in :math:`\{-1, +1\}`.
+    transformations); labels in $\{-1, +1\}$.
     """
     dtype = X.dtype
     yf = jnp.asarray(y).astype(dtype)

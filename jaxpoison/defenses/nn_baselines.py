@@ -3,26 +3,26 @@ r"""Neural-network baselines for label poisoning: a plain MLP and an MLP with PG
 FLORAL (Bal et al., ICLR 2025) is compared with a neural network trained on the poisoned
 labels ("NN") and the same network trained adversarially with projected gradient descent
 ("NN-PGD", Madry et al., ICLR 2018). Both are binary classifiers
-:math:`f_\theta : \mathbb R^d \to \mathbb R` (a ReLU MLP, ``equinox.nn.MLP``) predicting
-:math:`\operatorname{sign} f_\theta(x)` (ties to :math:`+1`), trained full batch with optax
+$f_\theta : \mathbb R^d \to \mathbb R$ (a ReLU MLP, `equinox.nn.MLP`) predicting
+$\operatorname{sign} f_\theta(x)$ (ties to $+1$), trained full batch with optax
 Adam on the logistic loss with weight decay on the weight matrices,
 
-.. math::
+$$
+\min_\theta\; \frac1n \sum_{i=1}^n \log\bigl(1 + e^{-y_i f_\theta(x_i + \delta_i)}\bigr)
++ \frac{\lambda}{2} \sum_{W \in \theta} \lVert W \rVert_F^2 .
+$$
 
-    \min_\theta\; \frac1n \sum_{i=1}^n \log\bigl(1 + e^{-y_i f_\theta(x_i + \delta_i)}\bigr)
-    + \frac{\lambda}{2} \sum_{W \in \theta} \lVert W \rVert_F^2 .
-
-* :func:`mlp_baseline`: :math:`\delta = 0`.
-* :func:`mlp_pgd_baseline`: before every step, :math:`\delta_i` approximately maximises
-  the loss over the ball :math:`\lVert\delta_i\rVert \le \varepsilon` (``"linf"`` or
-  ``"l2"``) by :func:`pgd_perturbation` -- a random start in the ball and ``pgd_steps``
-  ascent steps (signed gradient for :math:`\ell_\infty`, normalised gradient for
-  :math:`\ell_2`), each followed by the projection onto the ball -- and the network is
+* `mlp_baseline`: $\delta = 0$.
+* `mlp_pgd_baseline`: before every step, $\delta_i$ approximately maximises
+  the loss over the ball $\lVert\delta_i\rVert \le \varepsilon$ (`"linf"` or
+  `"l2"`) by `pgd_perturbation` -- a random start in the ball and `pgd_steps`
+  ascent steps (signed gradient for $\ell_\infty$, normalised gradient for
+  $\ell_2$), each followed by the projection onto the ball -- and the network is
   trained on the perturbed points only (Madry et al.'s min-max objective).
 
-Both are one jitted ``lax.scan`` over the training steps, ``vmap`` over keys and label
-vectors of one shape, and return an :class:`MLPResult` whose model has
-``decision_function``, ``predict`` and ``accuracy`` like the kernel-SVM baselines.
+Both are one jitted `lax.scan` over the training steps, `vmap` over keys and label
+vectors of one shape, and return an `MLPResult` whose model has
+`decision_function`, `predict` and `accuracy` like the kernel-SVM baselines.
 """
 
 from __future__ import annotations
@@ -42,31 +42,31 @@ NORMS = ("linf", "l2")
 
 
 class MLPModel(eqx.Module):
-    """A trained binary MLP classifier :math:`x \\mapsto \\operatorname{sign} f(x)`."""
+    """A trained binary MLP classifier $x \\mapsto \\operatorname{sign} f(x)$."""
 
     net: eqx.nn.MLP
 
     def decision_function(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """:math:`f(x)` for every row of ``X`` (the logit of class :math:`+1`)."""
+        """$f(x)$ for every row of `X` (the logit of class $+1$)."""
         return jax.vmap(self.net)(jnp.asarray(X, self.net.layers[0].weight.dtype))
 
     def predict(self, X: Float[Array, "m d"]) -> Array:
-        """Labels in :math:`\\{-1, +1\\}` (``+1`` where :math:`f(x) \\ge 0`)."""
+        """Labels in $\\{-1, +1\\}$ (`+1` where $f(x) \\ge 0$)."""
         return jnp.where(self.decision_function(X) >= 0, 1, -1)
 
     def accuracy(self, X, y) -> jax.Array:
-        """Fraction of ``X`` classified as ``y``."""
+        """Fraction of `X` classified as `y`."""
         dtype = self.net.layers[0].weight.dtype
         return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(dtype))
 
 
 class MLPResult(Result):
-    """Outcome of :func:`mlp_baseline` / :func:`mlp_pgd_baseline`.
+    """Outcome of `mlp_baseline` / `mlp_pgd_baseline`.
 
     Attributes:
-        model: the trained :class:`MLPModel`.
+        model: the trained `MLPModel`.
         loss: training objective (on the perturbed points for PGD training) before each
-            step, ``(epochs,)``.
+            step, `(epochs,)`.
         status: success, or numerical error if the parameters are not finite.
         iterations: the number of training steps.
     """
@@ -80,7 +80,7 @@ def _logistic(margin):
 
 
 def _perturb(net, X, yf, key, eps, step_size, steps, norm, random_start=True):
-    """PGD in the ``norm`` ball of radius ``eps`` around every row."""
+    """PGD in the `norm` ball of radius `eps` around every row."""
     if steps == 0:
         return jnp.zeros_like(X)
 
@@ -175,18 +175,18 @@ def mlp_baseline(
     r"""Train the "NN" baseline: a ReLU MLP on the (possibly poisoned) labels.
 
     Args:
-        X: training points ``(n, d)``; y: labels in :math:`\{-1, +1\}`.
+        X: training points `(n, d)`; y: labels in $\{-1, +1\}$.
         key: PRNG key (initialisation; keyword-only).
-        width, depth: hidden units per layer and number of hidden layers (``depth=0`` is a
-            linear model :math:`w^\top x + b`).
+        width, depth: hidden units per layer and number of hidden layers (`depth=0` is a
+            linear model $w^\top x + b$).
         epochs: full-batch Adam steps. lr: Adam's learning rate.
-        l2: weight decay :math:`\lambda` on the weight matrices.
+        l2: weight decay $\lambda$ on the weight matrices.
         throw: raise on a non-finite result (skipped under transformations).
 
     Returns:
-        :class:`MLPResult`. Comparable to ``sklearn.neural_network.MLPClassifier`` with
-        ``solver="adam"``, full batches and ``alpha = n * l2`` (sklearn sums the loss over
-        the batch and scales its penalty by ``1 / n``).
+        `MLPResult`. Comparable to `sklearn.neural_network.MLPClassifier` with
+        `solver="adam"`, full batches and `alpha = n * l2` (sklearn sums the loss over
+        the batch and scales its penalty by `1 / n`).
     """
     X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
     zero = jnp.asarray(0.0, X.dtype)
@@ -201,26 +201,26 @@ def mlp_pgd_baseline(
     depth: int = 2, epochs: int = 1000, lr: float = 1e-2, l2: float = 1e-4,
     throw: bool = True,
 ) -> MLPResult:
-    r"""Train the "NN-PGD" baseline: the MLP of :func:`mlp_baseline` trained adversarially.
+    r"""Train the "NN-PGD" baseline: the MLP of `mlp_baseline` trained adversarially.
 
-    Every step replaces each training point by :math:`x_i + \delta_i` with
-    :math:`\delta_i` from :func:`pgd_perturbation` against the current network (random
-    start, ``pgd_steps`` steps of size ``pgd_step_size``, default
-    :math:`2.5\,\varepsilon/\text{pgd\_steps}` as in Madry et al.) and takes one Adam
+    Every step replaces each training point by $x_i + \delta_i$ with
+    $\delta_i$ from `pgd_perturbation` against the current network (random
+    start, `pgd_steps` steps of size `pgd_step_size`, default
+    $2.5\,\varepsilon/\text{pgd\_steps}$ as in Madry et al.) and takes one Adam
     step on the perturbed points.
 
     Args:
-        eps: radius :math:`\varepsilon \ge 0` of the perturbation ball (``0``: plain
+        eps: radius $\varepsilon \ge 0$ of the perturbation ball (`0`: plain
             training with a zero perturbation).
-        norm: ``"linf"`` or ``"l2"``.
-        pgd_steps: ascent steps per training step (``>= 1``).
+        norm: `"linf"` or `"l2"`.
+        pgd_steps: ascent steps per training step (`>= 1`).
         pgd_step_size: ascent step size (positive; default above).
         random_start: start each ascent at a uniform point of the ball (Madry et al.);
-            ``False`` starts at :math:`\delta = 0` (the FLORAL authors' code).
-        Other arguments as in :func:`mlp_baseline`.
+            `False` starts at $\delta = 0$ (the FLORAL authors' code).
+        Other arguments as in `mlp_baseline`.
 
     Returns:
-        :class:`MLPResult` (``loss`` is the objective on the perturbed points).
+        `MLPResult` (`loss` is the objective on the perturbed points).
     """
     X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
     v.check_nonnegative(eps, "eps")
@@ -246,20 +246,20 @@ def pgd_perturbation(
     model: MLPModel, X: Float[Array, "m d"], y, *, eps: float, key, norm: str = "linf",
     steps: int = 10, step_size: float | None = None,
 ) -> Float[Array, "m d"]:
-    r"""PGD perturbations :math:`\delta_i` with :math:`\lVert\delta_i\rVert \le \varepsilon`
-    that (approximately) maximise the logistic loss :math:`\log(1 + e^{-y_i f(x_i+\delta_i)})`.
+    r"""PGD perturbations $\delta_i$ with $\lVert\delta_i\rVert \le \varepsilon$
+    that (approximately) maximise the logistic loss $\log(1 + e^{-y_i f(x_i+\delta_i)})$.
 
-    Random start in the ball, then ``steps`` iterations of
-    :math:`\delta \leftarrow \Pi_{\lVert\cdot\rVert\le\varepsilon}(\delta + \alpha\, s)` with
-    :math:`s = \operatorname{sign}\nabla_\delta` (:math:`\ell_\infty`) or
-    :math:`\nabla_\delta / \lVert\nabla_\delta\rVert_2` (:math:`\ell_2`). For a linear
-    model the maximiser is :math:`-\varepsilon\, y\, \operatorname{sign}(w)`
-    (:math:`\ell_\infty`) or :math:`-\varepsilon\, y\, w / \lVert w \rVert_2` (:math:`\ell_2`),
-    which one step of size :math:`\ge 2\varepsilon` reaches exactly.
+    Random start in the ball, then `steps` iterations of
+    $\delta \leftarrow \Pi_{\lVert\cdot\rVert\le\varepsilon}(\delta + \alpha\, s)$ with
+    $s = \operatorname{sign}\nabla_\delta$ ($\ell_\infty$) or
+    $\nabla_\delta / \lVert\nabla_\delta\rVert_2$ ($\ell_2$). For a linear
+    model the maximiser is $-\varepsilon\, y\, \operatorname{sign}(w)$
+    ($\ell_\infty$) or $-\varepsilon\, y\, w / \lVert w \rVert_2$ ($\ell_2$),
+    which one step of size $\ge 2\varepsilon$ reaches exactly.
 
     Returns:
-        ``(m, d)`` perturbations; evaluate robustness with
-        ``model.accuracy(X + delta, y)``.
+        `(m, d)` perturbations; evaluate robustness with
+        `model.accuracy(X + delta, y)`.
     """
     if not isinstance(model, MLPModel):
         raise TypeError(f"model must be an MLPModel; got {type(model).__name__}")

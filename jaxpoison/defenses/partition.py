@@ -1,30 +1,30 @@
 """Deterministic hash partitions for Deep Partition Aggregation and Finite Aggregation.
 
-DPA (Levine & Feizi, ICLR 2021) splits the training set into ``k`` disjoint parts with a
-hash ``h(x) in {0..k-1}`` that depends only on the sample's content, so that inserting or
+DPA (Levine & Feizi, ICLR 2021) splits the training set into `k` disjoint parts with a
+hash `h(x) in {0..k-1}` that depends only on the sample's content, so that inserting or
 removing one sample changes at most one part. Finite Aggregation (Wang, Levine & Feizi,
-ICML 2022) hashes into ``k*d`` values and places each sample in the ``d`` subsets
-``(h(x) + s) mod kd`` for ``d`` distinct shifts ``s``; learner ``j`` is trained on subset ``j``.
+ICML 2022) hashes into `k*d` values and places each sample in the `d` subsets
+`(h(x) + s) mod kd` for `d` distinct shifts `s`; learner `j` is trained on subset `j`.
 
 Two hashes are offered:
 
-* ``"pixel_sum"`` -- the authors' hash for images: the sum of the sample's uint8 pixel
-  values, modulo the number of hash values. Float input in ``[0, 1]`` is mapped back to
-  integers with ``round(255 * x)`` (the authors truncate ``int(255 * x)`` of a float32
-  ``ToTensor`` image, which can be off by one where 255*x is not exact; rounding is the
+* `"pixel_sum"` -- the authors' hash for images: the sum of the sample's uint8 pixel
+  values, modulo the number of hash values. Float input in `[0, 1]` is mapped back to
+  integers with `round(255 * x)` (the authors truncate `int(255 * x)` of a float32
+  `ToTensor` image, which can be off by one where 255*x is not exact; rounding is the
   intended value).
-* ``"bytes"`` -- a general hash of the sample's bytes (BLAKE2b, 8-byte digest, read as an
+* `"bytes"` -- a general hash of the sample's bytes (BLAKE2b, 8-byte digest, read as an
   unsigned integer) modulo the number of hash values; deterministic across runs,
-  machines and processes (unlike Python's ``hash``) and suitable for any numeric features.
+  machines and processes (unlike Python's `hash`) and suitable for any numeric features.
 
 Within a part, samples are ordered by a content digest (of features and label), so the
 training batches depend on the data, not on the order the samples came in (the authors
 order by a lexicographic sort of label and pixels for the same purpose).
 
-The result is a :class:`Partition`: fixed-shape padded index rows ``indices`` ``(parts,
-max_size)`` and a boolean ``mask`` so that all learners are trained in one program. A
+The result is a `Partition`: fixed-shape padded index rows `indices` `(parts,
+max_size)` and a boolean `mask` so that all learners are trained in one program. A
 part with no samples is kept (its row is all padding): its learner abstains at prediction
-time, and :func:`dpa_partition` / :func:`fa_partition` warn about it.
+time, and `dpa_partition` / `fa_partition` warn about it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 FA_DEFAULT_SEED = 999999999 + 208
-"""Seed of the FA authors' shift draw (``random.seed(999999999+208)``), used by default."""
+"""Seed of the FA authors' shift draw (`random.seed(999999999+208)`), used by default."""
 
 
 class EmptyPartWarning(UserWarning):
@@ -63,15 +63,15 @@ class Partition(NamedTuple):
     """Padded, fixed-shape description of which samples each base learner trains on.
 
     Attributes:
-        indices: ``(num_parts, max_size)`` int32 sample indices into the training set;
+        indices: `(num_parts, max_size)` int32 sample indices into the training set;
             padding slots hold 0 and are masked out.
-        mask: ``(num_parts, max_size)`` bool, True on real samples.
-        sizes: ``(num_parts,)`` int number of samples per part.
-        hashes: ``(n,)`` int hash value of each training sample (in ``[0, k)`` for DPA,
-            ``[0, k*d)`` for FA).
-        k: the number of DPA parts / FA's ``k``.
+        mask: `(num_parts, max_size)` bool, True on real samples.
+        sizes: `(num_parts,)` int number of samples per part.
+        hashes: `(n,)` int hash value of each training sample (in `[0, k)` for DPA,
+            `[0, k*d)` for FA).
+        k: the number of DPA parts / FA's `k`.
         d: FA's spread (1 for DPA).
-        shifts: ``(d,)`` the FA shifts (``(0,)`` for DPA).
+        shifts: `(d,)` the FA shifts (`(0,)` for DPA).
     """
 
     indices: np.ndarray
@@ -104,15 +104,15 @@ def _as_features(X, name: str = "X") -> np.ndarray:
 
 
 def pixel_sum_hash(X, num_values: int) -> np.ndarray:
-    """The DPA/FA authors' image hash: sum of uint8 pixel values mod ``num_values``.
+    """The DPA/FA authors' image hash: sum of uint8 pixel values mod `num_values`.
 
     Args:
-        X: ``(n, ...)`` images, either integer pixel values in ``[0, 255]`` or floats in
-            ``[0, 1]`` (mapped to ``round(255 x)``).
-        num_values: the number of hash values (``k`` for DPA, ``k*d`` for FA).
+        X: `(n, ...)` images, either integer pixel values in `[0, 255]` or floats in
+            `[0, 1]` (mapped to `round(255 x)`).
+        num_values: the number of hash values (`k` for DPA, `k*d` for FA).
 
     Returns:
-        ``(n,)`` int64 hash values in ``[0, num_values)``.
+        `(n,)` int64 hash values in `[0, num_values)`.
     """
     num_values = V.check_int(num_values, "num_values", low=1)
     arr = _as_features(X)
@@ -138,9 +138,9 @@ def _digests(arr: np.ndarray, extra: np.ndarray | None = None) -> np.ndarray:
 
 
 def bytes_hash(X, num_values: int) -> np.ndarray:
-    """A general content hash: BLAKE2b (8 bytes) of each sample's bytes mod ``num_values``.
+    """A general content hash: BLAKE2b (8 bytes) of each sample's bytes mod `num_values`.
 
-    The bytes are those of ``np.asarray(X)`` in C order, so the same values in the same
+    The bytes are those of `np.asarray(X)` in C order, so the same values in the same
     dtype always hash alike (cast first if samples may arrive in different dtypes).
     """
     num_values = V.check_int(num_values, "num_values", low=1)
@@ -149,7 +149,7 @@ def bytes_hash(X, num_values: int) -> np.ndarray:
 
 
 def sample_hash(X, num_values: int, method: str = "pixel_sum") -> np.ndarray:
-    """Dispatch to :func:`pixel_sum_hash` or :func:`bytes_hash` by ``method``."""
+    """Dispatch to `pixel_sum_hash` or `bytes_hash` by `method`."""
     V.check_choice(method, "hash", ("pixel_sum", "bytes"))
     if method == "pixel_sum":
         return pixel_sum_hash(X, num_values)
@@ -157,10 +157,10 @@ def sample_hash(X, num_values: int, method: str = "pixel_sum") -> np.ndarray:
 
 
 def fa_shifts(k: int, d: int, *, seed: int = FA_DEFAULT_SEED) -> np.ndarray:
-    """``d`` distinct shifts in ``[0, k*d)`` drawn like the FA authors do.
+    """`d` distinct shifts in `[0, k*d)` drawn like the FA authors do.
 
-    With the default seed this is Python's ``random.seed(999999999 + 208)`` followed by
-    ``random.sample(range(k*d), d)``, the draw in the authors' partition and certification
+    With the default seed this is Python's `random.seed(999999999 + 208)` followed by
+    `random.sample(range(k*d), d)`, the draw in the authors' partition and certification
     scripts, so partitions and certificates match theirs.
     """
     k = V.check_int(k, "k", low=1)
@@ -170,7 +170,7 @@ def fa_shifts(k: int, d: int, *, seed: int = FA_DEFAULT_SEED) -> np.ndarray:
 
 
 def check_shifts(shifts, k: int, d: int) -> np.ndarray:
-    """Validate FA shifts: exactly ``d`` distinct integers in ``[0, k*d)``."""
+    """Validate FA shifts: exactly `d` distinct integers in `[0, k*d)`."""
     arr = np.asarray(shifts)
     if arr.ndim != 1 or arr.shape[0] != d:
         raise ValueError(f"shifts must be {d} (= d) values; got shape {arr.shape}")
@@ -188,10 +188,10 @@ def check_shifts(shifts, k: int, d: int) -> np.ndarray:
 def partition_from_assignment(assignment: list[np.ndarray] | np.ndarray, num_parts: int,
                               order_key: np.ndarray, hashes: np.ndarray, k: int, d: int,
                               shifts: np.ndarray, *, warn: bool = True) -> Partition:
-    """Build the padded :class:`Partition` from per-sample part lists.
+    """Build the padded `Partition` from per-sample part lists.
 
-    ``assignment`` is an ``(n, d)`` array of part indices for each sample (column ``s``:
-    the part given by shift ``s``). Within a part, samples are sorted by ``order_key``
+    `assignment` is an `(n, d)` array of part indices for each sample (column `s`:
+    the part given by shift `s`). Within a part, samples are sorted by `order_key`
     (ties by sample index).
     """
     assignment = np.asarray(assignment, dtype=np.int64).reshape(len(order_key), -1)
@@ -218,18 +218,18 @@ def partition_from_assignment(assignment: list[np.ndarray] | np.ndarray, num_par
 
 
 def dpa_partition(X, y, k: int, *, hash: str = "pixel_sum", warn: bool = True) -> Partition:
-    """Deep Partition Aggregation's partition: sample ``i`` goes to part ``h(x_i) mod k``.
+    """Deep Partition Aggregation's partition: sample `i` goes to part `h(x_i) mod k`.
 
     Args:
-        X: ``(n, ...)`` training features (images as uint8 or floats in ``[0, 1]`` for the
-            ``"pixel_sum"`` hash; anything numeric for ``"bytes"``).
-        y: ``(n,)`` integer labels (used only to order samples within a part).
+        X: `(n, ...)` training features (images as uint8 or floats in `[0, 1]` for the
+            `"pixel_sum"` hash; anything numeric for `"bytes"`).
+        y: `(n,)` integer labels (used only to order samples within a part).
         k: number of parts (>= 1).
-        hash: ``"pixel_sum"`` (the authors') or ``"bytes"``.
-        warn: warn with :class:`EmptyPartWarning` if some parts are empty.
+        hash: `"pixel_sum"` (the authors') or `"bytes"`.
+        warn: warn with `EmptyPartWarning` if some parts are empty.
 
     Returns:
-        A :class:`Partition` with ``k`` parts.
+        A `Partition` with `k` parts.
     """
     k = V.check_int(k, "k", low=1)
     X = _as_features(X)
@@ -245,19 +245,19 @@ def dpa_partition(X, y, k: int, *, hash: str = "pixel_sum", warn: bool = True) -
 
 def fa_partition(X, y, k: int, d: int, *, shifts=None, hash: str = "pixel_sum",
                  warn: bool = True) -> Partition:
-    """Finite Aggregation's ``k*d`` overlapping subsets.
+    """Finite Aggregation's `k*d` overlapping subsets.
 
-    Each sample gets a hash ``h(x) in [0, kd)`` and is placed in the ``d`` subsets
-    ``(h(x) + s) mod kd`` for ``s`` in ``shifts``; learner ``j`` trains on subset ``j``.
-    With ``d = 1`` and ``shifts = (0,)`` this is :func:`dpa_partition`.
+    Each sample gets a hash `h(x) in [0, kd)` and is placed in the `d` subsets
+    `(h(x) + s) mod kd` for `s` in `shifts`; learner `j` trains on subset `j`.
+    With `d = 1` and `shifts = (0,)` this is `dpa_partition`.
 
     Args:
-        X, y: training data as in :func:`dpa_partition`.
-        k: FA's ``k`` (>= 1); there are ``k*d`` learners and each sample is in ``d`` of them.
+        X, y: training data as in `dpa_partition`.
+        k: FA's `k` (>= 1); there are `k*d` learners and each sample is in `d` of them.
         d: the spread (>= 1).
-        shifts: ``d`` distinct integers in ``[0, kd)``; default :func:`fa_shifts` (the
+        shifts: `d` distinct integers in `[0, kd)`; default `fa_shifts` (the
             authors' seeded draw).
-        hash: ``"pixel_sum"`` or ``"bytes"``.
+        hash: `"pixel_sum"` or `"bytes"`.
     """
     k = V.check_int(k, "k", low=1)
     d = V.check_int(d, "d", low=1)

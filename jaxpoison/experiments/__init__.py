@@ -1,9 +1,9 @@
-"""Paper-reproduction recipes and the demo tour, registered for the ``jaxpoison`` CLI.
+"""Paper-reproduction recipes and the demo tour, registered for the `jaxpoison` CLI.
 
-A recipe is a function ``run(ctx: RecipeContext) -> Report`` registered with
-:func:`recipe`; a demo section is a quick function of the same form registered with
-:func:`demo`. Modules of this package are discovered automatically by
-:func:`load_all`, so adding a recipe is adding a module (no central list to edit).
+A recipe is a function `run(ctx: RecipeContext) -> Report` registered with
+`recipe`; a demo section is a quick function of the same form registered with
+`demo`. Modules of this package are discovered automatically by
+`load_all`, so adding a recipe is adding a module (no central list to edit).
 Recipes are the only library code that prints, plots or writes files.
 """
 
@@ -52,7 +52,7 @@ DEMOS: dict[str, tuple[int, Callable[[RecipeContext], Report]]] = {}
 
 
 def recipe(name: str, description: str, part: str):
-    """Register ``fn(ctx) -> Report`` as ``jaxpoison reproduce NAME``."""
+    """Register `fn(ctx) -> Report` as `jaxpoison reproduce NAME`."""
 
     def register(fn):
         if name in RECIPES and RECIPES[name].run is not fn:
@@ -64,9 +64,9 @@ def recipe(name: str, description: str, part: str):
 
 
 def demo(part: str, order: int = 50):
-    """Register ``fn(ctx) -> Report`` as the ``jaxpoison demo`` section for ``part``.
+    """Register `fn(ctx) -> Report` as the `jaxpoison demo` section for `part`.
 
-    Sections run in increasing ``order``; each should take seconds, not minutes.
+    Sections run in increasing `order`; each should take seconds, not minutes.
     """
 
     def register(fn):

@@ -14,9 +14,9 @@ __all__ = ["progress"]
 
 def progress(items: Iterable[T], desc: str = "", *, total: int | None = None,
              enabled: bool = True, stream=None, min_interval: float = 0.5) -> Iterator[T]:
-    """Yield from ``items`` while printing ``desc  i/total  elapsed  eta`` to stderr.
+    """Yield from `items` while printing `desc  i/total  elapsed  eta` to stderr.
 
-    The line is redrawn at most every ``min_interval`` seconds and finished with a newline.
+    The line is redrawn at most every `min_interval` seconds and finished with a newline.
     """
     stream = stream or sys.stderr
     if total is None:

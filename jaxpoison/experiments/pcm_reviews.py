@@ -1,9 +1,9 @@
-"""Recipe ``pcm-reviews``: PCM on real text (Amazon Fine Foods preference pairs, MiniLM).
+"""Recipe `pcm-reviews`: PCM on real text (Amazon Fine Foods preference pairs, MiniLM).
 
 Pairs: chosen = a "great" review, rejected = another review of the same product
-(:func:`jaxpoison.datasets.review_preference_pairs`); features: all-MiniLM-L6-v2 sentence
-embeddings (384-d, :func:`jaxpoison.datasets.embed_texts`), ``φ_i = e(chosen) - e(rejected)``.
-Clean Bradley--Terry reward on ``θ_O = 1``, RLHFPoison (5% of N flipped towards longer
+(`jaxpoison.datasets.review_preference_pairs`); features: all-MiniLM-L6-v2 sentence
+embeddings (384-d, `jaxpoison.datasets.embed_texts`), `φ_i = e(chosen) - e(rejected)`.
+Clean Bradley--Terry reward on `θ_O = 1`, RLHFPoison (5% of N flipped towards longer
 responses), then PCM; flips before and after, reward equality, length preference, and
 discretisation to m annotations per pair.
 """

@@ -1,4 +1,4 @@
-"""Recipe ``pcm-synthetic`` and the PCM demo section: PCM cost against N/n on Gaussian Φ.
+"""Recipe `pcm-synthetic` and the PCM demo section: PCM cost against N/n on Gaussian Φ.
 
 Paper claims checked (arXiv 2511.09105): no reduction when N < n; a reduction from N ≳ 5n;
 for random flips the reduction grows linearly in N; the bounds are within 3-4x of the optimum.

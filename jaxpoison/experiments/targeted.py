@@ -27,7 +27,7 @@ def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, max_point
     """Run our attack to eps-closeness, then ours/KKT at fractions of n_p.
 
     As in the authors' code, the column for a fraction f uses the first
-    ``floor(f * n_p)`` points of our attack and a KKT attack with that many points
+    `floor(f * n_p)` points of our attack and a KKT attack with that many points
     (at least one point each)."""
     from jaxpoison.attacks import kkt_attack, model_targeted_attack
 
@@ -92,8 +92,8 @@ def _table(title, rows, ours, kkt, eval_name):
 
 def _indiscriminate(ctx: RecipeContext, name, X, y, Xte, yte, *, reg, eps, errors, losses,
                     quantiles, repeats, max_points, pool="train"):
-    """``pool="test"`` flips (copies of) test points to make the candidate targets, as
-    the authors' ``generate_target_theta.py`` does; ``"train"`` flips training points.
+    """`pool="test"` flips (copies of) test points to make the candidate targets, as
+    the authors' `generate_target_theta.py` does; `"train"` flips training points.
     Either way a candidate's error is measured on the test split."""
     from jaxpoison.attacks import indiscriminate_targets
 

@@ -2,15 +2,15 @@ r"""Kernel SVM (C-SVC with bias): fit by SMO or accelerated projected gradient.
 
 The dual solved is
 
-.. math::
+$$
+\min_\alpha \tfrac12 \alpha^\top Q \alpha - \mathbf 1^\top\alpha \quad
+\text{s.t.}\ y^\top\alpha = 0,\ 0 \le \alpha \le C,
+\qquad Q = (y y^\top)\circ K,
+$$
 
-    \min_\alpha \tfrac12 \alpha^\top Q \alpha - \mathbf 1^\top\alpha \quad
-    \text{s.t.}\ y^\top\alpha = 0,\ 0 \le \alpha \le C,
-    \qquad Q = (y y^\top)\circ K,
-
-and the classifier is :math:`f(x) = s \sum_i \alpha_i y_i k(x_i, x) + b` (``s`` =
-``kernel_scale``, 1 except for kernels modified off the diagonal such as LN-SVM's).
-:func:`fit_kernel_svm` matches ``sklearn.svm.SVC(kernel=..., C=..., gamma=...)``
+and the classifier is $f(x) = s \sum_i \alpha_i y_i k(x_i, x) + b$ (`s` =
+`kernel_scale`, 1 except for kernels modified off the diagonal such as LN-SVM's).
+`fit_kernel_svm` matches `sklearn.svm.SVC(kernel=..., C=..., gamma=...)`
 (libsvm) in dual objective, intercept and predictions up to the tolerance.
 """
 
@@ -33,15 +33,15 @@ __all__ = ["KernelSVM", "fit_kernel_svm", "fit_kernel_svm_precomputed", "svm_fro
 
 
 class KernelSVM(Result):
-    """A fitted kernel SVM (a pytree: ``vmap``-ed fits give a batched model).
+    """A fitted kernel SVM (a pytree: `vmap`-ed fits give a batched model).
 
     Attributes:
-        alpha: dual variables ``(n,)`` (zero for non-support vectors).
-        intercept: bias :math:`b`.
-        X_train: training points (all of them; the support is ``alpha > 0``).
-        y_train: training labels used in the fit, as floats in :math:`\\{-1,+1\\}`.
+        alpha: dual variables `(n,)` (zero for non-support vectors).
+        intercept: bias $b$.
+        X_train: training points (all of them; the support is `alpha > 0`).
+        y_train: training labels used in the fit, as floats in $\\{-1,+1\\}$.
         gamma, coef0: kernel parameters (arrays, so they can be traced / vmapped).
-        kernel_scale: factor :math:`s` applied to test-train kernel values.
+        kernel_scale: factor $s$ applied to test-train kernel values.
         objective, gap: dual objective and final KKT violation.
         kernel, degree: static kernel choice.
     """
@@ -60,26 +60,26 @@ class KernelSVM(Result):
 
     @property
     def support(self) -> jax.Array:
-        """Boolean mask of the support vectors (``alpha > 0``)."""
+        """Boolean mask of the support vectors (`alpha > 0`)."""
         return self.alpha > 0
 
     @property
     def dual_coef(self) -> jax.Array:
-        """:math:`\\alpha_i y_i` (sklearn's ``dual_coef_`` scattered to all points)."""
+        """$\\alpha_i y_i$ (sklearn's `dual_coef_` scattered to all points)."""
         return self.alpha * self.y_train
 
     def decision_function(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """:math:`f(x) = s\\sum_i \\alpha_i y_i k(x_i, x) + b` for each row of ``X``."""
+        """$f(x) = s\\sum_i \\alpha_i y_i k(x_i, x) + b$ for each row of `X`."""
         Kx = kernel_matrix(jnp.asarray(X, self.X_train.dtype), self.X_train, self.gamma,
                            kernel=self.kernel, degree=self.degree, coef0=self.coef0)
         return self.kernel_scale * (Kx @ self.dual_coef) + self.intercept
 
     def predict(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """Labels in :math:`\\{-1,+1\\}` (a zero decision value gives +1)."""
+        """Labels in $\\{-1,+1\\}$ (a zero decision value gives +1)."""
         return jnp.where(self.decision_function(X) >= 0, 1, -1)
 
     def accuracy(self, X, y) -> jax.Array:
-        """Fraction of ``X`` classified as ``y``."""
+        """Fraction of `X` classified as `y`."""
         return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(self.alpha.dtype))
 
 
@@ -90,7 +90,7 @@ def _solve(K, y, C, method, tol, max_iter):
 
 
 def svm_from_dual(res, X, y, gamma, *, kernel="rbf", degree=3, coef0=0.0, kernel_scale=1.0):
-    """Wrap an :class:`~jaxpoison.solvers.svm_dual.SVMDualResult` as a :class:`KernelSVM`."""
+    """Wrap an `jaxpoison.solvers.svm_dual.SVMDualResult` as a `KernelSVM`."""
     dtype = X.dtype
     return KernelSVM(
         status=res.status, iterations=res.iterations, alpha=res.alpha,
@@ -140,31 +140,31 @@ def fit_kernel_svm(
 ) -> KernelSVM:
     r"""Fit a binary kernel SVM with bias by solving its dual.
 
-    .. math::
-
-        \min_\alpha \tfrac12 \alpha^\top ((yy^\top)\circ K)\alpha - \mathbf 1^\top\alpha
-        \ \text{s.t.}\ y^\top\alpha = 0,\ 0\le\alpha\le C.
+    $$
+    \min_\alpha \tfrac12 \alpha^\top ((yy^\top)\circ K)\alpha - \mathbf 1^\top\alpha
+    \ \text{s.t.}\ y^\top\alpha = 0,\ 0\le\alpha\le C.
+    $$
 
     Args:
-        X: training points ``(n, d)``.
-        y: labels in :math:`\{-1,+1\}` ``(n,)``.
-        C: box bound (positive scalar, or per-point ``(n,)``; traceable, so ``vmap``-able).
-        kernel: ``"rbf"``, ``"linear"`` or ``"polynomial"``.
-        gamma: positive number (traceable) or ``"scale"`` / ``"auto"`` (sklearn semantics).
+        X: training points `(n, d)`.
+        y: labels in $\{-1,+1\}$ `(n,)`.
+        C: box bound (positive scalar, or per-point `(n,)`; traceable, so `vmap`-able).
+        kernel: `"rbf"`, `"linear"` or `"polynomial"`.
+        gamma: positive number (traceable) or `"scale"` / `"auto"` (sklearn semantics).
         degree, coef0: polynomial kernel parameters.
-        method: ``"smo"`` (WSS2 SMO, default, fast on CPU) or ``"pgd"`` (FISTA with exact
+        method: `"smo"` (WSS2 SMO, default, fast on CPU) or `"pgd"` (FISTA with exact
             projection).
-        tol: stopping tolerance on the maximal KKT violation (libsvm's ``tol``).
+        tol: stopping tolerance on the maximal KKT violation (libsvm's `tol`).
         max_iter: iteration limit (default 100,000 for SMO, 20,000 for PGD).
-        throw: raise :class:`jaxpoison.SolverError` if the solve did not converge
-            (skipped under ``jit``/``vmap``; then inspect ``model.status``).
+        throw: raise `jaxpoison.SolverError` if the solve did not converge
+            (skipped under `jit`/`vmap`; then inspect `model.status`).
 
     Returns:
-        :class:`KernelSVM`. Equivalent to ``sklearn.svm.SVC(C=C, kernel=kernel,
-        gamma=gamma, tol=tol)``: same dual optimum, intercept from the same KKT rule.
+        `KernelSVM`. Equivalent to `sklearn.svm.SVC(C=C, kernel=kernel,
+        gamma=gamma, tol=tol)`: same dual optimum, intercept from the same KKT rule.
 
-    ``jax.vmap`` over label vectors, ``C`` or ``gamma`` works (call this function inside
-    the vmapped function with ``throw=False``).
+    `jax.vmap` over label vectors, `C` or `gamma` works (call this function inside
+    the vmapped function with `throw=False`).
     """
     v.check_choice(kernel, "kernel", KERNELS)
     if max_iter is None:
@@ -190,10 +190,10 @@ def fit_kernel_svm_precomputed(
     K: Float[Array, "n n"], y, *, C=1.0, method: str = "smo", tol: float = 1e-3,
     max_iter: int | None = None, throw: bool = True,
 ):
-    """Solve the SVM dual for a precomputed Gram matrix ``K``.
+    """Solve the SVM dual for a precomputed Gram matrix `K`.
 
-    Returns the :class:`~jaxpoison.solvers.svm_dual.SVMDualResult` (``alpha``,
-    ``intercept``...). Equivalent to ``sklearn.svm.SVC(kernel="precomputed")``.
+    Returns the `jaxpoison.solvers.svm_dual.SVMDualResult` (`alpha`,
+    `intercept`...). Equivalent to `sklearn.svm.SVC(kernel="precomputed")`.
     """
     if max_iter is None:
         max_iter = 100_000 if method == "smo" else 20_000

@@ -1,17 +1,17 @@
 """Kernel functions and blocked Gram matrices (RBF, linear, polynomial).
 
-Conventions follow scikit-learn (``sklearn.metrics.pairwise``):
+Conventions follow scikit-learn (`sklearn.metrics.pairwise`):
 
-* ``rbf``:        :math:`k(x, z) = \\exp(-\\gamma \\lVert x - z \\rVert^2)`
-* ``linear``:     :math:`k(x, z) = x^\\top z`
-* ``polynomial``: :math:`k(x, z) = (\\gamma x^\\top z + c_0)^d`
+* `rbf`:        $k(x, z) = \\exp(-\\gamma \\lVert x - z \\rVert^2)$
+* `linear`:     $k(x, z) = x^\\top z$
+* `polynomial`: $k(x, z) = (\\gamma x^\\top z + c_0)^d$
 
-``gamma`` may be a number or, at the public boundary, ``"scale"``
-(:math:`1 / (d \\operatorname{Var}[X])`) or ``"auto"`` (:math:`1/d`), resolved by
-:func:`resolve_gamma` exactly like ``sklearn.svm.SVC``.
+`gamma` may be a number or, at the public boundary, `"scale"`
+($1 / (d \\operatorname{Var}[X])$) or `"auto"` ($1/d$), resolved by
+`resolve_gamma` exactly like `sklearn.svm.SVC`.
 
-Gram matrices are computed in row blocks (``lax.map`` over blocks of ``block_size``
-rows) so that the temporaries never exceed ``block_size x m`` and ``n = 20,000`` fits.
+Gram matrices are computed in row blocks (`lax.map` over blocks of `block_size`
+rows) so that the temporaries never exceed `block_size x m` and `n = 20,000` fits.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ KERNELS = ("rbf", "linear", "polynomial")
 
 
 def resolve_gamma(gamma, X) -> float | jax.Array:
-    """Turn ``"scale"`` / ``"auto"`` into a number (sklearn semantics); pass numbers on."""
+    """Turn `"scale"` / `"auto"` into a number (sklearn semantics); pass numbers on."""
     if isinstance(gamma, str):
         d = X.shape[1]
         if gamma == "scale":
@@ -65,19 +65,19 @@ def kernel_matrix(
     coef0: float = 0.0,
     block_size: int = 2048,
 ) -> Float[Array, "n m"]:
-    """Gram matrix :math:`K_{ij} = k(x^{(1)}_i, x^{(2)}_j)`, computed in row blocks.
+    """Gram matrix $K_{ij} = k(x^{(1)}_i, x^{(2)}_j)$, computed in row blocks.
 
     Args:
         X1, X2: points, one per row.
         gamma: kernel width / scale (a number or a traced scalar; differentiable).
-        kernel: ``"rbf"``, ``"linear"`` or ``"polynomial"`` (static).
+        kernel: `"rbf"`, `"linear"` or `"polynomial"` (static).
         degree, coef0: polynomial kernel parameters.
         block_size: at most this many rows per block (static); blocks only when
-            ``n > block_size``.
+            `n > block_size`.
 
     Returns:
-        ``(n, m)`` array; matches ``sklearn.metrics.pairwise.rbf_kernel`` /
-        ``linear_kernel`` / ``polynomial_kernel``.
+        `(n, m)` array; matches `sklearn.metrics.pairwise.rbf_kernel` /
+        `linear_kernel` / `polynomial_kernel`.
     """
     n = X1.shape[0]
     if n <= block_size:

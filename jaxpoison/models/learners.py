@@ -1,16 +1,18 @@
 r"""Base learners for partition aggregation (DPA / Finite Aggregation).
 
-A base learner here is a small, stateless :class:`equinox.Module` holding only its
-hyperparameters (hashable, so it is a static argument of ``jit``); its parameters live in
+A base learner here is a small, stateless `equinox.Module` holding only its
+hyperparameters (hashable, so it is a static argument of `jit`); its parameters live in
 a separate pytree. Every learner of an ensemble is trained by the same pure function
-:func:`fit_part` on its own part of the data, given as a padded index row and a mask, so
-``jax.vmap(fit_part)`` trains all parts in one compiled program (see
-:func:`jaxpoison.defenses.train_ensemble`, which also shards the parts across devices).
+`fit_part` on its own part of the data, given as a padded index row and a mask, so
+`jax.vmap(fit_part)` trains all parts in one compiled program (see
+`jaxpoison.defenses.train_ensemble`, which also shards the parts across devices).
 
-Training problem of part :math:`j` with samples :math:`I_j` (mini-batches :math:`B`):
+Training problem of part $j$ with samples $I_j$ (mini-batches $B$):
 
-.. math:: \min_\theta \; \frac{1}{|B|} \sum_{i \in B} \mathrm{CE}(f_\theta(x_i), y_i)
-          + \frac{\lambda}{2} \lVert W \rVert_2^2
+$$
+\min_\theta \; \frac{1}{|B|} \sum_{i \in B} \mathrm{CE}(f_\theta(x_i), y_i)
++ \frac{\lambda}{2} \lVert W \rVert_2^2
+$$
 
 with the mean over the *real* samples of each padded batch (the mask), an optax
 optimiser, and a step skipped entirely (parameters and optimiser state unchanged) when a
@@ -18,14 +20,14 @@ batch holds no real sample, so padding never moves a learner.
 
 Learners:
 
-* :class:`SoftmaxRegression` -- multinomial logistic regression (weights start at zero);
-  full-batch it solves the problem of ``sklearn.linear_model.LogisticRegression(C=1/(n
-  \lambda))`` (intercept not penalised).
-* :class:`MLP` -- one or more ReLU hidden layers (``equinox.nn.MLP``).
-* :class:`SmallCNN` -- two 3x3 convolutions with max-pooling and a linear head, for
-  ``(H, W)`` single-channel images given flattened.
-* :class:`KNearestNeighbors` / :class:`RadiusNearestNeighbors` -- no training; they vote
-  among the part's samples at prediction time (:func:`predict_neighbors`); the radius
+* `SoftmaxRegression` -- multinomial logistic regression (weights start at zero);
+  full-batch it solves the problem of `sklearn.linear_model.LogisticRegression(C=1/(n
+  \lambda))` (intercept not penalised).
+* `MLP` -- one or more ReLU hidden layers (`equinox.nn.MLP`).
+* `SmallCNN` -- two 3x3 convolutions with max-pooling and a linear head, for
+  `(H, W)` single-channel images given flattened.
+* `KNearestNeighbors` / `RadiusNearestNeighbors` -- no training; they vote
+  among the part's samples at prediction time (`predict_neighbors`); the radius
   learner abstains when no sample of its part is within the radius.
 """
 
@@ -58,20 +60,20 @@ __all__ = [
 
 
 def _skeleton(build):
-    """The non-array part of ``build(key)`` without running its initialisers (traced
-    through ``eqx.filter_eval_shape``, so nothing is added to the compiled program)."""
+    """The non-array part of `build(key)` without running its initialisers (traced
+    through `eqx.filter_eval_shape`, so nothing is added to the compiled program)."""
     shaped = eqx.filter_eval_shape(build, jax.random.key(0))
     return jax.tree_util.tree_map(
         lambda x: None if isinstance(x, jax.ShapeDtypeStruct) else x, shaped)
 
 
 def _fast_init(build, key):
-    """Parameters of ``build(key)``'s shapes, drawn with ONE uniform random call.
+    """Parameters of `build(key)`'s shapes, drawn with ONE uniform random call.
 
-    Weights (arrays with 2+ dims, equinox layout ``(out, in, ...)``) are
-    ``U(-1, 1) / sqrt(fan_in)`` with ``fan_in = prod(shape[1:])`` (LeCun-uniform scale, as
+    Weights (arrays with 2+ dims, equinox layout `(out, in, ...)`) are
+    `U(-1, 1) / sqrt(fan_in)` with `fan_in = prod(shape[1:])` (LeCun-uniform scale, as
     equinox's defaults); biases start at zero. Drawing per layer, as the layers' own
-    initialisers do, compiles one threefry kernel per array, which under ``vmap`` took
+    initialisers do, compiles one threefry kernel per array, which under `vmap` took
     ~15 s to compile on CPU; a single draw takes a fraction of that.
     """
     shaped = eqx.filter(eqx.filter_eval_shape(build, jax.random.key(0)),
@@ -101,17 +103,17 @@ class Learner(eqx.Module):
         raise NotImplementedError
 
     def logits(self, params, x):
-        """``(b, num_features) -> (b, num_classes)`` logits."""
+        """`(b, num_features) -> (b, num_classes)` logits."""
         raise NotImplementedError
 
     def penalty(self, params):
-        """Weight-decay term :math:`\\frac{\\lambda}{2}\\lVert W \\rVert^2` (biases excluded)."""
+        """Weight-decay term $\\frac{\\lambda}{2}\\lVert W \\rVert^2$ (biases excluded)."""
         leaves = [w for w in jax.tree_util.tree_leaves(params) if jnp.ndim(w) >= 2]
         return 0.5 * self.l2 * sum(jnp.sum(w * w) for w in leaves)
 
 
 class SoftmaxRegression(Learner):
-    """Multinomial logistic regression ``x @ W + b`` with zero initial weights."""
+    """Multinomial logistic regression `x @ W + b` with zero initial weights."""
 
     def init(self, key):
         del key
@@ -123,7 +125,7 @@ class SoftmaxRegression(Learner):
 
 
 class MLP(Learner):
-    """A ReLU multilayer perceptron (``equinox.nn.MLP``) with ``depth`` hidden layers."""
+    """A ReLU multilayer perceptron (`equinox.nn.MLP`) with `depth` hidden layers."""
 
     width: int = eqx.field(static=True, default=64)
     depth: int = eqx.field(static=True, default=1)
@@ -141,7 +143,7 @@ class MLP(Learner):
 
 class _Conv3x3(eqx.Module):
     """A 3x3 'valid' convolution written as patches + matmul (im2col). Equivalent to
-    ``eqx.nn.Conv2d(c_in, c_out, 3)``; under ``vmap`` over parts it stays a batched
+    `eqx.nn.Conv2d(c_in, c_out, 3)`; under `vmap` over parts it stays a batched
     matmul instead of a grouped convolution, which compiled ~10x slower on CPU."""
 
     weight: jax.Array  # (c_out, c_in, 3, 3)
@@ -168,7 +170,7 @@ class _CNN(eqx.Module):
 
 def _pool2(h):
     """2x2 max-pooling with stride 2 (odd edges dropped), as a reshape + max: compiles
-    much faster under ``vmap`` + ``grad`` on CPU than ``reduce_window``."""
+    much faster under `vmap` + `grad` on CPU than `reduce_window`."""
     c, H, W = h.shape
     h = h[:, : H // 2 * 2, : W // 2 * 2]
     return h.reshape(c, H // 2, 2, W // 2, 2).max(axis=(2, 4))
@@ -198,17 +200,17 @@ class SmallCNN(Learner):
 
 
 class KNearestNeighbors(eqx.Module):
-    """Majority vote of the part's ``k`` nearest samples (fewer if the part is smaller);
+    """Majority vote of the part's `k` nearest samples (fewer if the part is smaller);
     abstains only if the part is empty. Ties to the smaller class, like
-    ``sklearn.neighbors.KNeighborsClassifier``."""
+    `sklearn.neighbors.KNeighborsClassifier`."""
 
     num_classes: int = eqx.field(static=True)
     k: int = eqx.field(static=True, default=1)
 
 
 class RadiusNearestNeighbors(eqx.Module):
-    """Majority vote of the part's samples within ``radius``; abstains (label
-    ``num_classes``) when there is none."""
+    """Majority vote of the part's samples within `radius`; abstains (label
+    `num_classes`) when there is none."""
 
     num_classes: int = eqx.field(static=True)
     radius: float = eqx.field(static=True, default=1.0)
@@ -216,7 +218,7 @@ class RadiusNearestNeighbors(eqx.Module):
 
 def make_optimizer(optimizer: str | optax.GradientTransformation = "adam",
                    learning_rate: float = 1e-2) -> optax.GradientTransformation:
-    """``"adam"``, ``"sgd"`` (momentum 0.9, Nesterov) or an optax transformation as is."""
+    """`"adam"`, `"sgd"` (momentum 0.9, Nesterov) or an optax transformation as is."""
     if isinstance(optimizer, str):
         if optimizer == "adam":
             return optax.adam(learning_rate)
@@ -228,8 +230,8 @@ def make_optimizer(optimizer: str | optax.GradientTransformation = "adam",
 
 
 def _shift_images(x, shifts, image_shape):
-    """Translate each flattened image by integer ``shifts`` ``(dy, dx)`` with zero fill,
-    as products with 0/1 shift matrices (cheap to compile under ``vmap``)."""
+    """Translate each flattened image by integer `shifts` `(dy, dx)` with zero fill,
+    as products with 0/1 shift matrices (cheap to compile under `vmap`)."""
     H, W = image_shape
     ar_h, ar_w = jnp.arange(H), jnp.arange(W)
 
@@ -244,20 +246,20 @@ def _shift_images(x, shifts, image_shape):
 def fit_part(learner: Learner, X, y, indices, mask, key, *,
              optimizer: optax.GradientTransformation, epochs: int, batch_size: int | None,
              augment_shift: int = 0, image_shape: tuple | None = None):
-    """Train ``learner`` on the samples ``X[indices[mask]]`` of one part (pure, vmappable).
+    """Train `learner` on the samples `X[indices[mask]]` of one part (pure, vmappable).
 
     Args:
-        learner: a :class:`Learner`.
-        X: ``(n, num_features)`` all training features (shared by every part).
-        y: ``(n,)`` integer labels.
-        indices: ``(m,)`` padded sample indices of this part.
-        mask: ``(m,)`` bool, True on real samples.
+        learner: a `Learner`.
+        X: `(n, num_features)` all training features (shared by every part).
+        y: `(n,)` integer labels.
+        indices: `(m,)` padded sample indices of this part.
+        mask: `(m,)` bool, True on real samples.
         key: PRNG key of this part (initialisation, shuffling, augmentation).
         optimizer: an optax transformation.
         epochs: passes over the part.
-        batch_size: mini-batch size (``None``: full batch, one step per epoch).
+        batch_size: mini-batch size (`None`: full batch, one step per epoch).
         augment_shift: if > 0, every batch is randomly translated by up to this many pixels
-            (images of ``image_shape``, zero fill) -- a data-independent augmentation.
+            (images of `image_shape`, zero fill) -- a data-independent augmentation.
 
     Returns:
         The trained parameter pytree.
@@ -320,7 +322,7 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
                                              "augment_shift", "image_shape"))
 def fit_parts(learner, X, y, indices, mask, keys, *, optimizer, epochs, batch_size,
               augment_shift=0, image_shape=None):
-    """:func:`fit_part` for all parts at once: ``jax.vmap`` over ``(indices, mask, keys)``
+    """`fit_part` for all parts at once: `jax.vmap` over `(indices, mask, keys)`
     with leading axis = parts, in one jit-compiled call. Returns stacked parameters."""
     fit = functools.partial(fit_part, learner, X, y, optimizer=optimizer, epochs=epochs,
                             batch_size=batch_size, augment_shift=augment_shift,
@@ -329,13 +331,13 @@ def fit_parts(learner, X, y, indices, mask, keys, *, optimizer, epochs, batch_si
 
 
 def predict_part(learner: Learner, params, X_test, nonempty):
-    """Class predictions of one trained part; ``num_classes`` (abstain) if it was empty."""
+    """Class predictions of one trained part; `num_classes` (abstain) if it was empty."""
     pred = jnp.argmax(learner.logits(params, X_test), axis=1)
     return jnp.where(nonempty, pred, learner.num_classes)
 
 
 def squared_distances(X_test, X):
-    """``(n_test, n)`` squared Euclidean distances ``|x_t|^2 + |x|^2 - 2 x_t.x`` (one GEMM)."""
+    """`(n_test, n)` squared Euclidean distances `|x_t|^2 + |x|^2 - 2 x_t.x` (one GEMM)."""
     return (jnp.sum(X_test * X_test, 1)[:, None] + jnp.sum(X * X, 1)[None, :]
             - 2 * X_test @ X.T)
 
@@ -344,14 +346,14 @@ def vote_neighbors(learner, d2, labels, mask):
     """The vote of a nearest-neighbour learner from precomputed squared distances.
 
     Args:
-        learner: :class:`KNearestNeighbors` or :class:`RadiusNearestNeighbors`.
-        d2: ``(n_test, m)`` squared distances from each test point to the part's ``m``
+        learner: `KNearestNeighbors` or `RadiusNearestNeighbors`.
+        d2: `(n_test, m)` squared distances from each test point to the part's `m`
             (padded) samples.
-        labels: ``(m,)`` their classes.
-        mask: ``(m,)`` True on real samples; padded slots are never neighbours.
+        labels: `(m,)` their classes.
+        mask: `(m,)` True on real samples; padded slots are never neighbours.
 
     Returns:
-        ``(n_test,)`` classes, ``num_classes`` where the learner abstains. Among equal
+        `(n_test,)` classes, `num_classes` where the learner abstains. Among equal
         distances the sample listed first wins; vote ties go to the smaller class.
     """
     C = learner.num_classes
@@ -376,9 +378,9 @@ def vote_neighbors(learner, d2, labels, mask):
 def predict_neighbors(learner, X, y, indices, mask, X_test):
     """Predictions of a nearest-neighbour learner on one part (vmappable over parts).
 
-    Distances are Euclidean; padded slots are never neighbours. Returns ``(n_test,)``
-    classes, ``num_classes`` where the learner abstains. (An ensemble computes the
+    Distances are Euclidean; padded slots are never neighbours. Returns `(n_test,)`
+    classes, `num_classes` where the learner abstains. (An ensemble computes the
     distances to all training samples once and votes per part with
-    :func:`vote_neighbors`.)
+    `vote_neighbors`.)
     """
     return vote_neighbors(learner, squared_distances(X_test, X[indices]), y[indices], mask)

@@ -2,53 +2,53 @@ r"""L2-regularised linear SVM (hinge loss) and logistic regression, differentiab
 
 Both models are trained on the objective
 
-.. math::
+$$
+\min_{w, b}\; J(w, b) = \sum_{i=1}^n s_i\,\ell\big(y_i (w^\top x_i + b)\big)
++ \frac{N\lambda}{2}\,\big(\lVert w\rVert^2 + b^2\big), \qquad N = \sum_i s_i,
+$$
 
-    \min_{w, b}\; J(w, b) = \sum_{i=1}^n s_i\,\ell\big(y_i (w^\top x_i + b)\big)
-        + \frac{N\lambda}{2}\,\big(\lVert w\rVert^2 + b^2\big), \qquad N = \sum_i s_i,
-
-with :math:`\ell(m) = \max(0, 1 - m)` (hinge) or :math:`\log(1 + e^{-m})` (logistic),
-sample weights :math:`s_i \ge 0` (default 1, so :math:`N` is the number of rows; integer
+with $\ell(m) = \max(0, 1 - m)$ (hinge) or $\log(1 + e^{-m})$ (logistic),
+sample weights $s_i \ge 0$ (default 1, so $N$ is the number of rows; integer
 weights act as copies of a row) and the intercept regularised like a weight. Dividing by
-:math:`N\lambda` shows this is liblinear's problem with :math:`C = 1/(N\lambda)` and a bias
+$N\lambda$ shows this is liblinear's problem with $C = 1/(N\lambda)$ and a bias
 feature of value 1:
-``sklearn.svm.LinearSVC(loss="hinge", C=1/(N*lam), fit_intercept=True, intercept_scaling=1)``
-and ``sklearn.linear_model.LogisticRegression(solver="liblinear", C=1/(N*lam),
-fit_intercept=True, intercept_scaling=1)`` (with ``sample_weight=s``). This is the training
-problem of Suya et al. (ICML 2021), whose code uses ``C = 1 / (n * weight_decay)``.
+`sklearn.svm.LinearSVC(loss="hinge", C=1/(N*lam), fit_intercept=True, intercept_scaling=1)`
+and `sklearn.linear_model.LogisticRegression(solver="liblinear", C=1/(N*lam),
+fit_intercept=True, intercept_scaling=1)` (with `sample_weight=s`). This is the training
+problem of Suya et al. (ICML 2021), whose code uses `C = 1 / (n * weight_decay)`.
 
-Solvers (all inside ``lax.while_loop``, so they ``jit`` and ``vmap``):
+Solvers (all inside `lax.while_loop`, so they `jit` and `vmap`):
 
-* hinge: on a warm start (the previous dual :math:`\alpha`; new rows start at 0), a
+* hinge: on a warm start (the previous dual $\alpha$; new rows start at 0), a
   primal-dual active-set method (Hintermueller, Ito and Kunisch 2003; a semismooth Newton
-  method): split the rows into bound :math:`B` (:math:`\alpha_i = U_i`), margin :math:`M`
+  method): split the rows into bound $B$ ($\alpha_i = U_i$), margin $M$
   and zero sets, solve the margin equations exactly on the sets, move the rows whose
-  :math:`\alpha` or margin violates the KKT conditions, repeat (a few steps of cost
-  :math:`O(nd + |M|^2 d + |M|^3)` each when one row was added). If that does not converge
-  within ``ACTIVE_SET_STEPS`` steps, or on a cold start: dual coordinate descent
+  $\alpha$ or margin violates the KKT conditions, repeat (a few steps of cost
+  $O(nd + |M|^2 d + |M|^3)$ each when one row was added). If that does not converge
+  within `ACTIVE_SET_STEPS` steps, or on a cold start: dual coordinate descent
   (Hsieh et al. 2008, as in liblinear) on
-  :math:`\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
-  \rVert^2`, :math:`U_i = s_i/(N\lambda)`, :math:`\tilde x_i = (x_i, 1)`, with a new
+  $\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
+  \rVert^2$, $U_i = s_i/(N\lambda)$, $\tilde x_i = (x_i, 1)$, with a new
   active-set attempt every two epochs. Either way it stops when the largest
-  projected-gradient violation :math:`\max_i |PG_i| \le` ``tol`` (an active-set solution
-  is then exact up to rounding). ``iterations`` counts epochs plus active-set steps.
+  projected-gradient violation $\max_i |PG_i| \le$ `tol` (an active-set solution
+  is then exact up to rounding). `iterations` counts epochs plus active-set steps.
 * logistic: Newton-CG with Armijo backtracking; stops when
-  :math:`\lVert\nabla J\rVert_\infty \le` ``tol`` :math:`\cdot N`. Warm start: the
-  previous :math:`(w, b)`.
+  $\lVert\nabla J\rVert_\infty \le$ `tol` $\cdot N$. Warm start: the
+  previous $(w, b)$.
 
-Differentiation (reverse mode) of the solution w.r.t. ``X``, ``y`` (as real numbers),
-``sample_weight`` and ``reg``:
+Differentiation (reverse mode) of the solution w.r.t. `X`, `y` (as real numbers),
+`sample_weight` and `reg`:
 
-* logistic: implicit function theorem on :math:`\nabla J = 0`
-  (:func:`jaxpoison.solvers.implicit.attach_implicit_grad`, adjoint solved by CG).
+* logistic: implicit function theorem on $\nabla J = 0$
+  (`jaxpoison.solvers.implicit.attach_implicit_grad`, adjoint solved by CG).
 * hinge: the solution is piecewise smooth. With the margin set
-  :math:`M = \{0 < \alpha_i < U_i\}` and bound set :math:`B = \{\alpha_i = U_i\}` held
-  fixed, :math:`\theta = \theta_B + Z_M^\top\beta` with :math:`\theta_B = \sum_{B} U_i z_i`,
-  :math:`z_i = y_i\tilde x_i` and :math:`Z_M\theta = \mathbf 1`, i.e.
-  :math:`(Z_M Z_M^\top)\beta = \mathbf 1 - Z_M\theta_B`. We differentiate this closed form.
+  $M = \{0 < \alpha_i < U_i\}$ and bound set $B = \{\alpha_i = U_i\}$ held
+  fixed, $\theta = \theta_B + Z_M^\top\beta$ with $\theta_B = \sum_{B} U_i z_i$,
+  $z_i = y_i\tilde x_i$ and $Z_M\theta = \mathbf 1$, i.e.
+  $(Z_M Z_M^\top)\beta = \mathbf 1 - Z_M\theta_B$. We differentiate this closed form.
   It is the true derivative wherever the active sets are locally constant (strict
   complementarity and linearly independent margin vectors); elsewhere it is one element
-  of the generalised Jacobian. At most :math:`\min(d+1, 256)` margin vectors are used.
+  of the generalised Jacobian. At most $\min(d+1, 256)$ margin vectors are used.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ DIRECT_SOLVE_MAX = 96
 
 
 class LinearModel(eqx.Module):
-    """A linear classifier :math:`x \\mapsto w^\\top x + b` (a pytree: jit/vmap/grad safe)."""
+    """A linear classifier $x \\mapsto w^\\top x + b$ (a pytree: jit/vmap/grad safe)."""
 
     w: Float[Array, " d"]
     b: Float[Array, ""]
@@ -101,21 +101,21 @@ class LinearModel(eqx.Module):
 
     @property
     def theta(self) -> Float[Array, " d+1"]:
-        """Parameters stacked as ``(w, b)``."""
+        """Parameters stacked as `(w, b)`."""
         return jnp.concatenate([self.w, self.b[None]])
 
 
 class LinearFit(Result):
-    """Result of :func:`fit_linear`.
+    """Result of `fit_linear`.
 
     Attributes:
-      model: the trained :class:`LinearModel`.
-      dual: hinge: the dual variables :math:`\\alpha` (pass the whole result as ``init``
+      model: the trained `LinearModel`.
+      dual: hinge: the dual variables $\\alpha$ (pass the whole result as `init`
         to warm-start); logistic: zeros.
-      objective: :math:`J(w, b)` at the solution.
+      objective: $J(w, b)$ at the solution.
       residual: hinge: largest projected-gradient violation; logistic:
-        :math:`\\lVert\\nabla J\\rVert_\\infty / N`.
-      status, iterations: as in :class:`jaxpoison.Result` (epochs for hinge, Newton steps
+        $\\lVert\\nabla J\\rVert_\\infty / N$.
+      status, iterations: as in `jaxpoison.Result` (epochs for hinge, Newton steps
         for logistic).
     """
 
@@ -132,14 +132,14 @@ def _loss_fn(loss: str):
 
 
 def linear_losses(model: LinearModel, X, y, *, loss: str = "hinge") -> Array:
-    """Per-example losses :math:`\\ell(y_i(w^\\top x_i + b))` (no validation; jit-safe)."""
+    """Per-example losses $\\ell(y_i(w^\\top x_i + b))$ (no validation; jit-safe)."""
     V.check_choice(loss, "loss", LOSSES)
     return _loss_fn(loss)(y * model.decision_function(X))
 
 
 def linear_objective(model: LinearModel, X, y, *, loss: str = "hinge", reg,
                      sample_weight=None) -> Array:
-    """The training objective :math:`J` of the module docstring at ``model``."""
+    """The training objective $J$ of the module docstring at `model`."""
     V.check_choice(loss, "loss", LOSSES)
     s = jnp.ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
     return _objective(model.w, model.b, X, y, s, reg, loss)
@@ -176,9 +176,9 @@ def _margin_buckets(n, d):
 
 
 def _spd_solve(K, r):
-    """Solve ``K x = r`` for a small symmetric positive definite ``K``: Gauss-Jordan
-    inversion without pivoting in a ``fori_loop`` (fast to compile and to run at these
-    sizes), then one step of iterative refinement. A numerically singular ``K`` gives
+    """Solve `K x = r` for a small symmetric positive definite `K`: Gauss-Jordan
+    inversion without pivoting in a `fori_loop` (fast to compile and to run at these
+    sizes), then one step of iterative refinement. A numerically singular `K` gives
     non-finite or infeasible values, which the caller's checks reject."""
     k = K.shape[0]
     A = jnp.concatenate([K, jnp.eye(k, dtype=K.dtype)], 1)
@@ -194,10 +194,10 @@ def _spd_solve(K, r):
 
 
 def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, *, k):
-    """The dual point with :math:`\\alpha_B = U_B`, :math:`\\alpha_Z = 0` and the margin
-    equations :math:`z_i^\\top\\theta = 1` on ``M`` (``|M| <= k``); returns
-    ``(alpha, theta)``. The ``k x k`` Gram system is solved by Gauss-Jordan elimination
-    for small ``k`` and by CG warm-started from ``alpha_guess`` above ``DIRECT_SOLVE_MAX``
+    """The dual point with $\\alpha_B = U_B$, $\\alpha_Z = 0$ and the margin
+    equations $z_i^\\top\\theta = 1$ on `M` (`|M| <= k`); returns
+    `(alpha, theta)`. The `k x k` Gram system is solved by Gauss-Jordan elimination
+    for small `k` and by CG warm-started from `alpha_guess` above `DIRECT_SOLVE_MAX`
     (XLA's dense CPU factorisations become slow beyond about 100 rows)."""
     dtype = X.dtype
     _, sel = jax.lax.top_k(in_m, k)  # the rows of M first (compiles faster than nonzero)
@@ -228,12 +228,12 @@ def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, *, k):
 
 
 def _move_violators(keep_m, in_b, in_m, active, g, small, direct=True):
-    """Active-set update for rows outside ``M`` whose margin violates the KKT conditions
-    by more than ``small`` (semismooth-Newton rule with :math:`c_i = U_i`, i.e. on
-    :math:`\\alpha_i - U_i(z_i^\\top\\theta - 1)`): a zero row with margin
-    :math:`\\le 0` goes straight to ``B``, one in (0, 1) to ``M``; a bound row with margin
-    :math:`\\ge 2` goes to ``Z``, one in (1, 2) to ``M``. ``direct=False``: every
-    violator goes to ``M`` (:math:`c_i \\to 0`). The first step (from the previous
+    """Active-set update for rows outside `M` whose margin violates the KKT conditions
+    by more than `small` (semismooth-Newton rule with $c_i = U_i$, i.e. on
+    $\\alpha_i - U_i(z_i^\\top\\theta - 1)$): a zero row with margin
+    $\\le 0$ goes straight to `B`, one in (0, 1) to `M`; a bound row with margin
+    $\\ge 2$ goes to `Z`, one in (1, 2) to `M`. `direct=False`: every
+    violator goes to `M` ($c_i \\to 0$). The first step (from the previous
     solution, where mostly the new rows violate) uses the direct rule, later steps the
     other, which measured fewer steps on the attack's refits."""
     in_z = active & ~in_m & ~in_b
@@ -247,18 +247,18 @@ def _move_violators(keep_m, in_b, in_m, active, g, small, direct=True):
 
 def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
     """Primal-dual active-set iterations (Hintermueller-Ito-Kunisch) on the hinge dual,
-    warm-started from ``alpha0``.
+    warm-started from `alpha0`.
 
-    The rows are split into bound :math:`B` (:math:`\\alpha_i = U_i`), margin :math:`M`
-    (:math:`z_i^\\top\\theta = 1`) and zero :math:`Z` (:math:`\\alpha_i = 0`) sets; each step
-    solves the equality-constrained problem on the sets (:func:`_solve_on_sets`), then moves
-    margin rows whose :math:`\\alpha_i` left :math:`[0, U_i]` to the bound they crossed and
-    rows of :math:`Z` / :math:`B` whose margin violates the KKT conditions into :math:`M`.
+    The rows are split into bound $B$ ($\\alpha_i = U_i$), margin $M$
+    ($z_i^\\top\\theta = 1$) and zero $Z$ ($\\alpha_i = 0$) sets; each step
+    solves the equality-constrained problem on the sets (`_solve_on_sets`), then moves
+    margin rows whose $\\alpha_i$ left $[0, U_i]$ to the bound they crossed and
+    rows of $Z$ / $B$ whose margin violates the KKT conditions into $M$.
     It stops when the same test as coordinate descent holds (feasible and largest
-    projected-gradient violation <= ``tol``), after ``max_steps`` steps, or when the
-    margin set outgrows the solve. One step costs :math:`O(nd + |M|^2 d)` plus CG.
+    projected-gradient violation <= `tol`), after `max_steps` steps, or when the
+    margin set outgrows the solve. One step costs $O(nd + |M|^2 d)$ plus CG.
 
-    Returns ``(alpha, w, b, gap, steps)`` with ``gap = inf`` when the last step was not
+    Returns `(alpha, w, b, gap, steps)` with `gap = inf` when the last step was not
     feasible."""
     n, d = X.shape
     dtype = X.dtype
@@ -308,13 +308,13 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
 
 
 def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
-    """The hinge solver: active-set steps (:func:`_hinge_active_set`) from the warm start,
-    then, while they do not reach ``tol``, dual coordinate descent epochs with a new
-    active-set attempt every ``polish_every`` epochs (started from the CD iterate; a
+    """The hinge solver: active-set steps (`_hinge_active_set`) from the warm start,
+    then, while they do not reach `tol`, dual coordinate descent epochs with a new
+    active-set attempt every `polish_every` epochs (started from the CD iterate; a
     failed attempt's point is kept when it improves the dual objective). A solution found
     by the active-set steps is exact up to rounding.
 
-    Returns ``(alpha, w, b, gap, epochs + active-set steps)``."""
+    Returns `(alpha, w, b, gap, epochs + active-set steps)`."""
     n, _ = X.shape
     dtype = X.dtype
     upper = s / (jnp.sum(s) * reg)
@@ -519,7 +519,7 @@ def default_tol(loss: str, dtype) -> float:
 
 @partial(jax.jit, static_argnames=("loss",))
 def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
-    """Jitted training core (no validation). Returns a :class:`LinearFit`."""
+    """Jitted training core (no validation). Returns a `LinearFit`."""
     dtype = X.dtype
     y = y.astype(dtype)
     s = s.astype(dtype)
@@ -553,28 +553,28 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
                throw: bool = True) -> LinearFit:
     r"""Train an L2-regularised linear SVM or logistic regression (see module docstring).
 
-    Solves :math:`\min_{w,b} \sum_i s_i\ell(y_i(w^\top x_i+b)) + \tfrac{N\lambda}{2}
-    (\lVert w\rVert^2+b^2)` with :math:`N=\sum_i s_i`. Matches liblinear
-    (``LinearSVC(loss="hinge", C=1/(N*reg), intercept_scaling=1)`` /
-    ``LogisticRegression(solver="liblinear", C=1/(N*reg), intercept_scaling=1)``).
+    Solves $\min_{w,b} \sum_i s_i\ell(y_i(w^\top x_i+b)) + \tfrac{N\lambda}{2}
+    (\lVert w\rVert^2+b^2)$ with $N=\sum_i s_i$. Matches liblinear
+    (`LinearSVC(loss="hinge", C=1/(N*reg), intercept_scaling=1)` /
+    `LogisticRegression(solver="liblinear", C=1/(N*reg), intercept_scaling=1)`).
 
     Args:
-      X: features, ``(n, d)``.
-      y: labels in {-1, +1}, ``(n,)``.
-      loss: ``"hinge"`` or ``"logistic"``.
-      reg: :math:`\lambda > 0`.
-      sample_weight: non-negative weights :math:`s_i` (default ones); rows of weight 0 are
+      X: features, `(n, d)`.
+      y: labels in {-1, +1}, `(n,)`.
+      loss: `"hinge"` or `"logistic"`.
+      reg: $\lambda > 0$.
+      sample_weight: non-negative weights $s_i$ (default ones); rows of weight 0 are
         ignored, so a padded buffer of future rows costs nothing.
-      init: warm start. Hinge: a previous :class:`LinearFit` on the same rows (its dual
-        :math:`\alpha`). Logistic: a :class:`LinearFit` or :class:`LinearModel`.
+      init: warm start. Hinge: a previous `LinearFit` on the same rows (its dual
+        $\alpha$). Logistic: a `LinearFit` or `LinearModel`.
       tol: stopping tolerance (default 1e-5 hinge / 1e-12 logistic in float64; 1e-3 / 1e-6
         in float32); see the module docstring for what is measured.
       max_iter: epochs (hinge, default 2000) or Newton steps (logistic, default 100).
-      throw: raise :class:`jaxpoison.SolverError` if not converged.
+      throw: raise `jaxpoison.SolverError` if not converged.
 
     Returns:
-      :class:`LinearFit`; ``result.model`` is differentiable w.r.t. ``X``, ``y``,
-      ``sample_weight`` and ``reg`` (implicit differentiation, reverse mode).
+      `LinearFit`; `result.model` is differentiable w.r.t. `X`, `y`,
+      `sample_weight` and `reg` (implicit differentiation, reverse mode).
     """
     V.check_choice(loss, "loss", LOSSES)
     X = V.as_float_array(X, "X", ndim=2)

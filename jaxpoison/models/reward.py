@@ -1,19 +1,21 @@
 r"""Bradley--Terry reward model, linear in fixed features, with soft labels.
 
-For pairs with feature differences ``Φ`` (n x N, column ``φ_i = φ(x_i,y_i) - φ(x_i,z_i)``) and
-soft labels ``θ ∈ [0,1]^N`` (probability that ``y_i`` is preferred), the reward
-``r(x, y) = r^T φ(x, y)`` is fitted by
+For pairs with feature differences `Φ` (n x N, column `φ_i = φ(x_i,y_i) - φ(x_i,z_i)`) and
+soft labels `θ ∈ [0,1]^N` (probability that `y_i` is preferred), the reward
+`r(x, y) = r^T φ(x, y)` is fitted by
 
-.. math:: \min_r \; \frac1N\sum_i \Big[-\theta_i\log\sigma(r^T\phi_i)
-          - (1-\theta_i)\log\sigma(-r^T\phi_i)\Big] + \frac{\lambda}{2}\|r\|_2^2 .
+$$
+\min_r \; \frac1N\sum_i \Big[-\theta_i\log\sigma(r^T\phi_i)
+- (1-\theta_i)\log\sigma(-r^T\phi_i)\Big] + \frac{\lambda}{2}\|r\|_2^2 .
+$$
 
-Its gradient ``(1/N)(Φσ(Φ^T r) - Φθ) + λr`` depends on the labels only through ``Φθ``: two
-label vectors with the same ``Φθ`` give the same reward model (the premise of PCM).
+Its gradient `(1/N)(Φσ(Φ^T r) - Φθ) + λr` depends on the labels only through `Φθ`: two
+label vectors with the same `Φθ` give the same reward model (the premise of PCM).
 
-Solved by Newton's method with backtracking (Hessian ``(1/N)Φ diag(σ(1-σ)) Φ^T + λI``,
-n x n) to a gradient norm of ``tol``. Matches ``sklearn.linear_model.LogisticRegression(
-fit_intercept=False, C=1/(N λ))`` fitted on each pair twice, as ``(φ_i, 1)`` with weight ``θ_i``
-and ``(φ_i, 0)`` with weight ``1 - θ_i``.
+Solved by Newton's method with backtracking (Hessian `(1/N)Φ diag(σ(1-σ)) Φ^T + λI`,
+n x n) to a gradient norm of `tol`. Matches `sklearn.linear_model.LogisticRegression(
+fit_intercept=False, C=1/(N λ))` fitted on each pair twice, as `(φ_i, 1)` with weight `θ_i`
+and `(φ_i, 0)` with weight `1 - θ_i`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ __all__ = ["fit_bradley_terry", "RewardResult", "bradley_terry_loss"]
 
 
 class RewardResult(Result):
-    """``reward``: the vector ``r`` (n,); ``loss``: objective value; ``grad_norm``:
-    ``||∇||_2`` at ``r``."""
+    """`reward`: the vector `r` (n,); `loss`: objective value; `grad_norm`:
+    `||∇||_2` at `r`."""
 
     reward: jax.Array
     loss: jax.Array
@@ -41,7 +43,7 @@ class RewardResult(Result):
 
 
 def bradley_terry_loss(r, phi, theta, l2):
-    """The objective of :func:`fit_bradley_terry` at ``r``."""
+    """The objective of `fit_bradley_terry` at `r`."""
     s = r @ phi
     nll = theta * jax.nn.softplus(-s) + (1.0 - theta) * jax.nn.softplus(s)
     return jnp.mean(nll) + 0.5 * l2 * (r @ r)
@@ -60,8 +62,8 @@ def fit_bradley_terry(
 
     Args:
         phi: feature differences (n, N).
-        theta: soft labels in ``[0, 1]`` (N,).
-        l2: ridge ``λ >= 0`` (``0`` only when the labels make the minimiser finite).
+        theta: soft labels in `[0, 1]` (N,).
+        l2: ridge `λ >= 0` (`0` only when the labels make the minimiser finite).
         tol: gradient-norm tolerance (default 1e-10 in float64, 1e-5 in float32).
         max_iter: Newton iterations.
     """

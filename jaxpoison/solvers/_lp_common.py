@@ -2,15 +2,19 @@
 
 The LP is
 
-.. math:: \\min_x c^T x \\quad\\text{s.t.}\\quad A x = b,\\; l \\le x \\le u,
+$$
+\\min_x c^T x \\quad\\text{s.t.}\\quad A x = b,\\; l \\le x \\le u,
+$$
 
-with ``l`` and ``u`` possibly infinite, and a variable is *fixed* when ``l == u``.
-Its dual, with bound multipliers ``z_l, z_u >= 0``, is
+with `l` and `u` possibly infinite, and a variable is *fixed* when `l == u`.
+Its dual, with bound multipliers `z_l, z_u >= 0`, is
 
-.. math:: \\max_{y, z_l, z_u} b^T y + l^T z_l - u^T z_u
-          \\quad\\text{s.t.}\\quad A^T y + z_l - z_u = c,
+$$
+\\max_{y, z_l, z_u} b^T y + l^T z_l - u^T z_u
+\\quad\\text{s.t.}\\quad A^T y + z_l - z_u = c,
+$$
 
-where ``z_l`` (``z_u``) is zero on coordinates with infinite lower (upper) bound.
+where `z_l` (`z_u`) is zero on coordinates with infinite lower (upper) bound.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ __all__ = ["Bounds", "make_bounds", "kkt_measures", "primal_infeasibility_certif
 
 
 class LPRaw(NamedTuple):
-    """What a core solver returns (before the public wrapper builds an ``LPResult``)."""
+    """What a core solver returns (before the public wrapper builds an `LPResult`)."""
 
     x: jax.Array
     y: jax.Array
@@ -63,7 +67,7 @@ def kkt_measures(op, c, b, bd: Bounds, x, y, zl, zu):
     """Relative primal residual, dual residual and gap (infinity norms), and both objectives.
 
     The reduced cost on fixed variables is free, so it is excluded from the dual residual and
-    its contribution ``l_i (c - A^T y)_i`` enters the dual objective.
+    its contribution `l_i (c - A^T y)_i` enters the dual objective.
     """
     aty = op.rmatvec(y)
     rp = b - op.matvec(x)
@@ -79,11 +83,11 @@ def kkt_measures(op, c, b, bd: Bounds, x, y, zl, zu):
 
 
 def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol):
-    """True when the direction of ``y`` proves ``{Ax = b, l <= x <= u}`` empty.
+    """True when the direction of `y` proves `{Ax = b, l <= x <= u}` empty.
 
-    Farkas: the set is empty iff some ``y`` has ``b^T y > max_{l<=x<=u} y^T A x``. With
-    ``g = A^T y``, the maximum is ``sum_i max(l_i g_i, u_i g_i)``, which is ``+inf`` when
-    ``g_i`` points towards an infinite bound; such components must vanish (to ``tol``).
+    Farkas: the set is empty iff some `y` has `b^T y > max_{l<=x<=u} y^T A x`. With
+    `g = A^T y`, the maximum is `sum_i max(l_i g_i, u_i g_i)`, which is `+inf` when
+    `g_i` points towards an infinite bound; such components must vanish (to `tol`).
     """
     nrm = jnp.sqrt(y @ y)
     yh = y / jnp.maximum(nrm, jnp.finfo(y.dtype).tiny)
@@ -101,8 +105,8 @@ def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol):
 
 
 def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol):
-    """True when the direction of ``x`` is (to ``tol``) a ray ``d`` with ``A d = 0``,
-    ``c^T d < 0`` in the recession cone of the box: the LP is unbounded if feasible."""
+    """True when the direction of `x` is (to `tol`) a ray `d` with `A d = 0`,
+    `c^T d < 0` in the recession cone of the box: the LP is unbounded if feasible."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo
@@ -116,8 +120,8 @@ def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol):
 
 
 def ray_certificate(op, c, bd: Bounds, d, tol):
-    """True when ``d`` (e.g. a difference of PDHG iterates) is, to ``tol``, a recession ray of
-    the box with ``A d = 0`` and ``c^T d < 0``."""
+    """True when `d` (e.g. a difference of PDHG iterates) is, to `tol`, a recession ray of
+    the box with `A d = 0` and `c^T d < 0`."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo

@@ -1,8 +1,8 @@
-"""Linear operators for the LP solvers: a dense matrix and the PCM pair ``[Phi, -Phi]``.
+"""Linear operators for the LP solvers: a dense matrix and the PCM pair `[Phi, -Phi]`.
 
-The LP solvers touch the constraint matrix ``A`` (m x n) only through these methods, so a
-structured ``A`` costs what its structure costs: ``PairOperator`` forms the normal matrix
-``A D A^T = Phi (D_p + D_q) Phi^T`` in ``m^2 N`` flops instead of ``2 m^2 N``.
+The LP solvers touch the constraint matrix `A` (m x n) only through these methods, so a
+structured `A` costs what its structure costs: `PairOperator` forms the normal matrix
+`A D A^T = Phi (D_p + D_q) Phi^T` in `m^2 N` flops instead of `2 m^2 N`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["DenseOperator", "PairOperator"]
 
 
 class DenseOperator(eqx.Module):
-    """``A`` stored as a dense (m, n) array."""
+    """`A` stored as a dense (m, n) array."""
 
     A: jax.Array
 
@@ -30,7 +30,7 @@ class DenseOperator(eqx.Module):
         return y @ self.A
 
     def normal(self, d):
-        """``A diag(d) A^T``."""
+        """`A diag(d) A^T`."""
         return (self.A * d) @ self.A.T
 
     def row_abs_max(self):
@@ -46,15 +46,15 @@ class DenseOperator(eqx.Module):
         return jnp.sum(jnp.abs(self.A), axis=0)
 
     def scale(self, r, c):
-        """The operator ``diag(r) A diag(c)``."""
+        """The operator `diag(r) A diag(c)`."""
         return DenseOperator(r[:, None] * self.A * c[None, :])
 
 
 class PairOperator(eqx.Module):
-    """``A = [Phi, -Phi]`` (m, 2N) from ``Phi`` (m, N), never materialised.
+    """`A = [Phi, -Phi]` (m, 2N) from `Phi` (m, N), never materialised.
 
     Column scalings must be equal on the two halves (they are for Ruiz and Pock--Chambolle
-    scaling, whose column statistics agree on both halves); :meth:`scale` uses the first half.
+    scaling, whose column statistics agree on both halves); `scale` uses the first half.
     """
 
     Phi: jax.Array

@@ -1,26 +1,26 @@
 r"""Exact Euclidean projection onto the SVM-dual feasible set.
 
-.. math::
+$$
+P(v) = \arg\min_{\alpha} \tfrac12 \lVert \alpha - v \rVert_2^2
+\quad\text{s.t.}\quad y^\top \alpha = 0,\; 0 \le \alpha \le C,
+$$
 
-    P(v) = \arg\min_{\alpha} \tfrac12 \lVert \alpha - v \rVert_2^2
-    \quad\text{s.t.}\quad y^\top \alpha = 0,\; 0 \le \alpha \le C,
-
-with :math:`y \in \{-1, +1\}^n` and :math:`C` a positive scalar or a vector of per-point
-upper bounds. The KKT conditions give :math:`\alpha(\mu) = \operatorname{clip}(v - \mu y,
-0, C)` for the multiplier :math:`\mu` of the equality, and
-:math:`g(\mu) = y^\top \alpha(\mu)` is continuous, piecewise linear and non-increasing, so
+with $y \in \{-1, +1\}^n$ and $C$ a positive scalar or a vector of per-point
+upper bounds. The KKT conditions give $\alpha(\mu) = \operatorname{clip}(v - \mu y,
+0, C)$ for the multiplier $\mu$ of the equality, and
+$g(\mu) = y^\top \alpha(\mu)$ is continuous, piecewise linear and non-increasing, so
 the projection is the root of a monotone 1-D function. Two root finders:
 
-* ``method="sort"`` (default): the :math:`2n` breakpoints of :math:`g` are sorted, a
+* `method="sort"` (default): the $2n$ breakpoints of $g$ are sorted, a
   binary search over them brackets the root within one linear piece, and the root is
-  read off exactly by linear interpolation (:math:`O(n \log n)`, exact up to rounding);
-* ``method="bisect"``: plain bisection on :math:`\mu` for a fixed number of halvings
+  read off exactly by linear interpolation ($O(n \log n)$, exact up to rounding);
+* `method="bisect"`: plain bisection on $\mu$ for a fixed number of halvings
   (enough to reach machine precision of the bracket).
 
-Both are ``jit``/``vmap``-able. Derivatives: the root is computed without gradient and
-then corrected by one Newton step :math:`\mu \leftarrow \mu + g(\mu)/m` (``m`` = number of
+Both are `jit`/`vmap`-able. Derivatives: the root is computed without gradient and
+then corrected by one Newton step $\mu \leftarrow \mu + g(\mu)/m$ (`m` = number of
 free coordinates, held constant), which leaves the value unchanged and gives the exact
-implicit-function derivative of :math:`\mu` with respect to ``v`` and ``C`` wherever the
+implicit-function derivative of $\mu$ with respect to `v` and `C` wherever the
 active set is locally constant (i.e. wherever the projection is differentiable).
 
 This module imports nothing from the rest of jaxpoison.
@@ -87,9 +87,9 @@ def _root_sort(v, y, C):
 
 
 def box_hyperplane_multiplier(v, y, C, *, method: str = "sort", iters: int | None = None):
-    """The multiplier :math:`\\mu` of :math:`y^\\top\\alpha = 0` in :func:`project_box_hyperplane`.
+    """The multiplier $\\mu$ of $y^\\top\\alpha = 0$ in `project_box_hyperplane`.
 
-    Differentiable in ``v`` and ``C`` where the active set is locally constant.
+    Differentiable in `v` and `C` where the active set is locally constant.
     """
     v_ng, C_ng = jax.lax.stop_gradient(v), jax.lax.stop_gradient(C)
     y = y.astype(v.dtype)
@@ -120,18 +120,18 @@ def project_box_hyperplane(
     method: str = "sort",
     iters: int | None = None,
 ) -> Float[Array, " n"]:
-    r"""Project ``v`` onto :math:`\{\alpha : y^\top\alpha = 0,\ 0 \le \alpha \le C\}`.
+    r"""Project `v` onto $\{\alpha : y^\top\alpha = 0,\ 0 \le \alpha \le C\}$.
 
     Args:
         v: point to project.
-        y: labels in :math:`\{-1, +1\}` (any numeric dtype).
+        y: labels in $\{-1, +1\}$ (any numeric dtype).
         C: upper bound, scalar or per coordinate (positive).
-        method: ``"sort"`` (exact breakpoint search) or ``"bisect"``.
+        method: `"sort"` (exact breakpoint search) or `"bisect"`.
         iters: bisection halvings (default 110 in float64, 64 in float32).
 
     Returns:
-        The projection :math:`\operatorname{clip}(v - \mu^\star y, 0, C)`. The set is
-        empty only when all labels are equal (then :math:`\alpha = 0` is the only feasible
+        The projection $\operatorname{clip}(v - \mu^\star y, 0, C)$. The set is
+        empty only when all labels are equal (then $\alpha = 0$ is the only feasible
         point and is returned). Equivalent to solving the QP with any QP solver
         (the authors of FLORAL use CVXOPT).
     """

@@ -1,23 +1,23 @@
 r"""Implicit differentiation of the solution of an optimality condition.
 
-Given a solution map :math:`\theta^\star(p)` defined implicitly by
-:math:`F(\theta^\star(p), p) = 0` with :math:`\partial_\theta F` invertible, the implicit
+Given a solution map $\theta^\star(p)$ defined implicitly by
+$F(\theta^\star(p), p) = 0$ with $\partial_\theta F$ invertible, the implicit
 function theorem gives
 
-.. math::
+$$
+\frac{\partial \theta^\star}{\partial p} = -(\partial_\theta F)^{-1}\,\partial_p F,
+$$
 
-    \frac{\partial \theta^\star}{\partial p} = -(\partial_\theta F)^{-1}\,\partial_p F,
-
-so a reverse-mode cotangent :math:`g` on :math:`\theta^\star` maps to the parameter
-cotangent :math:`-(\partial_p F)^\top u` where :math:`(\partial_\theta F)^\top u = g`
-(the *adjoint* linear system). :func:`attach_implicit_grad` wraps an already computed
-solution so that ``jax.grad`` / ``jax.vjp`` through it use that rule instead of
+so a reverse-mode cotangent $g$ on $\theta^\star$ maps to the parameter
+cotangent $-(\partial_p F)^\top u$ where $(\partial_\theta F)^\top u = g$
+(the *adjoint* linear system). `attach_implicit_grad` wraps an already computed
+solution so that `jax.grad` / `jax.vjp` through it use that rule instead of
 differentiating through the iterations of the solver that produced it.
 
-The adjoint system is solved matrix-free by conjugate gradients (``solve="cg"``, for a
-symmetric positive-definite :math:`\partial_\theta F`, e.g. the Hessian when
-:math:`F = \nabla_\theta f` of a strongly convex objective), or by a dense factorisation
-of the Jacobian (``solve="dense"``, any invertible Jacobian; forms the full matrix).
+The adjoint system is solved matrix-free by conjugate gradients (`solve="cg"`, for a
+symmetric positive-definite $\partial_\theta F$, e.g. the Hessian when
+$F = \nabla_\theta f$ of a strongly convex objective), or by a dense factorisation
+of the Jacobian (`solve="dense"`, any invertible Jacobian; forms the full matrix).
 This module knows nothing about poisoning or models.
 """
 
@@ -77,22 +77,22 @@ _attach.defvjp(_attach_fwd, _attach_bwd)
 
 def attach_implicit_grad(F: Callable, solution, params, *, solve: str = "cg",
                          tol: float = 1e-10, maxiter: int | None = None):
-    r"""Return ``solution`` unchanged, differentiable w.r.t. ``params`` through ``F = 0``.
+    r"""Return `solution` unchanged, differentiable w.r.t. `params` through `F = 0`.
 
     Args:
-      F: optimality condition ``F(solution, params) -> pytree`` shaped like ``solution``,
+      F: optimality condition `F(solution, params) -> pytree` shaped like `solution`,
         zero at the solution (e.g. the gradient of a strongly convex objective).
       solution: a (numerically) exact root, computed by any solver; no gradient flows
-        through how it was computed (it is treated as a function of ``params`` only).
+        through how it was computed (it is treated as a function of `params` only).
       params: pytree of the quantities to differentiate with respect to.
-      solve: ``"cg"`` (matrix-free, needs a symmetric positive-definite
-        :math:`\partial_\theta F`) or ``"dense"`` (forms the Jacobian; any invertible one).
+      solve: `"cg"` (matrix-free, needs a symmetric positive-definite
+        $\partial_\theta F$) or `"dense"` (forms the Jacobian; any invertible one).
       tol, maxiter: conjugate-gradient tolerance and iteration cap (default: 10 x size).
 
     Returns:
-      ``solution``; its reverse-mode derivative w.r.t. ``params`` is
-      :math:`-(\partial_p F)^\top (\partial_\theta F)^{-\top} g` (implicit function theorem).
-      Forward-mode (``jvp``) is not supported (the wrapper is a ``custom_vjp``).
+      `solution`; its reverse-mode derivative w.r.t. `params` is
+      $-(\partial_p F)^\top (\partial_\theta F)^{-\top} g$ (implicit function theorem).
+      Forward-mode (`jvp`) is not supported (the wrapper is a `custom_vjp`).
     """
     if solve not in ("cg", "dense"):
         raise ValueError(f"solve must be 'cg' or 'dense'; got {solve!r}")

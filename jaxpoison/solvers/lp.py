@@ -1,26 +1,30 @@
-r"""Bounded-variable linear programming: :func:`linprog` and its result :class:`LPResult`.
+r"""Bounded-variable linear programming: `linprog` and its result `LPResult`.
 
-.. math:: \min_x c^T x \quad\text{s.t.}\quad A_{eq} x = b_{eq},\; l \le x \le u
+$$
+\min_x c^T x \quad\text{s.t.}\quad A_{eq} x = b_{eq},\; l \le x \le u
+$$
 
 Two methods share one result type and one derivative rule:
 
-* ``"ipm"`` -- Mehrotra predictor--corrector interior point (:mod:`.lp_ipm`), m x m normal
+* `"ipm"` -- Mehrotra predictor--corrector interior point (`.lp_ipm`), m x m normal
   equations by Cholesky; the accurate default (float64 to ~1e-9 relative).
-* ``"pdhg"`` -- restarted primal--dual hybrid gradient in the PDLP manner (:mod:`.lp_pdhg`),
+* `"pdhg"` -- restarted primal--dual hybrid gradient in the PDLP manner (`.lp_pdhg`),
   matrix-free; for large or accelerator runs at moderate accuracy.
 
 **Derivatives** are defined from the KKT conditions, not by differentiating the iterations.
-The optimal value ``f`` has the envelope (dual) derivative
+The optimal value `f` has the envelope (dual) derivative
 
-.. math:: df = x^{*T} dc + y^{*T} db - y^{*T} dA\, x^* + z_l^{*T} dl - z_u^{*T} du,
+$$
+df = x^{*T} dc + y^{*T} db - y^{*T} dA\, x^* + z_l^{*T} dl - z_u^{*T} du,
+$$
 
 exact wherever the primal and dual solutions are unique. The solution derivative comes from
-the active set at the solution: variables at a bound (``x_i - l_i < z_{l,i}`` or
-``u_i - x_i < z_{u,i}``) move with their bound, the free set ``F`` solves
-``A_F dx_F = db - dA\,x^* - A_N dx_N`` and the duals ``A_F^T dy = dc_F - dA_F^T y^*``. Both
-are solved through ``A_F A_F^T`` (m x m), which gives the unique answer at a *nondegenerate
-vertex* (``|F| = m``, ``A_F`` invertible, strict complementarity) -- the only place where
-``x^*(c, b, A)`` is differentiable -- and a minimum-norm selection elsewhere.
+the active set at the solution: variables at a bound (`x_i - l_i < z_{l,i}` or
+`u_i - x_i < z_{u,i}`) move with their bound, the free set `F` solves
+`A_F dx_F = db - dA\,x^* - A_N dx_N` and the duals `A_F^T dy = dc_F - dA_F^T y^*`. Both
+are solved through `A_F A_F^T` (m x m), which gives the unique answer at a *nondegenerate
+vertex* (`|F| = m`, `A_F` invertible, strict complementarity) -- the only place where
+`x^*(c, b, A)` is differentiable -- and a minimum-norm selection elsewhere.
 """
 
 from __future__ import annotations
@@ -45,20 +49,20 @@ _METHODS = ("ipm", "pdhg")
 
 
 class LPResult(Result):
-    """Solution of a bounded-variable LP (fields batch along leading axes under ``vmap``).
+    """Solution of a bounded-variable LP (fields batch along leading axes under `vmap`).
 
     Attributes:
         x: primal solution.
-        objective: ``c^T x``.
-        y: equality multipliers (``scipy.optimize.linprog(...).eqlin.marginals``: the
-            derivative of the optimal value with respect to ``b_eq``).
-        z_lower, z_upper: bound multipliers ``>= 0`` (derivative of the value with respect to
-            ``lower`` and ``-upper``; HiGHS's ``lower.marginals`` and ``-upper.marginals``).
-        reduced_costs: ``c - A^T y = z_lower - z_upper``.
-        status, iterations: see :class:`jaxpoison.Status`.
-        primal_residual: ``||A x - b||_inf / (1 + ||b||_inf)``.
-        dual_residual: ``||c - A^T y - z_l + z_u||_inf / (1 + ||c||_inf)``.
-        gap: ``|c^T x - dual objective| / (1 + |c^T x| + |dual objective|)``.
+        objective: `c^T x`.
+        y: equality multipliers (`scipy.optimize.linprog(...).eqlin.marginals`: the
+            derivative of the optimal value with respect to `b_eq`).
+        z_lower, z_upper: bound multipliers `>= 0` (derivative of the value with respect to
+            `lower` and `-upper`; HiGHS's `lower.marginals` and `-upper.marginals`).
+        reduced_costs: `c - A^T y = z_lower - z_upper`.
+        status, iterations: see `jaxpoison.Status`.
+        primal_residual: `||A x - b||_inf / (1 + ||b||_inf)`.
+        dual_residual: `||c - A^T y - z_l + z_u||_inf / (1 + ||c||_inf)`.
+        gap: `|c^T x - dual objective| / (1 + |c^T x| + |dual objective|)`.
     """
 
     x: jax.Array
@@ -172,31 +176,31 @@ def linprog(
     max_iter: int | None = None,
     throw: bool = True,
 ) -> LPResult:
-    r"""Solve :math:`\min_x c^T x` s.t. :math:`A_{eq} x = b_{eq}`, :math:`l \le x \le u`.
+    r"""Solve $\min_x c^T x$ s.t. $A_{eq} x = b_{eq}$, $l \le x \le u$.
 
-    Equivalent to ``scipy.optimize.linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=..., method="highs")``
-    (which the tests compare against), but a pure JAX function: ``jit``-compiled, ``vmap``-able
-    over ``c``, ``b_eq`` or whole problems, and differentiable with respect to ``c``, ``A_eq``,
-    ``b_eq``, ``lower`` and ``upper`` through the KKT conditions (see the module docstring).
+    Equivalent to `scipy.optimize.linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=..., method="highs")`
+    (which the tests compare against), but a pure JAX function: `jit`-compiled, `vmap`-able
+    over `c`, `b_eq` or whole problems, and differentiable with respect to `c`, `A_eq`,
+    `b_eq`, `lower` and `upper` through the KKT conditions (see the module docstring).
 
     Args:
         c: cost vector (n,).
         A_eq: equality constraint matrix (m, n); should have full row rank (a small dual
             regularisation handles mild rank deficiency).
         b_eq: right-hand side (m,).
-        lower, upper: bounds, scalars or (n,) arrays; ``-inf``/``inf`` allowed; ``None`` means
-            ``0`` for ``lower`` (scipy's default) and ``+inf`` for ``upper``; ``lower == upper``
+        lower, upper: bounds, scalars or (n,) arrays; `-inf`/`inf` allowed; `None` means
+            `0` for `lower` (scipy's default) and `+inf` for `upper`; `lower == upper`
             fixes a variable.
-        method: ``"ipm"`` (interior point, default) or ``"pdhg"`` (restarted PDHG).
+        method: `"ipm"` (interior point, default) or `"pdhg"` (restarted PDHG).
         tol: relative tolerance on primal/dual residuals and gap (default 1e-9 for ipm, 1e-7
             for pdhg in float64; 1e-5 / 1e-4 in float32).
         max_iter: iteration limit (default 100 for ipm, 50,000 for pdhg).
-        throw: raise :class:`jaxpoison.SolverError` when the status is not ``SUCCESS``
+        throw: raise `jaxpoison.SolverError` when the status is not `SUCCESS`
             (skipped when called under a JAX transformation).
 
     Returns:
-        :class:`LPResult`. Infeasible and unbounded problems give ``Status.INFEASIBLE`` and
-        ``Status.UNBOUNDED``.
+        `LPResult`. Infeasible and unbounded problems give `Status.INFEASIBLE` and
+        `Status.UNBOUNDED`.
     """
     V.check_choice(method, "method", _METHODS)
     c = V.as_float_array(c, "c", ndim=1)

@@ -2,30 +2,33 @@ r"""Mehrotra predictor--corrector interior-point method for bounded-variable LPs
 
 Solves
 
-.. math:: \min_x c^T x \quad\text{s.t.}\quad Ax = b,\; l \le x \le u
+$$
+\min_x c^T x \quad\text{s.t.}\quad Ax = b,\; l \le x \le u
+$$
 
-(``l``, ``u`` finite or infinite, ``l == u`` allowed) by the standard bounded-variable
-primal--dual method: finite bounds get slacks ``s_l = x - l``, ``s_u = u - x`` and
-multipliers ``z_l, z_u``; the Newton system of the perturbed KKT conditions
+(`l`, `u` finite or infinite, `l == u` allowed) by the standard bounded-variable
+primal--dual method: finite bounds get slacks `s_l = x - l`, `s_u = u - x` and
+multipliers `z_l, z_u`; the Newton system of the perturbed KKT conditions
 
-.. math::
-    A\,dx = r_p,\quad A^T dy + dz_l - dz_u = r_d,\quad
-    Z_l\,dx + S_l\,dz_l = r_l,\quad -Z_u\,dx + S_u\,dz_u = r_u
+$$
+A\,dx = r_p,\quad A^T dy + dz_l - dz_u = r_d,\quad
+Z_l\,dx + S_l\,dz_l = r_l,\quad -Z_u\,dx + S_u\,dz_u = r_u
+$$
 
-is reduced to the m x m *normal equations* ``(A Θ A^T + δI) dy = r_p + A Θ \hat r`` with
-``Θ^{-1} = Z_l S_l^{-1} + Z_u S_u^{-1} + ρ``, factorised once per iteration by Cholesky and
-used twice (predictor and corrector). ``ρ`` (primal) and ``δ`` (dual, relative to the
+is reduced to the m x m *normal equations* `(A Θ A^T + δI) dy = r_p + A Θ \hat r` with
+`Θ^{-1} = Z_l S_l^{-1} + Z_u S_u^{-1} + ρ`, factorised once per iteration by Cholesky and
+used twice (predictor and corrector). `ρ` (primal) and `δ` (dual, relative to the
 largest diagonal entry) are proximal regularisations centred at the current iterate, so they
 do not move the solution; they keep the factorisation defined for free variables and rank-
-deficient ``A``. Fixed variables get ``Θ = 0`` and stay at their value.
+deficient `A`. Fixed variables get `Θ = 0` and stay at their value.
 
-Float32 safety: slacks are stored (not recomputed as ``x - l``) and floored at a tiny positive
-value, steps stay a fraction ``η < 1`` of the distance to the boundary, and an iterate with a
-NaN/inf is rejected (status ``NUMERICAL_ERROR`` with the last finite iterate).
+Float32 safety: slacks are stored (not recomputed as `x - l`) and floored at a tiny positive
+value, steps stay a fraction `η < 1` of the distance to the boundary, and an iterate with a
+NaN/inf is rejected (status `NUMERICAL_ERROR` with the last finite iterate).
 
 Infeasibility is detected from the iterates (residual-based): a Farkas ray in the direction of
-``y`` gives ``INFEASIBLE``; a recession ray of the box with ``A d ~ 0, c^T d < 0`` in the
-direction of the diverging ``x`` gives ``UNBOUNDED`` (see :mod:`._lp_common`).
+`y` gives `INFEASIBLE`; a recession ray of the box with `A d ~ 0, c^T d < 0` in the
+direction of the diverging `x` gives `UNBOUNDED` (see `._lp_common`).
 """
 
 from __future__ import annotations
@@ -68,9 +71,9 @@ def _max_step(s, ds, mask):
 
 
 def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
-    """Run the interior-point method on ``min c^T x, op x = b, lower <= x <= upper``.
+    """Run the interior-point method on `min c^T x, op x = b, lower <= x <= upper`.
 
-    ``op`` is a :mod:`._lp_ops` operator. Pure and traceable (``jit``/``vmap``).
+    `op` is a `._lp_ops` operator. Pure and traceable (`jit`/`vmap`).
     """
     dtype = c.dtype
     eps = jnp.finfo(dtype).eps

@@ -1,27 +1,28 @@
 r"""Restarted primal--dual hybrid gradient (PDLP-style) for bounded-variable LPs.
 
-Solves ``min c^T x  s.t.  A x = b, l <= x <= u`` through the saddle point
-``min_{l<=x<=u} max_y c^T x - y^T (A x - b)`` with the iteration
+Solves `min c^T x  s.t.  A x = b, l <= x <= u` through the saddle point
+`min_{l<=x<=u} max_y c^T x - y^T (A x - b)` with the iteration
 
-.. math::
-    x^{k+1} = \mathrm{proj}_{[l,u]}\big(x^k - \tfrac{\eta}{\omega}(c - A^T y^k)\big),\qquad
-    y^{k+1} = y^k + \eta\omega\,\big(b - A(2x^{k+1} - x^k)\big),
+$$
+x^{k+1} = \mathrm{proj}_{[l,u]}\big(x^k - \tfrac{\eta}{\omega}(c - A^T y^k)\big),\qquad
+y^{k+1} = y^k + \eta\omega\,\big(b - A(2x^{k+1} - x^k)\big),
+$$
 
-touching ``A`` only through ``A v`` and ``A^T w`` (matrix-free), with the PDLP enhancements:
+touching `A` only through `A v` and `A^T w` (matrix-free), with the PDLP enhancements:
 
 * **diagonal preconditioning**: 10 Ruiz (inf-norm) equilibration passes, then
-  Pock--Chambolle (alpha = 1) scaling: ``Ã = R A C``;
-* **adaptive step size** ``η``: a step is accepted when
-  ``η <= (ω||Δx||^2 + ||Δy||^2/ω) / (2 |Δy^T A Δx|)``, and ``η`` is updated to
-  ``min((1-(k+1)^{-0.3}) η_max, (1+(k+1)^{-0.6}) η)``;
+  Pock--Chambolle (alpha = 1) scaling: `Ã = R A C`;
+* **adaptive step size** `η`: a step is accepted when
+  `η <= (ω||Δx||^2 + ||Δy||^2/ω) / (2 |Δy^T A Δx|)`, and `η` is updated to
+  `min((1-(k+1)^{-0.3}) η_max, (1+(k+1)^{-0.6}) η)`;
 * **adaptive restarts** on the KKT error (every 64 iterations the better of the current and
   the step-size-weighted average iterate is the restart candidate; restart when its KKT error
   fell below 0.2x the last restart's, or below 0.8x and rising, or after 36% of all iterations);
-* **primal weight** ``ω`` updated at restarts by ``log ω <- ½ log(||Δy||/||Δx||) + ½ log ω``.
+* **primal weight** `ω` updated at restarts by `log ω <- ½ log(||Δy||/||Δx||) + ½ log ω`.
 
 Termination uses the same relative KKT measures as the interior-point method, evaluated on the
 unscaled problem. Infeasibility: differences of iterates between checks are tested as Farkas
-rays (``INFEASIBLE``) or recession rays (``UNBOUNDED``).
+rays (`INFEASIBLE`) or recession rays (`UNBOUNDED`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _CHECK = 64
 
 
 def ruiz_pock_chambolle(op, iters: int = 10):
-    """Row and column scalings ``(r, c)`` such that ``diag(r) A diag(c)`` is equilibrated."""
+    """Row and column scalings `(r, c)` such that `diag(r) A diag(c)` is equilibrated."""
     m, n = op.shape
     dtype = op.row_abs_max().dtype
     r = jnp.ones((m,), dtype)
@@ -91,7 +92,7 @@ class _State(NamedTuple):
 
 
 def pdhg_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
-    """Run restarted PDHG on ``min c^T x, op x = b, lower <= x <= upper`` (pure, traceable)."""
+    """Run restarted PDHG on `min c^T x, op x = b, lower <= x <= upper` (pure, traceable)."""
     dtype = c.dtype
     m, n = op.shape
     bd = make_bounds(lower, upper)

@@ -1,25 +1,25 @@
-r"""Solvers for the SVM dual with bias on a precomputed :math:`Q = (y y^\top) \circ K`.
+r"""Solvers for the SVM dual with bias on a precomputed $Q = (y y^\top) \circ K$.
 
-.. math::
+$$
+\min_{\alpha \in \mathbb{R}^n} \tfrac12 \alpha^\top Q \alpha - \mathbf 1^\top \alpha
+\quad\text{s.t.}\quad y^\top \alpha = 0,\; 0 \le \alpha \le C,
+$$
 
-    \min_{\alpha \in \mathbb{R}^n} \tfrac12 \alpha^\top Q \alpha - \mathbf 1^\top \alpha
-    \quad\text{s.t.}\quad y^\top \alpha = 0,\; 0 \le \alpha \le C,
+with $y \in \{-1,+1\}^n$ and $C$ a positive scalar or per-point vector.
 
-with :math:`y \in \{-1,+1\}^n` and :math:`C` a positive scalar or per-point vector.
-
-* :func:`svm_dual_smo` -- working-set SMO with the second-order working-set selection
+* `svm_dual_smo` -- working-set SMO with the second-order working-set selection
   (WSS2) of Fan, Chen & Lin (JMLR 2005), the algorithm of libsvm, in one
-  ``lax.while_loop``; stops when the maximal KKT violation
-  :math:`m(\alpha) - M(\alpha) \le` ``tol`` (libsvm's criterion and meaning of ``tol``).
-* :func:`svm_dual_pgd` -- accelerated projected gradient (FISTA with gradient-based
+  `lax.while_loop`; stops when the maximal KKT violation
+  $m(\alpha) - M(\alpha) \le$ `tol` (libsvm's criterion and meaning of `tol`).
+* `svm_dual_pgd` -- accelerated projected gradient (FISTA with gradient-based
   restart, O'Donoghue & Candes 2015) with the exact projection of
-  :mod:`jaxpoison.solvers.box_hyperplane`; step :math:`1/L`, :math:`L` by power iteration.
+  `jaxpoison.solvers.box_hyperplane`; step $1/L$, $L$ by power iteration.
 
-Both return :class:`SVMDualResult` with the intercept :math:`b` computed from the KKT
-conditions exactly like libsvm (mean of :math:`-y_i \nabla_i f` over free support
+Both return `SVMDualResult` with the intercept $b$ computed from the KKT
+conditions exactly like libsvm (mean of $-y_i \nabla_i f$ over free support
 vectors, else the midpoint of the feasible interval), so the decision function is
-:math:`f(x) = \sum_i \alpha_i y_i k(x_i, x) + b`. Both ``vmap`` over ``Q``, ``y`` and
-``C``. This module imports nothing from the rest of jaxpoison except the result base.
+$f(x) = \sum_i \alpha_i y_i k(x_i, x) + b$. Both `vmap` over `Q`, `y` and
+`C`. This module imports nothing from the rest of jaxpoison except the result base.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ class SVMDualResult(Result):
     """Solution of the SVM dual.
 
     Attributes:
-        alpha: dual variables, ``(n,)``.
-        intercept: :math:`b` with :math:`f(x) = \\sum_i \\alpha_i y_i k(x_i, x) + b`.
-        objective: :math:`\\tfrac12\\alpha^\\top Q\\alpha - \\mathbf 1^\\top\\alpha`.
-        gap: maximal KKT violation :math:`m(\\alpha) - M(\\alpha)` (libsvm's stopping value).
-        status, iterations: see :class:`jaxpoison.Result`.
+        alpha: dual variables, `(n,)`.
+        intercept: $b$ with $f(x) = \\sum_i \\alpha_i y_i k(x_i, x) + b$.
+        objective: $\\tfrac12\\alpha^\\top Q\\alpha - \\mathbf 1^\\top\\alpha$.
+        gap: maximal KKT violation $m(\\alpha) - M(\\alpha)$ (libsvm's stopping value).
+        status, iterations: see `jaxpoison.Result`.
     """
 
     alpha: jax.Array
@@ -57,7 +57,7 @@ class SVMDualResult(Result):
 
 
 def svm_dual_objective(Q, alpha):
-    """:math:`\\tfrac12\\alpha^\\top Q\\alpha - \\mathbf 1^\\top\\alpha`."""
+    """$\\tfrac12\\alpha^\\top Q\\alpha - \\mathbf 1^\\top\\alpha$."""
     return 0.5 * alpha @ (Q @ alpha) - jnp.sum(alpha)
 
 
@@ -68,7 +68,7 @@ def _sets(alpha, y, C):
 
 
 def svm_kkt_gap(G, alpha, y, C):
-    """Maximal violating-pair value :math:`\\max_{I_{up}} -y_i G_i - \\min_{I_{low}} -y_i G_i`."""
+    """Maximal violating-pair value $\\max_{I_{up}} -y_i G_i - \\min_{I_{low}} -y_i G_i$."""
     up, low = _sets(alpha, y, C)
     myg = -y * G
     m = jnp.max(jnp.where(up, myg, -jnp.inf))
@@ -77,7 +77,7 @@ def svm_kkt_gap(G, alpha, y, C):
 
 
 def svm_intercept(G, alpha, y, C):
-    """libsvm's ``calculate_rho`` from the gradient ``G = Q alpha - 1``; returns ``b = -rho``."""
+    """libsvm's `calculate_rho` from the gradient `G = Q alpha - 1`; returns `b = -rho`."""
     yG = y * G
     atub = alpha >= C
     atlb = alpha <= 0
@@ -95,7 +95,7 @@ def svm_intercept(G, alpha, y, C):
 
 
 def _argmax_first(v):
-    """``(max(v), argmax(v))`` with the first maximiser, as two plain reductions (a max and
+    """`(max(v), argmax(v))` with the first maximiser, as two plain reductions (a max and
     an index min); on XLA's CPU backend this made a batched SMO iteration 13% faster than
     one variadic argmax."""
     m = jnp.max(v)
@@ -109,7 +109,7 @@ def _status(gap, tol, finite):
 
 
 def _smo_core(row, diag, Qa0, y, C, tol, max_iter, alpha0):
-    """SMO on rows ``row(i)`` of a symmetric Q; ``Qa0`` = Q @ alpha0 (None for zeros)."""
+    """SMO on rows `row(i)` of a symmetric Q; `Qa0` = Q @ alpha0 (None for zeros)."""
     dtype = diag.dtype
     n = diag.shape[0]
     Cv = jnp.broadcast_to(jnp.asarray(C, dtype), (n,))
@@ -175,17 +175,17 @@ def svm_dual_smo(
     r"""SMO with second-order working-set selection (libsvm's algorithm, no shrinking).
 
     Args:
-        Q: :math:`(y y^\top) \circ K`, symmetric positive semidefinite, ``(n, n)``.
-        y: labels in :math:`\{-1, +1\}` as floats.
-        C: box bound, scalar or ``(n,)`` (a zero entry removes that point).
-        tol: stop when the maximal KKT violation is at most ``tol`` (libsvm ``eps``).
+        Q: $(y y^\top) \circ K$, symmetric positive semidefinite, `(n, n)`.
+        y: labels in $\{-1, +1\}$ as floats.
+        C: box bound, scalar or `(n,)` (a zero entry removes that point).
+        tol: stop when the maximal KKT violation is at most `tol` (libsvm `eps`).
         max_iter: iteration limit (traced, so changing it does not recompile).
         alpha0: optional feasible starting point (default zeros).
 
     Returns:
-        :class:`SVMDualResult`. Matches ``sklearn.svm.SVC(kernel="precomputed", tol=tol)``
+        `SVMDualResult`. Matches `sklearn.svm.SVC(kernel="precomputed", tol=tol)`
         up to the tolerance (the optimum is the same; libsvm also shrinks). Only rows of
-        ``Q`` are read (two per iteration).
+        `Q` are read (two per iteration).
     """
     y = y.astype(Q.dtype)
     return _smo_core(lambda i: Q[i], jnp.diagonal(Q), None if alpha0 is None else Q @ alpha0,
@@ -202,11 +202,11 @@ def svm_dual_smo_kernel(
     max_iter: int = 100_000,
     alpha0: Float[Array, " n"] | None = None,
 ) -> SVMDualResult:
-    r""":func:`svm_dual_smo` given the Gram matrix ``K`` instead of :math:`Q`.
+    r"""`svm_dual_smo` given the Gram matrix `K` instead of $Q$.
 
-    Rows of :math:`Q` are formed on the fly (:math:`Q_{i\cdot} = y_i\, y \circ K_{i\cdot}`),
-    so ``vmap`` over label vectors shares one ``K`` instead of materialising a batch of
-    :math:`n \times n` matrices.
+    Rows of $Q$ are formed on the fly ($Q_{i\cdot} = y_i\, y \circ K_{i\cdot}$),
+    so `vmap` over label vectors shares one `K` instead of materialising a batch of
+    $n \times n$ matrices.
     """
     y = y.astype(K.dtype)
     Qa0 = None if alpha0 is None else y * (K @ (y * alpha0))
@@ -239,10 +239,10 @@ def svm_dual_pgd(
 ) -> SVMDualResult:
     r"""Accelerated projected gradient (FISTA with adaptive restart) on the SVM dual.
 
-    Each step :math:`\alpha^+ = P(z - \nabla f(z)/L)` uses the exact projection onto
-    :math:`\{y^\top\alpha=0, 0\le\alpha\le C\}`; momentum is reset whenever
-    :math:`(z - \alpha^+)^\top(\alpha^+ - \alpha) > 0`. Stopping rule and intercept as in
-    :func:`svm_dual_smo`. One matrix-vector product per iteration.
+    Each step $\alpha^+ = P(z - \nabla f(z)/L)$ uses the exact projection onto
+    $\{y^\top\alpha=0, 0\le\alpha\le C\}$; momentum is reset whenever
+    $(z - \alpha^+)^\top(\alpha^+ - \alpha) > 0$. Stopping rule and intercept as in
+    `svm_dual_smo`. One matrix-vector product per iteration.
     """
     dtype = Q.dtype
     n = Q.shape[0]
