@@ -7,10 +7,11 @@ that passes through `jit`, `vmap` and `grad`) holding the solution and at least
 * `iterations` -- the number of iterations the solver ran.
 
 Solver families add their own fields (objective, duals, residuals, ...). Inside `jit`
-nothing raises: a failure is a status. The public, un-jitted wrapper of a solver calls
+nothing raises: a failure is a status. The public wrapper of a solver calls
 `raise_if_failed` when `throw=True` so that a failed solve never passes silently
-as a wrong answer. When the wrapper is itself traced (called under `jit`/`vmap`) the
-status is not concrete and the check is skipped: inspect `result.status` yourself.
+as a wrong answer: on the host it raises `SolverError`; when the wrapper is itself traced
+(called under the caller's `jit`/`vmap`/`grad`) it attaches an `equinox.error_if` check,
+so the compiled program raises at run time.
 """
 
 from __future__ import annotations
@@ -102,13 +103,27 @@ class Result(eqx.Module):
 
 
 def raise_if_failed(result: Result, what: str, *, throw: bool = True) -> Result:
-    """Raise `SolverError` if any problem in `result` failed and `throw` is set.
+    """Raise on a failed status when `throw` is set, on the host and inside `jit`.
 
-    Does nothing when `throw` is false or when `result.status` is a tracer (the wrapper
-    was called inside a transformation, where raising is impossible).
+    * Concrete status (the usual call outside any transformation): raise `SolverError`
+      naming `what`, the first failed status and how many of a batch failed.
+    * Traced status (the caller wrapped the public function in `jit`, `vmap`, `grad`):
+      attach an `equinox.error_if` check to `result.status`, so the compiled program
+      raises at run time (an `EquinoxRuntimeError` whose message names `what`) when any
+      problem failed. With `throw=False` nothing is checked: inspect `result.status`.
+
+    Returns `result` (with the run-time check attached to every array leaf when traced);
+    the caller must use the returned value for the check to take effect under `jit`.
     """
-    if not throw or not is_concrete(result.status):
+    if not throw:
         return result
+    if not is_concrete(result.status):
+        # Every array leaf carries the check, so it survives dead-code elimination
+        # whichever field the caller goes on to use.
+        return eqx.error_if(
+            result, jnp.asarray(result.status) != Status.SUCCESS,
+            f"{what} failed (status != SUCCESS); pass throw=False and read result.status "
+            "for the code (see jaxpoison.Status)")
     status = np.asarray(result.status).reshape(-1)
     failed = status[status != Status.SUCCESS]
     if failed.size:

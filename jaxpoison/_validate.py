@@ -66,8 +66,10 @@ def _to_array(x, name: str, dtype) -> jax.Array:
 
 
 def _float_dtype(dtype):
+    """The working float dtype: `dtype` canonicalised (float64 becomes float32 when
+    `jax_enable_x64` is off, silently, as JAX itself does for its default dtype)."""
     if dtype is not None:
-        return dtype
+        return jax.dtypes.canonicalize_dtype(dtype)
     return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
 

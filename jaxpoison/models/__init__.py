@@ -18,3 +18,4 @@ from jaxpoison.models.linear import linear_objective as linear_objective
 from jaxpoison.models.reward import RewardResult as RewardResult
 from jaxpoison.models.reward import bradley_terry_loss as bradley_terry_loss
 from jaxpoison.models.reward import fit_bradley_terry as fit_bradley_terry
+from jaxpoison.models.classifier import Classifier as Classifier
