@@ -7,6 +7,7 @@ from jaxpoison.defenses.baselines import curie as curie
 from jaxpoison.defenses.baselines import ln_svm as ln_svm
 from jaxpoison.defenses.baselines import ls_svm as ls_svm
 from jaxpoison.defenses.baselines import svm_baseline as svm_baseline
+from jaxpoison.defenses.certify import ABSTAIN as ABSTAIN
 from jaxpoison.defenses.certify import Certificate as Certificate
 from jaxpoison.defenses.certify import certified_accuracy as certified_accuracy
 from jaxpoison.defenses.certify import dpa_certify as dpa_certify

@@ -24,7 +24,13 @@ from jaxpoison.defenses import (
     train_ensemble,
 )
 from jaxpoison.experiments import RecipeContext, Report, Table, demo, recipe
-from jaxpoison.models import MLP, KNearestNeighbors, SoftmaxRegression
+from jaxpoison.models import (
+    MLP,
+    KNearestNeighbors,
+    SoftmaxRegression,
+    average_pool,
+    gaussian_blur,
+)
 from jaxpoison.theory import dpa_approx_radius, gaussian_delta
 
 PART = "aggregation"
@@ -38,32 +44,23 @@ DPA_PAPER_NOTE = (
 def _pool2x2(images: np.ndarray) -> np.ndarray:
     """`(n, 28, 28)` images in [0, 1] -> `(n, 196)` 2x2 average-pooled features (a
     fixed, data-independent map, so it does not weaken the certificate)."""
-    n, H, W = images.shape
-    return images.reshape(n, H // 2, 2, W // 2, 2).mean(axis=(2, 4)).reshape(n, -1)
+    return np.asarray(average_pool(np.asarray(images).reshape(len(images), -1), (28, 28), 2))
 
 
-def _gaussian_blur(X: np.ndarray, sigma: float, side: int = 28) -> np.ndarray:
-    """Flattened `side x side` images blurred by a fixed Gaussian of width `sigma` px
-    (separable; each row of the 1-D kernel matrix sums to one, truncated at 4 sigma). A
-    data-independent feature map, so a DPA certificate for the blurred learner holds."""
-    i = np.arange(side)
-    B = np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
-    B *= np.abs(i[:, None] - i[None, :]) <= 4 * sigma
-    B /= B.sum(axis=1, keepdims=True)
-    imgs = X.reshape(-1, side, side)
-    return np.einsum("ij,njk,lk->nil", B, imgs, B).reshape(len(X), -1)
+def _blur(X: np.ndarray, sigma: float) -> np.ndarray:
+    return np.asarray(gaussian_blur(X, sigma, (28, 28)))
 
 
 def _learner_spec(name: str, num_features: int, image_shape=None):
     """(learner, training keyword arguments) for the recipes' named base learners."""
     if name == "softmax":
-        return SoftmaxRegression(10, num_features, l2=1e-3), dict(learning_rate=5e-2)
+        return SoftmaxRegression(10, num_features, reg=1e-3), dict(lr=5e-2)
     if name == "softmax+shift":  # random +-1 px translations, a fresh one per mini-batch
-        return (SoftmaxRegression(10, num_features, l2=1e-3),
-                dict(learning_rate=1e-2, augment_shift=1, image_shape=image_shape,
+        return (SoftmaxRegression(10, num_features, reg=1e-3),
+                dict(lr=1e-2, augment_shift=1, image_shape=image_shape,
                      batch_size=32))
     if name == "mlp":
-        return MLP(10, num_features, l2=1e-4, width=32), dict(learning_rate=1e-2)
+        return MLP(10, num_features, reg=1e-4, width=32), dict(lr=1e-2)
     if name == "1-nn":
         return KNearestNeighbors(10, k=1), {}
     raise ValueError(name)
@@ -87,7 +84,7 @@ def _evaluate(name, Xtr, ytr, Xte, yte, partition, *, epochs, seed, fa_d=None,
 
 def _row(label, method, preds, yte, cert, grid, secs):
     radii = np.asarray(cert.radius)
-    valid = preds < 10
+    valid = preds >= 0  # ABSTAIN = -1
     base_acc = float(np.sum((preds == yte[:, None]) & valid) / max(valid.sum(), 1))
     return ([label, method, base_acc] + [float(a) for a in certified_accuracy(radii, grid)]
             + [median_certified_radius(radii), round(secs, 1)])
@@ -226,7 +223,7 @@ def lethal_dose(ctx: RecipeContext) -> Report:
     grid = [0, 5, 10, 15, 20]
     part = dpa_partition(Xtr, ytr, k)
     rows, curves = [], {}
-    blurred = (_gaussian_blur(Xtr, BLUR_SIGMA), _gaussian_blur(Xte, BLUR_SIGMA))
+    blurred = (_blur(Xtr, BLUR_SIGMA), _blur(Xte, BLUR_SIGMA))
     learners = [("softmax", "softmax", None), ("softmax+shift", "softmax+shift", None),
                 (f"softmax+blur{BLUR_SIGMA:g}", "softmax", blurred), ("1-nn", "1-nn", None)]
     for label, name, feats in ctx.progress(learners, "learners"):
@@ -257,9 +254,9 @@ def lethal_dose(ctx: RecipeContext) -> Report:
         Xg, yg = Xg_all[:N], yg_all[:N]
         kk = N // n_per_part
         gpart = dpa_partition(Xg, yg, kk, hash="bytes")
-        learner = SoftmaxRegression(2, dim, l2=1e-3)
+        learner = SoftmaxRegression(2, dim, reg=1e-3)
         ens = train_ensemble(learner, Xg, yg, gpart, key=jax.random.key(ctx.seed), epochs=100,
-                             learning_rate=5e-2)
+                             lr=5e-2)
         preds = np.asarray(ensemble_predict(learner, ens, Xg_te))
         cert = dpa_certify(preds, yg_te, 2)
         radii = np.asarray(cert.radius)
@@ -320,13 +317,13 @@ def aggregation_demo(ctx: RecipeContext) -> Report:
     Xtr, ytr, Xte, yte = _split(X, np.asarray(y), 297, ctx.seed)
     k, d = 30, 4
     grid = [0, 2, 4, 6, 8, 10]
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     rows, curves = [], {}
     for method, part, fa_d in [("DPA", dpa_partition(Xtr, ytr, k, hash="bytes"), None),
                                (f"FA d={d}", fa_partition(Xtr, ytr, k, d, hash="bytes"), d)]:
         start = time.perf_counter()
         ens = train_ensemble(learner, Xtr, ytr, part, key=jax.random.key(ctx.seed), epochs=40,
-                             learning_rate=5e-2)
+                             lr=5e-2)
         preds = np.asarray(ensemble_predict(learner, ens, Xte))
         cert = (dpa_certify(preds, yte, 10) if fa_d is None
                 else fa_certify(preds, yte, 10, d=d, shifts=part.shifts))

@@ -1,8 +1,12 @@
 """Trainable models as pure fit / predict / loss functions."""
+from jaxpoison.models.classifier import Classifier as Classifier
+from jaxpoison.models.features import average_pool as average_pool
+from jaxpoison.models.features import gaussian_blur as gaussian_blur
 from jaxpoison.models.kernel_svm import KernelSVM as KernelSVM
 from jaxpoison.models.kernel_svm import fit_kernel_svm as fit_kernel_svm
 from jaxpoison.models.kernel_svm import fit_kernel_svm_precomputed as fit_kernel_svm_precomputed
 from jaxpoison.models.kernels import kernel_matrix as kernel_matrix
+from jaxpoison.models.learners import ABSTAIN as ABSTAIN
 from jaxpoison.models.learners import MLP as MLP
 from jaxpoison.models.learners import KNearestNeighbors as KNearestNeighbors
 from jaxpoison.models.learners import RadiusNearestNeighbors as RadiusNearestNeighbors
@@ -18,4 +22,3 @@ from jaxpoison.models.linear import linear_objective as linear_objective
 from jaxpoison.models.reward import RewardResult as RewardResult
 from jaxpoison.models.reward import bradley_terry_loss as bradley_terry_loss
 from jaxpoison.models.reward import fit_bradley_terry as fit_bradley_terry
-from jaxpoison.models.classifier import Classifier as Classifier

@@ -29,6 +29,12 @@ Learners:
 * `KNearestNeighbors` / `RadiusNearestNeighbors` -- no training; they vote
   among the part's samples at prediction time (`predict_neighbors`); the radius
   learner abstains when no sample of its part is within the radius.
+
+A learner that abstains (an empty part, or an rNN learner with no sample in its radius)
+predicts `ABSTAIN` (`-1`), the one abstain value the certificates of
+`jaxpoison.defenses` accept; every other prediction is a class in `[0, num_classes)`.
+
+Hyperparameters are checked when a learner is built (`ValueError` naming the field).
 """
 
 from __future__ import annotations
@@ -42,7 +48,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxpoison import _validate as V
+from jaxpoison.solvers.distances import squared_distances
+
 __all__ = [
+    "ABSTAIN",
     "Learner",
     "SoftmaxRegression",
     "MLP",
@@ -54,7 +64,6 @@ __all__ = [
     "fit_parts",
     "predict_part",
     "predict_neighbors",
-    "squared_distances",
     "vote_neighbors",
 ]
 
@@ -92,12 +101,31 @@ def _fast_init(build, key):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+ABSTAIN = -1
+"""The prediction of a base learner that abstains (dropped from every vote)."""
+
+
+def _check_common(obj) -> None:
+    V.check_int(obj.num_classes, f"{type(obj).__name__}.num_classes", low=2)
+
+
 class Learner(eqx.Module):
-    """Interface of a trainable base learner (hyperparameters only)."""
+    r"""Interface of a trainable base learner (hyperparameters only).
+
+    Attributes:
+        num_classes: number of classes `>= 2`.
+        num_features: input features `>= 1` (images flattened).
+        reg: L2 penalty $\lambda \ge 0$ on the weights (biases excluded).
+    """
 
     num_classes: int = eqx.field(static=True)
     num_features: int = eqx.field(static=True)
-    l2: float = eqx.field(static=True, default=0.0)
+    reg: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        _check_common(self)
+        V.check_int(self.num_features, f"{type(self).__name__}.num_features", low=1)
+        V.check_nonnegative(self.reg, f"{type(self).__name__}.reg")
 
     def init(self, key) -> Any:
         raise NotImplementedError
@@ -109,7 +137,7 @@ class Learner(eqx.Module):
     def penalty(self, params):
         """Weight-decay term $\\frac{\\lambda}{2}\\lVert W \\rVert^2$ (biases excluded)."""
         leaves = [w for w in jax.tree_util.tree_leaves(params) if jnp.ndim(w) >= 2]
-        return 0.5 * self.l2 * sum(jnp.sum(w * w) for w in leaves)
+        return 0.5 * self.reg * sum(jnp.sum(w * w) for w in leaves)
 
 
 class SoftmaxRegression(Learner):
@@ -129,6 +157,10 @@ class MLP(Learner):
 
     width: int = eqx.field(static=True, default=64)
     depth: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        V.check_int(self.width, "MLP.width", low=1)
+        V.check_int(self.depth, "MLP.depth", low=0)
 
     def _build(self, key):
         return eqx.nn.MLP(self.num_features, self.num_classes, self.width, self.depth,
@@ -182,6 +214,15 @@ class SmallCNN(Learner):
     image_shape: tuple = eqx.field(static=True, default=(28, 28))
     channels: tuple = eqx.field(static=True, default=(8, 16))
 
+    def __check_init__(self):
+        H, W = (int(s) for s in self.image_shape)
+        if H * W != self.num_features:
+            raise ValueError(f"SmallCNN.image_shape {tuple(self.image_shape)} must have "
+                             f"num_features={self.num_features} pixels")
+        if min(H, W) < 10:
+            raise ValueError("SmallCNN.image_shape must be at least 10 x 10 (two 3x3 conv + "
+                             f"2x2 pool blocks); got {tuple(self.image_shape)}")
+
     def _build(self, key):
         k1, k2, k3 = jax.random.split(key, 3)
         c1, c2 = self.channels
@@ -207,23 +248,33 @@ class KNearestNeighbors(eqx.Module):
     num_classes: int = eqx.field(static=True)
     k: int = eqx.field(static=True, default=1)
 
+    def __check_init__(self):
+        _check_common(self)
+        V.check_int(self.k, "KNearestNeighbors.k", low=1)
+
 
 class RadiusNearestNeighbors(eqx.Module):
-    """Majority vote of the part's samples within `radius`; abstains (label
-    `num_classes`) when there is none."""
+    """Majority vote of the part's samples within `radius`; abstains (`ABSTAIN`)
+    when there is none."""
 
     num_classes: int = eqx.field(static=True)
     radius: float = eqx.field(static=True, default=1.0)
 
+    def __check_init__(self):
+        _check_common(self)
+        V.check_positive(self.radius, "RadiusNearestNeighbors.radius")
+
 
 def make_optimizer(optimizer: str | optax.GradientTransformation = "adam",
-                   learning_rate: float = 1e-2) -> optax.GradientTransformation:
-    """`"adam"`, `"sgd"` (momentum 0.9, Nesterov) or an optax transformation as is."""
+                   lr: float = 1e-2) -> optax.GradientTransformation:
+    """`"adam"`, `"sgd"` (momentum 0.9, Nesterov) with step size `lr > 0`, or an optax
+    transformation as is (then `lr` is ignored)."""
     if isinstance(optimizer, str):
+        V.check_positive(lr, "lr")
         if optimizer == "adam":
-            return optax.adam(learning_rate)
+            return optax.adam(lr)
         if optimizer == "sgd":
-            return optax.sgd(learning_rate, momentum=0.9, nesterov=True)
+            return optax.sgd(lr, momentum=0.9, nesterov=True)
         raise ValueError(f"optimizer must be 'adam', 'sgd' or an optax transformation; got "
                          f"{optimizer!r}")
     return optimizer
@@ -331,15 +382,9 @@ def fit_parts(learner, X, y, indices, mask, keys, *, optimizer, epochs, batch_si
 
 
 def predict_part(learner: Learner, params, X_test, nonempty):
-    """Class predictions of one trained part; `num_classes` (abstain) if it was empty."""
+    """Class predictions of one trained part; `ABSTAIN` (-1) if it was empty."""
     pred = jnp.argmax(learner.logits(params, X_test), axis=1)
-    return jnp.where(nonempty, pred, learner.num_classes)
-
-
-def squared_distances(X_test, X):
-    """`(n_test, n)` squared Euclidean distances `|x_t|^2 + |x|^2 - 2 x_t.x` (one GEMM)."""
-    return (jnp.sum(X_test * X_test, 1)[:, None] + jnp.sum(X * X, 1)[None, :]
-            - 2 * X_test @ X.T)
+    return jnp.where(nonempty, pred, ABSTAIN)
 
 
 def vote_neighbors(learner, d2, labels, mask):
@@ -353,7 +398,7 @@ def vote_neighbors(learner, d2, labels, mask):
         mask: `(m,)` True on real samples; padded slots are never neighbours.
 
     Returns:
-        `(n_test,)` classes, `num_classes` where the learner abstains. Among equal
+        `(n_test,)` classes, `ABSTAIN` (-1) where the learner abstains. Among equal
         distances the sample listed first wins; vote ties go to the smaller class.
     """
     C = learner.num_classes
@@ -372,14 +417,14 @@ def vote_neighbors(learner, d2, labels, mask):
         inside = d2 <= learner.radius**2
         counts = inside.astype(jnp.int32) @ onehot
     empty = counts.sum(axis=1) == 0
-    return jnp.where(empty, C, jnp.argmax(counts, axis=1))
+    return jnp.where(empty, ABSTAIN, jnp.argmax(counts, axis=1))
 
 
 def predict_neighbors(learner, X, y, indices, mask, X_test):
     """Predictions of a nearest-neighbour learner on one part (vmappable over parts).
 
     Distances are Euclidean; padded slots are never neighbours. Returns `(n_test,)`
-    classes, `num_classes` where the learner abstains. (An ensemble computes the
+    classes, `ABSTAIN` (-1) where the learner abstains. (An ensemble computes the
     distances to all training samples once and votes per part with
     `vote_neighbors`.)
     """

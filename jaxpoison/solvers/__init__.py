@@ -1,5 +1,7 @@
 """Generic numerics (LP, QP / SVM-dual, implicit differentiation); knows nothing about poisoning."""
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_box_hyperplane
+from jaxpoison.solvers.distances import l1_distances as l1_distances
+from jaxpoison.solvers.distances import squared_distances as squared_distances
 from jaxpoison.solvers.implicit import attach_implicit_grad as attach_implicit_grad
 from jaxpoison.solvers.lp import LPResult as LPResult
 from jaxpoison.solvers.lp import linprog as linprog
