@@ -30,11 +30,17 @@ Solvers (all inside `lax.while_loop`, so they `jit` and `vmap`):
   $\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
   \rVert^2$, $U_i = s_i/(N\lambda)$, $\tilde x_i = (x_i, 1)$, with a new
   active-set attempt every two epochs. Either way it stops when the largest
-  projected-gradient violation $\max_i |PG_i| \le$ `tol` (an active-set solution
+  projected-gradient violation, row $i$ divided by its margin scale
+  $r_i = 1 + \sum_j|\tilde x_{ij}\theta_j|$, is $\le$ `tol` (an active-set solution
   is then exact up to rounding). `iterations` counts epochs plus active-set steps.
-* logistic: Newton-CG with Armijo backtracking; stops when
-  $\lVert\nabla J\rVert_\infty \le$ `tol` $\cdot N$. Warm start: the
-  previous $(w, b)$.
+* logistic: Newton-CG with Armijo backtracking (allowing the objective's rounding noise,
+  so steps near the optimum are not rejected for want of precision); stops when
+  $\max_j |\nabla_j J|/c_j \le$ `tol`, $c_j$ the sum of the magnitudes of the terms of
+  $\nabla_j J$. Warm start: the previous $(w, b)$.
+
+Both stopping tests are scale-free and precision-aware: a `tol` below what the working
+precision resolves (about $16\varepsilon_{\text{mach}}$ times the margins' scale) is
+raised to that floor, so the test is reachable in float32 and float64 (`LinearSolver`).
 
 Differentiation (reverse mode) of the solution w.r.t. `X`, `y` (as real numbers),
 `sample_weight` and `reg`:
@@ -58,15 +64,18 @@ from functools import partial
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison.models.classifier import Classifier
 from jaxpoison.solvers.implicit import attach_implicit_grad
 
 __all__ = [
     "LinearModel",
     "LinearFit",
+    "LinearSolver",
     "fit_linear",
     "linear_losses",
     "linear_objective",
@@ -83,21 +92,23 @@ ACTIVE_SET_STEPS = 12
 DIRECT_SOLVE_MAX = 96
 
 
-class LinearModel(eqx.Module):
-    """A linear classifier $x \\mapsto w^\\top x + b$ (a pytree: jit/vmap/grad safe)."""
+class LinearModel(Classifier):
+    """A linear classifier $x \\mapsto w^\\top x + b$ (a pytree: jit/vmap/grad safe).
+
+    `predict` (labels in $\\{-1, +1\\}$, a score of exactly 0 maps to $+1$) and
+    `accuracy` come from `jaxpoison.models.Classifier`, with its input check.
+    """
 
     w: Float[Array, " d"]
     b: Float[Array, ""]
 
     def decision_function(self, X: Float[Array, "n d"]) -> Float[Array, " n"]:
+        """Scores $Xw + b$."""
         return X @ self.w + self.b
 
-    def predict(self, X: Float[Array, "n d"]) -> Array:
-        """Labels in {-1, +1} (a score of exactly 0 maps to +1)."""
-        return jnp.where(self.decision_function(X) >= 0, 1, -1)
-
-    def accuracy(self, X, y) -> Array:
-        return jnp.mean(self.predict(X) == y)
+    @property
+    def num_features(self) -> int:
+        return int(jnp.shape(self.w)[-1])
 
     @property
     def theta(self) -> Float[Array, " d+1"]:
@@ -113,8 +124,9 @@ class LinearFit(Result):
       dual: hinge: the dual variables $\\alpha$ (pass the whole result as `init`
         to warm-start); logistic: zeros.
       objective: $J(w, b)$ at the solution.
-      residual: hinge: largest projected-gradient violation; logistic:
-        $\\lVert\\nabla J\\rVert_\\infty / N$.
+      residual: the scaled optimality residual that `LinearSolver.tol` bounds (hinge:
+        largest projected-gradient violation relative to the row's margin scale;
+        logistic: largest gradient component relative to the magnitude of its terms).
       status, iterations: as in `jaxpoison.Result` (epochs for hinge, Newton steps
         for logistic).
     """
@@ -131,18 +143,43 @@ def _loss_fn(loss: str):
     return lambda m: jnp.logaddexp(0.0, -m)
 
 
+def _check_model_data(model, X, y):
+    if not isinstance(model, LinearModel):
+        raise TypeError(f"model must be a LinearModel; got {type(model).__name__}")
+    X = model.check_X(X)
+    if V.is_concrete(y):
+        y = V.as_label_array(y, "y").astype(X.dtype)
+    else:
+        y = jnp.asarray(y).astype(X.dtype)
+        V.check_ndim(y, "y", 1)
+    V.check_same_length(X, "X", y, "y")
+    return X, y
+
+
 def linear_losses(model: LinearModel, X, y, *, loss: str = "hinge") -> Array:
-    """Per-example losses $\\ell(y_i(w^\\top x_i + b))$ (no validation; jit-safe)."""
+    """Per-example losses $\\ell(y_i(w^\\top x_i + b))$, `(n,)`.
+
+    jit/vmap/grad-safe: shapes are checked before tracing (`X` must have the model's
+    feature count), labels in $\\{-1,+1\\}$ and finiteness only on concrete input."""
     V.check_choice(loss, "loss", LOSSES)
+    X, y = _check_model_data(model, X, y)
     return _loss_fn(loss)(y * model.decision_function(X))
 
 
 def linear_objective(model: LinearModel, X, y, *, loss: str = "hinge", reg,
                      sample_weight=None) -> Array:
-    """The training objective $J$ of the module docstring at `model`."""
+    """The training objective $J$ of the module docstring at `model` (checks as
+    `linear_losses`; `reg > 0`, `sample_weight >= 0` when concrete)."""
     V.check_choice(loss, "loss", LOSSES)
-    s = jnp.ones(X.shape[0], X.dtype) if sample_weight is None else sample_weight
-    return _objective(model.w, model.b, X, y, s, reg, loss)
+    X, y = _check_model_data(model, X, y)
+    V.check_positive(reg, "reg")
+    if sample_weight is None:
+        s = jnp.ones(X.shape[0], X.dtype)
+    else:
+        s = V.as_float_array(sample_weight, "sample_weight", ndim=1, dtype=X.dtype)
+        V.check_same_length(X, "X", s, "sample_weight")
+        V.check_nonnegative(s, "sample_weight")
+    return _objective(model.w, model.b, X, y, s, jnp.asarray(reg, X.dtype), loss)
 
 
 def _objective(w, b, X, y, s, reg, loss):
@@ -154,12 +191,19 @@ def _objective(w, b, X, y, s, reg, loss):
 # --------------------------------------------------------------------------- hinge
 
 
-def _pg_spread(alpha, upper, margins_minus_one):
+def _row_scale(absX, w, b):
+    r"""Per-row scale of the margin, $r_i = 1 + \sum_j |x_{ij} w_j| + |b|$: the margin
+    $y_i(w^\top x_i + b)$ is computed with a rounding error of order
+    $\varepsilon_{\text{mach}}\, r_i$, so violations are measured relative to it."""
+    return 1.0 + absX @ jnp.abs(w) + jnp.abs(b)
+
+
+def _pg_spread(alpha, upper, margins_minus_one, scale):
     g = margins_minus_one
     pg = jnp.where(alpha <= 0.0, jnp.minimum(g, 0.0),
                    jnp.where(alpha >= upper, jnp.maximum(g, 0.0), g))
     pg = jnp.where(upper > 0, pg, 0.0)
-    return jnp.max(jnp.abs(pg))
+    return jnp.max(jnp.abs(pg) / scale)
 
 
 def _dual_obj(alpha, y, X):
@@ -245,7 +289,7 @@ def _move_violators(keep_m, in_b, in_m, active, g, small, direct=True):
     return keep_m | z_to_m | b_to_m, (in_b & ~b_to_z & ~b_to_m) | z_to_b
 
 
-def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
+def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps, absX=None):
     """Primal-dual active-set iterations (Hintermueller-Ito-Kunisch) on the hinge dual,
     warm-started from `alpha0`.
 
@@ -262,6 +306,7 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
     feasible."""
     n, d = X.shape
     dtype = X.dtype
+    absX = jnp.abs(X) if absX is None else absX
     upper = s / (jnp.sum(s) * reg)
     active = upper > 0
     alpha = jnp.clip(alpha0, 0.0, upper)
@@ -274,7 +319,7 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
     in_m = active & ~in_b & (alpha > rel * upper)
     # violations below tol / 2 pass the final test anyway: leaving those rows in place
     # avoids churn from rounding-sized violations
-    small = 0.5 * tol
+    small = 0.5 * tol * _row_scale(absX, w, b)
     in_m, in_b = _move_violators(in_m, in_b, in_m, active, g, small)
     sizes = _margin_buckets(n, d)
     branches = [partial(_solve_on_sets, k=k) for k in sizes]
@@ -291,12 +336,13 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps):
         below = in_m & (new < -feas * upper)
         above = in_m & (new > (1 + feas) * upper)
         a_c = jnp.clip(new, 0.0, upper)
-        spread = _pg_spread(a_c, upper, g)
+        scale = _row_scale(absX, w, b)
+        spread = _pg_spread(a_c, upper, g, scale)
         ok = ((count <= sizes[-1]) & ~jnp.any(below) & ~jnp.any(above)
               & jnp.isfinite(spread) & jnp.all(jnp.isfinite(theta)))
         gap = jnp.where(ok, spread, jnp.inf)
         new_m, new_b = _move_violators(in_m & ~below & ~above, in_b | above, in_m, active, g,
-                                       small, direct=False)
+                                       0.5 * tol * scale, direct=False)
         return new_m, new_b, a_c, w, b, gap, it + 1
 
     def cond(carry):
@@ -323,10 +369,12 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
     w = v @ X
     b = jnp.sum(v)
     qdiag = jnp.sum(X * X, axis=1) + 1.0
+    absX = jnp.abs(X)
     big = jnp.asarray(jnp.inf, dtype)
 
     def epoch(carry):
         alpha, w, b, _, it, steps = carry
+        scale = _row_scale(absX, w, b)  # from the start of the epoch
 
         def step(i, inner):
             alpha, w, b, pg_max, pg_min = inner
@@ -341,8 +389,9 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
             new = jnp.clip(ai - g / qdiag[i], 0.0, ui)
             new = jnp.where(pg != 0.0, new, ai)
             delta = (new - ai) * yi
+            pgs = pg / scale[i]
             return (alpha.at[i].set(new), w + delta * xi, b + delta,
-                    jnp.maximum(pg_max, pg), jnp.minimum(pg_min, pg))
+                    jnp.maximum(pg_max, pgs), jnp.minimum(pg_min, pgs))
 
         alpha, w, b, pg_max, pg_min = jax.lax.fori_loop(
             0, n, step, (alpha, w, b, -big, big))
@@ -353,7 +402,7 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
 
         def try_active_set(_):
             pa, pw, pb, pgap, k = _hinge_active_set(X, y, s, reg, alpha, tol,
-                                                    ACTIVE_SET_STEPS)
+                                                    ACTIVE_SET_STEPS, absX)
 
             def improve(_):  # not exact yet: keep pa if it improves the dual objective
                 better = _dual_obj(pa, y, X) > _dual_obj(alpha, y, X)
@@ -439,10 +488,43 @@ def _logistic_grad(w, b, X, y, s, reg):
     return X.T @ coef + n_eff * reg * w, jnp.sum(coef) + n_eff * reg * b
 
 
+def _logistic_residual(w, b, X, absX, y, s, reg):
+    r"""Scaled gradient residual and its rounding floor.
+
+    Component $j$ of $\nabla J = \sum_i s_i\,(-y_i\sigma(-m_i))\,\tilde x_{ij}
+    + N\lambda\theta_j$ is compared with the sum of the magnitudes of its terms,
+    $c_j = \sum_i s_i\sigma(-m_i)|\tilde x_{ij}| + N\lambda|\theta_j|$ (the scale of its
+    rounding error): residual $= \max_j |\nabla_j J| / c_j$. Rounding in $\theta$,
+    in the margins and in the sums bounds what any solver can reach to about
+    $\varepsilon_{\text{mach}}(1 + \max_i \sum_j|\tilde x_{ij}\theta_j|)$, the returned
+    floor (times 16)."""
+    n_eff = jnp.sum(s)
+    m = y * (X @ w + b)
+    sg = jax.nn.sigmoid(-m)
+    coef = -s * y * sg
+    gw = X.T @ coef + n_eff * reg * w
+    gb = jnp.sum(coef) + n_eff * reg * b
+    cw = absX.T @ (s * sg) + n_eff * reg * jnp.abs(w)
+    cb = jnp.sum(s * sg) + n_eff * reg * jnp.abs(b)
+
+    def ratio(g, c):
+        return jnp.where(c > 0, jnp.abs(g) / jnp.where(c > 0, c, 1.0), 0.0)
+
+    res = jnp.maximum(jnp.max(ratio(gw, cw), initial=0.0), ratio(gb, cb))
+    eps = jnp.finfo(X.dtype).eps
+    active = s > 0
+    reach = jnp.max(jnp.where(active, absX @ jnp.abs(w) + jnp.abs(b), 0.0))
+    return res, 16 * eps * (1.0 + reach)
+
+
 def _logistic_newton(X, y, s, reg, w0, b0, tol, max_iter, cg_iter=200):
     n_eff = jnp.sum(s)
     dtype = X.dtype
+    absX = jnp.abs(X)
     obj = partial(_objective, X=X, y=y, s=s, reg=reg, loss="logistic")
+    # objective values are exact only to about eps * (sum of |terms|): an Armijo test
+    # finer than that cannot be decided, so near the optimum that much noise is allowed
+    f_noise = 8 * jnp.finfo(dtype).eps
 
     def hvp(curv, v_w, v_b):
         xv = X @ v_w + v_b
@@ -450,7 +532,7 @@ def _logistic_newton(X, y, s, reg, w0, b0, tol, max_iter, cg_iter=200):
         return X.T @ t + n_eff * reg * v_w, jnp.sum(t) + n_eff * reg * v_b
 
     def newton_step(carry):
-        w, b, _, it = carry
+        w, b, _, _, it = carry
         gw, gb = _logistic_grad(w, b, X, y, s, reg)
         m = y * (X @ w + b)
         sig = jax.nn.sigmoid(m)
@@ -479,26 +561,25 @@ def _logistic_newton(X, y, s, reg, w0, b0, tol, max_iter, cg_iter=200):
 
         f0 = obj(w, b)
         slope = gw @ pw + gb * pb
+        slack = f_noise * (jnp.abs(f0) + 1.0)
 
         def ls_cond(c):
             t, k = c
-            return (obj(w + t * pw, b + t * pb) > f0 + 1e-4 * t * slope) & (k < 40)
+            return (obj(w + t * pw, b + t * pb) > f0 + 1e-4 * t * slope + slack) & (k < 40)
 
         t, _ = jax.lax.while_loop(ls_cond, lambda c: (0.5 * c[0], c[1] + 1),
                                   (jnp.asarray(1.0, dtype), 0))
         w, b = w + t * pw, b + t * pb
-        gw, gb = _logistic_grad(w, b, X, y, s, reg)
-        res = jnp.maximum(jnp.max(jnp.abs(gw)), jnp.abs(gb)) / n_eff
-        return w, b, res, it + 1
+        res, floor = _logistic_residual(w, b, X, absX, y, s, reg)
+        return w, b, res, floor, it + 1
 
     def cond(carry):
-        return (carry[2] > tol) & (carry[3] < max_iter)
+        return (carry[2] > jnp.maximum(tol, carry[3])) & (carry[4] < max_iter)
 
-    gw, gb = _logistic_grad(w0, b0, X, y, s, reg)
-    res0 = jnp.maximum(jnp.max(jnp.abs(gw)), jnp.abs(gb)) / n_eff
-    w, b, res, it = jax.lax.while_loop(cond, newton_step,
-                                       (w0, b0, res0, jnp.asarray(0, jnp.int32)))
-    return w, b, res, it
+    res0, floor0 = _logistic_residual(w0, b0, X, absX, y, s, reg)
+    w, b, res, floor, it = jax.lax.while_loop(
+        cond, newton_step, (w0, b0, res0, floor0, jnp.asarray(0, jnp.int32)))
+    return w, b, res, jnp.maximum(tol, floor), it
 
 
 def _logistic_optimality(theta, params):
@@ -510,16 +591,50 @@ def _logistic_optimality(theta, params):
 # --------------------------------------------------------------------------- driver
 
 
-def default_tol(loss: str, dtype) -> float:
-    f64 = jnp.dtype(dtype) == jnp.float64
-    if loss == "hinge":
-        return 1e-5 if f64 else 1e-3
-    return 1e-12 if f64 else 1e-6
+class LinearSolver(eqx.Module):
+    r"""Options of the training solver of `fit_linear`, held once.
+
+    Pass one to `fit_linear` or to any attack that retrains a linear model
+    (`solver=LinearSolver(tol=1e-8)`); `None` fields take the defaults below. Both fields
+    are array leaves, so changing them does not recompile.
+
+    Attributes:
+      tol: stopping tolerance, relative and scale-free. Hinge: the largest
+        projected-gradient violation of the dual, row $i$ measured relative to
+        $r_i = 1 + \sum_j|\tilde x_{ij}\theta_j|$ (the size of the terms of its margin).
+        Logistic: $\max_j |\nabla_j J| / c_j$ with $c_j$ the sum of the magnitudes of
+        the terms of $\nabla_j J$. A tolerance below what the working precision can
+        resolve is raised to that floor (about $16\,\varepsilon_{\text{mach}}$ times the
+        scale of the margins), so the stopping test is always reachable. Default:
+        `1e-5` (hinge) / `1e-10` (logistic) in float64, `1e-3` / `1e-5` in float32.
+      max_iter: cap on dual coordinate-descent epochs (hinge; default 2000) or Newton
+        steps (logistic; default 100).
+    """
+
+    tol: float | Array | None = None
+    max_iter: int | Array | None = None
+
+    def resolve(self, loss: str, dtype) -> LinearSolver:
+        """A copy with the defaults for `loss` and the float `dtype` filled in, as
+        arrays (`tol` of `dtype`, `max_iter` int32). Validates given values."""
+        V.check_choice(loss, "loss", LOSSES)
+        f64 = jnp.dtype(dtype) == jnp.float64
+        tol = self.tol
+        if tol is None:
+            tol = {("hinge", True): 1e-5, ("hinge", False): 1e-3,
+                   ("logistic", True): 1e-10, ("logistic", False): 1e-5}[(loss, bool(f64))]
+        V.check_positive(tol, "tol")
+        max_iter = self.max_iter
+        if max_iter is None:
+            max_iter = 2000 if loss == "hinge" else 100
+        if V.is_concrete(max_iter) and not isinstance(max_iter, jax.Array):
+            max_iter = V.check_int(max_iter, "max_iter", low=1)
+        return LinearSolver(jnp.asarray(tol, dtype), jnp.asarray(max_iter, jnp.int32))
 
 
 @partial(jax.jit, static_argnames=("loss",))
-def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
-    """Jitted training core (no validation). Returns a `LinearFit`."""
+def _fit(X, y, s, reg, w0, b0, alpha0, tol, max_iter, *, loss):
+    """Jitted training core (inputs already checked). Returns a `LinearFit`."""
     dtype = X.dtype
     y = y.astype(dtype)
     s = s.astype(dtype)
@@ -527,6 +642,7 @@ def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
     params = (X, y, s, reg)
     ps = jax.lax.stop_gradient(params)
     if loss == "hinge":
+        tol = jnp.maximum(tol, 16 * jnp.finfo(dtype).eps)
         alpha, w, b, res, it = _hinge_dual_cd(*ps, jax.lax.stop_gradient(alpha0), tol,
                                               max_iter)
         masks = _hinge_masks(alpha, ps[2], ps[3], X.shape[1])
@@ -534,8 +650,8 @@ def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
         w, b = theta[:-1], theta[-1]
         dual = alpha
     else:
-        w, b, res, it = _logistic_newton(*ps, jax.lax.stop_gradient(w0),
-                                         jax.lax.stop_gradient(b0), tol, max_iter)
+        w, b, res, tol, it = _logistic_newton(*ps, jax.lax.stop_gradient(w0),
+                                              jax.lax.stop_gradient(b0), tol, max_iter)
         w, b = attach_implicit_grad(_logistic_optimality, (w, b), params, solve="cg",
                                     tol=1e-12 if dtype == jnp.float64 else 1e-6)
         dual = jnp.zeros_like(s)
@@ -549,8 +665,7 @@ def _fit(X, y, s, reg, w0, b0, alpha0, *, loss, tol, max_iter):
 
 def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
                sample_weight=None, init: LinearFit | LinearModel | None = None,
-               tol: float | None = None, max_iter: int | None = None,
-               throw: bool = True) -> LinearFit:
+               solver: LinearSolver | None = None, throw: bool = True) -> LinearFit:
     r"""Train an L2-regularised linear SVM or logistic regression (see module docstring).
 
     Solves $\min_{w,b} \sum_i s_i\ell(y_i(w^\top x_i+b)) + \tfrac{N\lambda}{2}
@@ -558,19 +673,24 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
     (`LinearSVC(loss="hinge", C=1/(N*reg), intercept_scaling=1)` /
     `LogisticRegression(solver="liblinear", C=1/(N*reg), intercept_scaling=1)`).
 
+    Works under `jax.jit`, `jax.vmap` and `jax.grad` (this is the core the attacks call
+    inside their compiled rounds): shapes, the loss name and `init`'s kind are checked
+    before tracing; values (labels in $\{-1,+1\}$, both classes present, finiteness,
+    `reg > 0`) only on concrete input. Traced labels may be real numbers (for
+    differentiating with respect to them).
+
     Args:
       X: features, `(n, d)`.
-      y: labels in {-1, +1}, `(n,)`.
+      y: labels in {-1, +1}, `(n,)`; both classes must have positive weight.
       loss: `"hinge"` or `"logistic"`.
       reg: $\lambda > 0$.
       sample_weight: non-negative weights $s_i$ (default ones); rows of weight 0 are
         ignored, so a padded buffer of future rows costs nothing.
       init: warm start. Hinge: a previous `LinearFit` on the same rows (its dual
         $\alpha$). Logistic: a `LinearFit` or `LinearModel`.
-      tol: stopping tolerance (default 1e-5 hinge / 1e-12 logistic in float64; 1e-3 / 1e-6
-        in float32); see the module docstring for what is measured.
-      max_iter: epochs (hinge, default 2000) or Newton steps (logistic, default 100).
-      throw: raise `jaxpoison.SolverError` if not converged.
+      solver: a `LinearSolver` (tolerance and iteration cap; default `LinearSolver()`).
+      throw: raise if not converged (`jaxpoison.SolverError` on the host; under a
+        caller's `jit`, an `equinox` run-time error). With `False`, read `status`.
 
     Returns:
       `LinearFit`; `result.model` is differentiable w.r.t. `X`, `y`,
@@ -579,8 +699,9 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
     V.check_choice(loss, "loss", LOSSES)
     X = V.as_float_array(X, "X", ndim=2)
     dtype = X.dtype
-    if isinstance(y, jax.core.Tracer) and jnp.issubdtype(y.dtype, jnp.floating):
-        y = y.astype(dtype)
+    if not V.is_concrete(y) and jnp.issubdtype(jnp.result_type(y), jnp.floating):
+        y = jnp.asarray(y).astype(dtype)
+        V.check_ndim(y, "y", 1)
     else:
         y = V.as_label_array(y, "y").astype(dtype)
     V.check_same_length(X, "X", y, "y")
@@ -591,14 +712,21 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
         V.check_same_length(X, "X", s, "sample_weight")
         V.check_nonnegative(s, "sample_weight")
         if V.is_concrete(s) and not float(jnp.sum(s)) > 0:
-            raise ValueError("sample_weight must have a positive sum")
+            raise ValueError("sample_weight must have a positive sum; got "
+                             f"{float(jnp.sum(s))}")
+    if V.is_concrete(y) and V.is_concrete(s):
+        yv, sv = np.asarray(y), np.asarray(s)
+        counts = [int(np.sum((yv == c) & (sv > 0))) for c in (-1, 1)]
+        if min(counts) == 0:
+            raise ValueError("y must contain both classes -1 and +1 (among rows of positive "
+                             f"sample_weight); got {counts[0]} rows of -1 and {counts[1]} "
+                             "of +1")
     V.check_positive(reg, "reg")
-    if tol is None:
-        tol = default_tol(loss, dtype)
-    V.check_positive(tol, "tol")
-    if max_iter is None:
-        max_iter = 2000 if loss == "hinge" else 100
-    max_iter = V.check_int(max_iter, "max_iter", low=1)
+    if solver is None:
+        solver = LinearSolver()
+    if not isinstance(solver, LinearSolver):
+        raise TypeError(f"solver must be a LinearSolver; got {type(solver).__name__}")
+    solver = solver.resolve(loss, dtype)
     n, d = X.shape
     w0, b0 = jnp.zeros(d, dtype), jnp.zeros((), dtype)
     alpha0 = jnp.zeros(n, dtype)
@@ -614,7 +742,9 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
                                  "(its dual variables), not a LinearModel")
             w0, b0 = jnp.asarray(init.w, dtype), jnp.asarray(init.b, dtype)
         else:
-            raise TypeError(f"init must be a LinearFit or LinearModel; got {type(init)}")
+            raise TypeError(f"init must be a LinearFit or LinearModel; got "
+                            f"{type(init).__name__}")
         V.check_shape(w0, "init.model.w", (d,))
-    result = _fit(X, y, s, reg, w0, b0, alpha0, loss=loss, tol=tol, max_iter=max_iter)
+        V.check_shape(b0, "init.model.b", ())
+    result = _fit(X, y, s, reg, w0, b0, alpha0, solver.tol, solver.max_iter, loss=loss)
     return raise_if_failed(result, f"fit_linear(loss={loss!r})", throw=throw)
