@@ -22,8 +22,10 @@ from jaxpoison.attacks import (
 )
 from jaxpoison.defenses import curie, ln_svm, ls_svm, svm_baseline
 from jaxpoison.defenses.baselines import dbscan_labels
+from jaxpoison.solvers import SMO
 
 C, GAMMA = 5.0, 1.0
+TIGHT = SMO(tol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def test_topk_sv_flip_flips_largest_libsvm_duals():
     alpha = np.zeros(len(y))
     alpha[clf.support_] = np.abs(clf.dual_coef_[0])
     assert np.sort(alpha)[-5] < 999  # separable: no ties at the bound
-    res = topk_sv_flip(X, y, budget=4, C=1000.0, gamma=GAMMA, tol=1e-9)
+    res = topk_sv_flip(X, y, budget=4, C=1000.0, gamma=GAMMA, solver=TIGHT)
     assert set(np.flatnonzero(np.asarray(res.flipped))) == set(np.argsort(-alpha)[:4])
 
 
@@ -73,7 +75,7 @@ def test_greedy_lfa_first_flip_is_the_exhaustive_best(data):
         h = np.mean(np.maximum(0, 1 - yv * f))
         scores.append(err + h / (1 + h))
     scores = np.array(scores)
-    res = greedy_lfa(X, y, Xv, yv, budget=1, C=C, gamma=GAMMA, tol=1e-9)
+    res = greedy_lfa(X, y, Xv, yv, budget=1, C=C, gamma=GAMMA, solver=TIGHT)
     i = int(np.flatnonzero(np.asarray(res.flipped))[0])
     assert scores[i] >= scores.max() - 1e-6
     assert float(res.score) == pytest.approx(scores.max(), abs=1e-6)
@@ -84,7 +86,7 @@ def test_alfa_returns_a_fixed_point_of_its_own_update(data):
     flip set must be selected again (ALFA's stopping rule)."""
     X, y, _, _ = data
     L = 6
-    res = alfa(X, y, budget=L, C=C, gamma=GAMMA, tol=1e-9)
+    res = alfa(X, y, budget=L, C=C, gamma=GAMMA, solver=TIGHT)
     assert int(res.status) == 0 and int(res.num_flipped) == L
     z = np.asarray(res.labels)
     f_clean = _svc(X, y).decision_function(X)
@@ -101,7 +103,7 @@ def test_alfa_tilt_without_random_part_matches_libsvm_scores(data):
     X, y, _, _ = data
     L = 5
     res = alfa_tilt(X, y, budget=L, key=jax.random.key(0), C=C, gamma=GAMMA, beta2=0.0,
-                    num_trials=2, tol=1e-9)
+                    num_trials=2, solver=TIGHT)
     clf = _svc(X, y)
     alpha = np.zeros(len(y))
     alpha[clf.support_] = np.abs(clf.dual_coef_[0])
@@ -124,7 +126,7 @@ def test_alfa_tilt_hurts_more_than_random(data):
     X, y, Xv, yv = data
     # same static shape as the test above (budget 5, 2 trials): one compilation
     tilt = alfa_tilt(X, y, budget=5, key=jax.random.key(3), C=C, gamma=GAMMA, num_trials=2,
-                     tol=1e-9)
+                     solver=TIGHT)
     rnd = random_label_flip(y, budget=5, key=jax.random.key(0))
     acc_tilt = _svc(X, np.asarray(tilt.labels)).score(Xv, yv)
     acc_rnd = _svc(X, np.asarray(rnd.labels)).score(Xv, yv)
@@ -145,6 +147,24 @@ def test_bad_budget_raises(data, fn):
         topk_sv_flip(X, np.zeros(len(y)), budget=1)
 
 
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda X, y: alfa(X, np.ones(len(y)), budget=1), ValueError, "two classes"),
+    (lambda X, y: alfa(X, y, budget=1, C=0.0), ValueError, "C"),
+    (lambda X, y: alfa(X, y, budget=1, gamma=-1.0), ValueError, "gamma"),
+    (lambda X, y: alfa(X, y, budget=1, max_iter=0), ValueError, "max_iter"),
+    (lambda X, y: alfa_tilt(X, y, budget=1, key=None), TypeError, "key"),
+    (lambda X, y: alfa_tilt(X, y, budget=1, key=jax.random.key(0), num_trials=0),
+     ValueError, "num_trials"),
+    (lambda X, y: greedy_lfa(X, y, X[:, :1], y, budget=1), ValueError, "X_val"),
+    (lambda X, y: flip_budget(10, 1.5), ValueError, "budget_fraction"),
+    (lambda X, y: topk_sv_flip(X, y, budget=1, solver="smo"), TypeError, "solver"),
+])
+def test_bad_arguments_name_themselves(data, call, exc, match):
+    X, y, _, _ = data
+    with pytest.raises(exc, match=match):
+        call(X, y)
+
+
 # ------------------------------------------------------------------ baselines
 
 def test_ln_svm_matches_libsvm_on_corrected_kernel(data):
@@ -154,10 +174,10 @@ def test_ln_svm_matches_libsvm_on_corrected_kernel(data):
     K = rbf_kernel(X, X, gamma=GAMMA) * s
     np.fill_diagonal(K, 1.0)
     clf = SVC(kernel="precomputed", C=C, tol=1e-10).fit(K, y)
-    res = ln_svm(X, y, C=C, gamma=GAMMA, mu=mu, tol=1e-9)
+    res = ln_svm(X, y, C=C, gamma=GAMMA, mu=mu, solver=TIGHT)
     d_ref = clf.decision_function(rbf_kernel(Xv, X, gamma=GAMMA) * s)
     np.testing.assert_allclose(np.asarray(res.model.decision_function(Xv)), d_ref, atol=1e-5)
-    plain = svm_baseline(X, y, C=C, gamma=GAMMA, tol=1e-9)
+    plain = svm_baseline(X, y, C=C, gamma=GAMMA, solver=TIGHT)
     np.testing.assert_allclose(np.asarray(plain.model.decision_function(Xv)),
                                _svc(X, y).decision_function(Xv), atol=1e-5)
 
