@@ -102,7 +102,8 @@ def test_alfa_tilt_without_random_part_matches_libsvm_scores(data):
     alpha/C - beta1 * s (s = normalised libsvm margins)."""
     X, y, _, _ = data
     L = 5
-    res = alfa_tilt(X, y, budget=L, key=jax.random.key(0), C=C, gamma=GAMMA, beta2=0.0,
+    res = alfa_tilt(X, y, budget=L, variant="xiao", key=jax.random.key(0), C=C, gamma=GAMMA,
+                    beta2=0.0,
                     num_trials=2, solver=TIGHT)
     clf = _svc(X, y)
     alpha = np.zeros(len(y))
@@ -122,10 +123,61 @@ def test_alfa_tilt_without_random_part_matches_libsvm_scores(data):
     assert float(res.score) == pytest.approx(cos, abs=1e-5)
 
 
+def _authors_alfa_tilt_port(X, y, L, C=1.0, gamma=1.0, tol=1e-3, beta1=1.0, beta2=1.0):
+    """NumPy + scikit-learn port of the FLORAL authors' alfa-tilt script, written from
+    reading `src/data/alfa_tilt_attack.py` of melisilaydabal/floral: libsvm fit, signed
+    dual coefficients scattered to all points, signed margins y f(x) over their largest
+    magnitude; the script's "random" SVM is the same clean fit, so q = s; flip the L
+    smallest scores; the tilt angle is alpha'^T (K o z y^T) alpha over the norms."""
+    clf = SVC(kernel="rbf", C=C, gamma=gamma, tol=tol).fit(X, y)
+    a = np.zeros(len(y))
+    a[clf.support_] = clf.dual_coef_[0]
+    m = y * clf.decision_function(X)
+    s = m / np.abs(m).max()
+    q = s
+    order = np.argsort(a / C - beta1 * s - beta2 * q, kind="stable")
+    z = y.copy()
+    z[order[:L]] = -z[order[:L]]
+    c2 = SVC(kernel="rbf", C=C, gamma=gamma, tol=tol).fit(X, z)
+    a2 = np.zeros(len(y))
+    a2[c2.support_] = c2.dual_coef_[0]
+    K = rbf_kernel(X, X, gamma=gamma)
+    num = a2 @ (K * np.outer(z, y)) @ a
+    den = np.sqrt(a2 @ (K * np.outer(z, z)) @ a2) * np.sqrt(a @ (K * np.outer(y, y)) @ a)
+    return z, num / den
+
+
+@pytest.mark.parametrize("L", [25, 50, 125])
+def test_alfa_tilt_authors_variant_matches_a_port_of_their_script(L):
+    """On the authors' Moon training split (C = gamma = 1, their 5/10/25% budgets): the same
+    flipped labels as the port, at libsvm's default tolerance and at a tight one, and the
+    same tilt angle."""
+    from jaxpoison.datasets import load_floral_moon
+
+    d = load_floral_moon()
+    X, y = d.X_train, d.y_train.astype(int)
+    for tol in (1e-3, 1e-10):
+        z, tilt = _authors_alfa_tilt_port(X, y, L, tol=tol)
+        res = alfa_tilt(X, y, budget=L, C=1.0, gamma=1.0, solver=SMO(tol=tol))
+        np.testing.assert_array_equal(np.asarray(res.labels), z)
+        assert int(res.num_flipped) == L
+        assert float(res.score) == pytest.approx(tilt, abs=1e-4 if tol > 1e-6 else 1e-8)
+
+
+def test_alfa_tilt_variants_differ_and_authors_ignores_the_key(data):
+    X, y, _, _ = data
+    a = alfa_tilt(X, y, budget=6, C=C, gamma=GAMMA)
+    b = alfa_tilt(X, y, budget=6, C=C, gamma=GAMMA, key=jax.random.key(5), num_trials=4)
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+    x = alfa_tilt(X, y, budget=6, C=C, gamma=GAMMA, variant="xiao", key=jax.random.key(5))
+    assert not np.array_equal(np.asarray(a.labels), np.asarray(x.labels))
+
+
 def test_alfa_tilt_hurts_more_than_random(data):
     X, y, Xv, yv = data
     # same static shape as the test above (budget 5, 2 trials): one compilation
-    tilt = alfa_tilt(X, y, budget=5, key=jax.random.key(3), C=C, gamma=GAMMA, num_trials=2,
+    tilt = alfa_tilt(X, y, budget=5, variant="xiao", key=jax.random.key(3), C=C, gamma=GAMMA,
+                     num_trials=2,
                      solver=TIGHT)
     rnd = random_label_flip(y, budget=5, key=jax.random.key(0))
     acc_tilt = _svc(X, np.asarray(tilt.labels)).score(Xv, yv)
@@ -152,9 +204,11 @@ def test_bad_budget_raises(data, fn):
     (lambda X, y: alfa(X, y, budget=1, C=0.0), ValueError, "C"),
     (lambda X, y: alfa(X, y, budget=1, gamma=-1.0), ValueError, "gamma"),
     (lambda X, y: alfa(X, y, budget=1, max_iter=0), ValueError, "max_iter"),
-    (lambda X, y: alfa_tilt(X, y, budget=1, key=None), TypeError, "key"),
-    (lambda X, y: alfa_tilt(X, y, budget=1, key=jax.random.key(0), num_trials=0),
-     ValueError, "num_trials"),
+    (lambda X, y: alfa_tilt(X, y, budget=1, variant="xiao", key=None), TypeError, "key"),
+    (lambda X, y: alfa_tilt(X, y, budget=1, variant="xiao", key=jax.random.key(0),
+                            num_trials=0), ValueError, "num_trials"),
+    (lambda X, y: alfa_tilt(X, y, budget=1, variant="random"), ValueError, "variant"),
+    (lambda X, y: alfa_tilt(X, y, budget=len(y) + 1), ValueError, "budget"),
     (lambda X, y: greedy_lfa(X, y, X[:, :1], y, budget=1), ValueError, "X_val"),
     (lambda X, y: flip_budget(10, 1.5), ValueError, "budget_fraction"),
     (lambda X, y: topk_sv_flip(X, y, budget=1, solver="smo"), TypeError, "solver"),

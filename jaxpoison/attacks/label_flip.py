@@ -11,12 +11,12 @@ All attacks take clean labels $y \in \{-1,+1\}^n$ and a flip budget $L$
   tainted labels and re-pick the flips minimising
   $\sum_i [\xi_i(z_i) - \psi_i(z_i)]$, where $\xi$ are hinge losses of the
   tainted SVM and $\psi$ those of the clean SVM.
-* `alfa_tilt` -- ALFA-tilt (Xiao et al., Neurocomputing 2015): score
-  $v_i = \alpha_i / C - \beta_1 s_i - \beta_2 q_i$ (clean dual variable, normalised
-  signed margins of the clean SVM and of a random classifier), flip the $L$
-  smallest, repeat for `num_trials` random classifiers and keep the flips that tilt the
-  SVM most (smallest cosine between the clean and the tainted weight vectors in feature
-  space); all trials are solved in one `vmap`-ped SVM call.
+* `alfa_tilt` -- ALFA-tilt: score $v_i = a_i / C - \beta_1 s_i - \beta_2 q_i$ (clean
+  dual coefficient, normalised signed margins of the clean SVM and of a "random"
+  classifier) and flip the $L$ smallest; `variant="authors"` is the FLORAL authors'
+  deterministic script (signed duals, the clean SVM as the "random" classifier),
+  `variant="xiao"` Xiao et al. (Neurocomputing 2015): random classifiers, unsigned duals,
+  the candidate that tilts the SVM most is kept.
 * `greedy_lfa` -- greedy label-flip attack: flip one label at a time, the one
   maximising the validation error (ties broken by validation hinge loss) of the retrained
   SVM; each step solves all $n$ candidate SVMs in one batched (`vmap`) call.
@@ -37,8 +37,8 @@ from jaxpoison.solvers.svm_dual import DEFAULT_SOLVER, PGD, SMO
 
 _C, _KERNEL, _GAMMA = SVM_DEFAULTS["C"], SVM_DEFAULTS["kernel"], SVM_DEFAULTS["gamma"]
 
-__all__ = ["LabelFlipResult", "random_label_flip", "topk_sv_flip", "alfa", "alfa_tilt",
-           "greedy_lfa", "flip_budget"]
+__all__ = ["ALFA_TILT_VARIANTS", "LabelFlipResult", "random_label_flip", "topk_sv_flip",
+           "alfa", "alfa_tilt", "greedy_lfa", "flip_budget"]
 
 
 class LabelFlipResult(Result):
@@ -181,8 +181,11 @@ def alfa(X, y, *, budget: int, C: float = _C, gamma=_GAMMA, kernel: str = _KERNE
     return raise_if_failed(res, "alfa", throw=throw)
 
 
-@functools.partial(jax.jit, static_argnames=("L", "kernel", "num_trials"))
-def _tilt_jit(X, y, C, gamma, beta1, beta2, key, solver, *, L, kernel, num_trials):
+ALFA_TILT_VARIANTS = ("authors", "xiao")
+
+
+@functools.partial(jax.jit, static_argnames=("L", "kernel", "num_trials", "variant"))
+def _tilt_jit(X, y, C, gamma, beta1, beta2, key, solver, *, L, kernel, num_trials, variant):
     dtype = X.dtype
     yf = y.astype(dtype)
     n = y.shape[0]
@@ -191,6 +194,15 @@ def _tilt_jit(X, y, C, gamma, beta1, beta2, key, solver, *, L, kernel, num_trial
     w = clean.alpha * yf
     s = yf * (K @ w + clean.intercept)
     s = s / jnp.max(jnp.abs(s))
+
+    if variant == "authors":
+        # the "random" classifier is the clean SVM itself (q = s) and alpha is signed
+        flip = _topk_mask(-(w / C - (beta1 + beta2) * s), L)
+        z = jnp.where(flip, -yf, yf)
+        res, st = _fit(X, K, z, C, gamma, solver, kernel)
+        a, a2 = clean.alpha, res.alpha   # their Q_zy / Q_zz / Q_yy products of signed duals
+        cos = (a2 @ (K @ a)) / jnp.sqrt(jnp.maximum((a2 @ (K @ a2)) * (a @ (K @ a)), 1e-300))
+        return _result(y, flip, score=cos, status=jnp.maximum(st0, st), iterations=1)
 
     def candidate(k):
         ka, kb = jax.random.split(k)
@@ -216,26 +228,49 @@ def _tilt_jit(X, y, C, gamma, beta1, beta2, key, solver, *, L, kernel, num_trial
                    status=jnp.maximum(st0, jnp.max(status)), iterations=num_trials)
 
 
-def alfa_tilt(X, y, *, budget: int, key, C: float = _C, gamma=_GAMMA, kernel: str = _KERNEL,
-              num_trials: int = 10, beta1: float = 1.0, beta2: float = 1.0,
-              solver: SMO | PGD = DEFAULT_SOLVER, throw: bool = True) -> LabelFlipResult:
-    r"""ALFA-tilt (Xiao et al. 2015).
+def alfa_tilt(X, y, *, budget: int, variant: str = "authors", key: jax.Array | None = None,
+              C: float = _C, gamma=_GAMMA, kernel: str = _KERNEL, num_trials: int = 10,
+              beta1: float = 1.0, beta2: float = 1.0, solver: SMO | PGD = DEFAULT_SOLVER,
+              throw: bool = True) -> LabelFlipResult:
+    r"""ALFA-tilt label flips, in the FLORAL authors' deterministic form or Xiao et al.'s.
 
-    For each of `num_trials` random classifiers $f_{rnd}(x) = \sum_j c_j k(x_j, x)
-    + b$, $c_j, b \sim U(-1, 1)$, flip the `budget` points with the smallest
-    $v_i = \alpha_i/C - \beta_1 s_i - \beta_2 q_i$ ($s, q$: signed margins
-    $y_i f(x_i)$ of the clean and the random classifier, each divided by its largest
-    magnitude), refit, and keep the candidate whose weight vector has the smallest cosine
-    $\langle w', w\rangle_{\mathcal H}/(\|w'\|\|w\|)$ with the clean one (the largest
-    tilt). `score` is that cosine. All refits run in one `vmap`-ped SMO call.
+    Both score every point by $v_i = a_i/C - \beta_1 s_i - \beta_2 q_i$ and flip the
+    `budget` smallest, where $s_i = y_i f(x_i)/\max_j |y_j f(x_j)|$ is the normalised
+    signed margin of the clean SVM $f$ (fitted with `C`, `gamma`, `solver`) and $q_i$ that
+    of a "random" classifier.
+
+    * `variant="authors"` (default; the script `src/data/alfa_tilt_attack.py` of the
+      FLORAL authors, which made the labels of their Table 1): the "random" classifier is
+      the clean SVM itself, so $q = s$; $a_i = \alpha_i y_i$ are the **signed** dual
+      coefficients; the script's `N` candidates are therefore identical and the result is
+      deterministic: $v = \alpha\circ y/C - (\beta_1+\beta_2)s$. `key` and `num_trials`
+      are ignored. `score` is the script's "tilt angle" of the refit on the flipped labels
+      $z$: $a'^\top K a/(\sqrt{a'^\top K a'}\sqrt{a^\top K a})$ with the unsigned duals
+      $a, a'$ of the clean and the refitted SVM (their $\alpha'^\top Q_{zy}\alpha$ with
+      signed duals reduces to this). One difference: the script refits with its default
+      $\gamma = 1$ whatever `gamma` it attacked with; here the refit uses `gamma` (the same
+      for their $\gamma = 1$ runs).
+    * `variant="xiao"` (Xiao et al., Neurocomputing 2015): $a_i = \alpha_i$ (unsigned);
+      `num_trials` random classifiers $f_{rnd}(x) = \sum_j c_j k(x_j, x) + b$,
+      $c_j, b \sim U(-1, 1)$ drawn with `key` (required); each candidate flip set is
+      refitted and the one whose weight vector tilts most (smallest cosine
+      $\langle w', w\rangle_{\mathcal H}/(\|w'\|\|w\|)$, $w = \sum_i\alpha_i y_i
+      \phi(x_i)$) is kept; `score` is that cosine. All refits run in one `vmap`-ped call.
+
+    Ties in $v$ go to the smaller index. Raises `ValueError` for an unknown `variant` or a
+    `budget` outside `[0, n]`, `TypeError` for a missing `key` with `variant="xiao"`.
     """
+    v.check_choice(variant, "variant", ALFA_TILT_VARIANTS)
     X, y, budget, gamma = _check(X, y, budget, C, gamma, kernel, solver)
-    v.check_key(key)
-    num_trials = v.check_int(num_trials, "num_trials", low=1)
+    if variant == "xiao":
+        v.check_key(key)
+        num_trials = v.check_int(num_trials, "num_trials", low=1)
+    else:
+        key, num_trials = jax.random.key(0), 1
     dtype = X.dtype
     res = _tilt_jit(X, y, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype),
                     jnp.asarray(beta1, dtype), jnp.asarray(beta2, dtype), key, solver,
-                    L=budget, kernel=kernel, num_trials=num_trials)
+                    L=budget, kernel=kernel, num_trials=num_trials, variant=variant)
     return raise_if_failed(res, "alfa_tilt", throw=throw)
 
 

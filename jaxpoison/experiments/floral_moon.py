@@ -136,7 +136,7 @@ def floral_moon(ctx: RecipeContext) -> Report:
             sets[f"authors {lvl}%"] = (lvl, "authors", [adv] * reps)
     for lvl in ctx.progress(levels, "alfa-tilt labels"):
         L = flip_budget(len(y), lvl / 100)
-        labs = [np.asarray(alfa_tilt(X, y, budget=L, key=k, C=1.0, gamma=GAMMA,
+        labs = [np.asarray(alfa_tilt(X, y, budget=L, variant="xiao", key=k, C=1.0, gamma=GAMMA,
                                      num_trials=10).labels) for k in tilt_keys]
         sets[f"alfa-tilt {lvl}%"] = (lvl, "alfa-tilt", labs)
 
@@ -246,8 +246,7 @@ def floral_demo(ctx: RecipeContext) -> Report:
     if "adv_10" in data.adversarial:
         poisoned, what = data.adversarial["adv_10"].astype(int), "authors' 10% adversarial"
     else:  # regenerated data: make our own poisoned labels
-        poisoned = np.asarray(alfa_tilt(X, y, budget=50, key=jax.random.key(ctx.seed), C=1.0,
-                                        gamma=GAMMA, num_trials=3).labels)
+        poisoned = np.asarray(alfa_tilt(X, y, budget=50, C=1.0, gamma=GAMMA).labels)
         what = "10% alfa-tilt"
     svm = svm_baseline(X, poisoned, C=C, gamma=GAMMA).model
     res = floral(X, poisoned, C=C, gamma=GAMMA, budget=K_ATTACK, steps=200, lr=LR,

@@ -53,9 +53,9 @@ def floral_reviews(ctx: RecipeContext) -> Report:
     sets = {"clean": [y] * reps}
     for lvl in ctx.progress(levels, "alfa-tilt labels"):
         L = flip_budget(n_train, lvl / 100)
-        sets[f"alfa-tilt {lvl}%"] = [np.asarray(alfa_tilt(X, y, budget=L, key=kk, C=C,
-                                                          gamma=GAMMA, num_trials=5).labels)
-                                     for kk in keys]
+        sets[f"alfa-tilt {lvl}%"] = [
+            np.asarray(alfa_tilt(X, y, budget=L, variant="xiao", key=kk, C=C, gamma=GAMMA,
+                                 num_trials=5).labels) for kk in keys]
     methods = ["FLORAL", "SVM", "LN-SVM", "Curie", "LS-SVM"]
     best = {m: {} for m in methods}
     last = {}

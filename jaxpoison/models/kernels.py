@@ -103,6 +103,9 @@ def kernel_matrix(
         `(n, m)` array; matches `sklearn.metrics.pairwise.rbf_kernel` /
         `linear_kernel` / `polynomial_kernel`.
     """
+    if X1.ndim != 2 or X2.ndim != 2 or X1.shape[1] != X2.shape[1]:
+        raise ValueError(f"X1 and X2 must be 2-D with the same number of columns; got shapes "
+                         f"{X1.shape} and {X2.shape}")
     n = X1.shape[0]
     if n <= block_size:
         return _block(X1, X2, gamma, kernel, degree, coef0)

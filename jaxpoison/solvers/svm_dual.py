@@ -382,6 +382,11 @@ def solve_svm_dual(
     (over `K`, `y`, `C` and the solver's `tol`/`max_iter`); check the solver's type
     with `check_solver` before tracing.
     """
+    n = jnp.shape(K)[0]
+    if jnp.ndim(K) != 2 or jnp.shape(K)[1] != n or jnp.shape(y) != (n,) or jnp.ndim(C) not in (
+            0, 1) or (jnp.ndim(C) == 1 and jnp.shape(C) != (n,)):
+        raise ValueError(f"K must be square (n, n), y of shape (n,) and C a scalar or (n,); "
+                         f"got K {jnp.shape(K)}, y {jnp.shape(y)}, C {jnp.shape(C)}")
     y = jnp.asarray(y).astype(K.dtype)
     if isinstance(solver, SMO):
         return svm_dual_smo_kernel(K, y, C, solver, alpha0=alpha0)
