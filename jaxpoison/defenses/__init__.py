@@ -16,11 +16,16 @@ from jaxpoison.defenses.certify import knn_certify as knn_certify
 from jaxpoison.defenses.certify import median_certified_radius as median_certified_radius
 from jaxpoison.defenses.certify import rnn_certify as rnn_certify
 from jaxpoison.defenses.certify import vote_counts as vote_counts
+from jaxpoison.defenses.floral import FloralGame as FloralGame
+from jaxpoison.defenses.floral import FloralHistory as FloralHistory
+from jaxpoison.defenses.floral import FloralMultiResult as FloralMultiResult
 from jaxpoison.defenses.floral import FloralResult as FloralResult
+from jaxpoison.defenses.floral import OneVsRestKernelSVM as OneVsRestKernelSVM
 from jaxpoison.defenses.floral import floral as floral
+from jaxpoison.defenses.floral import floral_attack as floral_attack
+from jaxpoison.defenses.floral import floral_game as floral_game
 from jaxpoison.defenses.floral import floral_multiclass as floral_multiclass
 from jaxpoison.defenses.floral import floral_validation_loss as floral_validation_loss
-from jaxpoison.defenses.nn_baselines import MLPModel as MLPModel
 from jaxpoison.defenses.nn_baselines import MLPResult as MLPResult
 from jaxpoison.defenses.nn_baselines import mlp_baseline as mlp_baseline
 from jaxpoison.defenses.nn_baselines import mlp_pgd_baseline as mlp_pgd_baseline

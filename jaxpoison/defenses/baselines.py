@@ -25,11 +25,13 @@ import jax.numpy as jnp
 
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, raise_if_failed
-from jaxpoison.models.kernel_svm import KernelSVM, svm_from_dual
-from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel
+from jaxpoison.models.kernel_svm import SVM_DEFAULTS, KernelSVM, check_svm_inputs, kernel_svm_core
+from jaxpoison.models.kernels import kernel_matrix
+from jaxpoison.solvers.svm_dual import DEFAULT_SOLVER, PGD, SMO
 
 __all__ = ["BaselineResult", "svm_baseline", "ln_svm", "curie", "ls_svm", "dbscan_labels"]
+
+_C, _KERNEL, _GAMMA = SVM_DEFAULTS["C"], SVM_DEFAULTS["kernel"], SVM_DEFAULTS["gamma"]
 
 
 class BaselineResult(Result):
@@ -39,6 +41,7 @@ class BaselineResult(Result):
         model: the fitted `jaxpoison.models.KernelSVM`.
         labels: the labels the SVM was trained on (after relabelling, for LS-SVM).
         kept: boolean mask of the points kept (all but CURIE's removed points).
+        status, iterations: those of the SVM fit.
     """
 
     model: KernelSVM
@@ -46,50 +49,36 @@ class BaselineResult(Result):
     kept: jax.Array
 
 
-def _check(X, y, C, gamma, kernel):
-    X = v.as_float_array(X, "X", ndim=2)
-    y = v.as_label_array(y, "y", allowed=(-1, 1))
-    v.check_same_length(X, "X", y, "y")
-    v.check_positive(C, "C")
-    v.check_choice(kernel, "kernel", KERNELS)
-    gamma = resolve_gamma(gamma, X)
-    v.check_positive(gamma, "gamma")
-    return X, y, gamma
+def _check(X, y, C, gamma, kernel, solver):
+    return check_svm_inputs(X, y, C=C, kernel=kernel, gamma=gamma, solver=solver)
 
 
-def _fit(X, K, yf, Cv, gamma, tol, max_iter, kernel, scale=1.0):
-    res = svm_dual_smo_kernel(K, yf, Cv, tol=tol, max_iter=max_iter)
-    return svm_from_dual(res, X, yf, gamma, kernel=kernel, kernel_scale=scale)
-
-
-def _finish(model, labels, kept, throw, what):
-    out = BaselineResult(status=model.status, iterations=model.iterations, model=model,
+def _finish(fit, labels, kept, throw, what):
+    out = BaselineResult(status=fit.status, iterations=fit.iterations, model=fit.model,
                          labels=labels.astype(jnp.int32), kept=kept)
     return raise_if_failed(out, what, throw=throw)
 
 
 @functools.partial(jax.jit, static_argnames=("kernel",))
-def _svm_jit(X, y, C, gamma, mu, tol, *, kernel, max_iter):
-    yf = y.astype(X.dtype)
+def _svm_jit(X, y, C, gamma, mu, solver, *, kernel):
     K = kernel_matrix(X, X, gamma, kernel=kernel)
     s = 1.0 - 4.0 * mu * (1.0 - mu)
     n = X.shape[0]
     M = jnp.where(jnp.eye(n, dtype=bool), 1.0, s)
-    return _fit(X, K * M, yf, C, gamma, tol, max_iter, kernel, scale=s)
+    return kernel_svm_core(X, y, C, gamma, solver, kernel=kernel, K=K * M, kernel_scale=s)
 
 
-def svm_baseline(X, y, *, C: float = 1.0, gamma=1.0, kernel: str = "rbf", tol: float = 1e-3,
-                 max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
+def svm_baseline(X, y, *, C: float = _C, gamma=_GAMMA, kernel: str = _KERNEL,
+                 solver: SMO | PGD = DEFAULT_SOLVER, throw: bool = True) -> BaselineResult:
     """The plain kernel SVM on the given labels (as `jaxpoison.models.fit_kernel_svm`)."""
-    X, y, gamma = _check(X, y, C, gamma, kernel)
-    m = _svm_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
-                 jnp.asarray(0.0, X.dtype), jnp.asarray(tol, X.dtype), kernel=kernel,
-                 max_iter=max_iter)
-    return _finish(m, y, jnp.ones(X.shape[0], bool), throw, "svm_baseline")
+    X, y, gamma = _check(X, y, C, gamma, kernel, solver)
+    fit = _svm_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
+                   jnp.asarray(0.0, X.dtype), solver, kernel=kernel)
+    return _finish(fit, y, jnp.ones(X.shape[0], bool), throw, "svm_baseline")
 
 
-def ln_svm(X, y, *, C: float = 1.0, gamma=1.0, mu: float = 0.25, kernel: str = "rbf",
-           tol: float = 1e-3, max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
+def ln_svm(X, y, *, C: float = _C, gamma=_GAMMA, mu: float = 0.25, kernel: str = _KERNEL,
+           solver: SMO | PGD = DEFAULT_SOLVER, throw: bool = True) -> BaselineResult:
     r"""LN-robust SVM: train on $K\circ M$ ($M_{ii}=1$,
     $M_{ij}=1-4\mu(1-\mu)$).
 
@@ -98,12 +87,11 @@ def ln_svm(X, y, *, C: float = 1.0, gamma=1.0, mu: float = 0.25, kernel: str = "
     `mu` is the assumed flip rate in $[0, 1/2)$ (the FLORAL code uses 0.25).
     Equivalent to `SVC(kernel="precomputed")` on $K\circ M$.
     """
-    X, y, gamma = _check(X, y, C, gamma, kernel)
+    X, y, gamma = _check(X, y, C, gamma, kernel, solver)
     v.check_in_range(mu, "mu", 0.0, 0.4999)
-    m = _svm_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
-                 jnp.asarray(mu, X.dtype), jnp.asarray(tol, X.dtype), kernel=kernel,
-                 max_iter=max_iter)
-    return _finish(m, y, jnp.ones(X.shape[0], bool), throw, "ln_svm")
+    fit = _svm_jit(X, y, jnp.asarray(C, X.dtype), jnp.asarray(gamma, X.dtype),
+                   jnp.asarray(mu, X.dtype), solver, kernel=kernel)
+    return _finish(fit, y, jnp.ones(X.shape[0], bool), throw, "ln_svm")
 
 
 @jax.jit
@@ -134,7 +122,7 @@ def dbscan_labels(X, eps, min_samples):
 
 
 @functools.partial(jax.jit, static_argnames=("kernel",))
-def _curie_jit(X, y, C, gamma, eps, min_samples, omega, theta, tol, *, kernel, max_iter):
+def _curie_jit(X, y, C, gamma, eps, min_samples, omega, theta, solver, *, kernel):
     yf = y.astype(X.dtype)
     lab = dbscan_labels(X, eps, min_samples)
     sq = jnp.sum(X * X, 1)
@@ -151,14 +139,12 @@ def _curie_jit(X, y, C, gamma, eps, min_samples, omega, theta, tol, *, kernel, m
                    / jnp.maximum(jnp.sum(has), 1))
     thr = jnp.where(jnp.isnan(theta), mean + std, theta)
     kept = ~(has & (score > thr))
-    K = kernel_matrix(X, X, gamma, kernel=kernel)
-    model = _fit(X, K, yf, C * kept, gamma, tol, max_iter, kernel)
-    return model, kept
+    return kernel_svm_core(X, yf, C * kept, gamma, solver, kernel=kernel), kept
 
 
-def curie(X, y, *, C: float = 1.0, gamma=1.0, eps: float = 0.3, min_samples: int = 5,
-          omega: float = 1.0, theta: float | None = None, kernel: str = "rbf",
-          tol: float = 1e-3, max_iter: int = 100_000, throw: bool = True) -> BaselineResult:
+def curie(X, y, *, C: float = _C, gamma=_GAMMA, eps: float = 0.3, min_samples: int = 5,
+          omega: float = 1.0, theta: float | None = None, kernel: str = _KERNEL,
+          solver: SMO | PGD = DEFAULT_SOLVER, throw: bool = True) -> BaselineResult:
     r"""CURIE filtering, then the SVM on the kept points.
 
     DBSCAN (`eps`, `min_samples`) clusters the features; for a point in a cluster its
@@ -166,20 +152,22 @@ def curie(X, y, *, C: float = 1.0, gamma=1.0, eps: float = 0.3, min_samples: int
     members; points scoring above `theta` (default: mean + one standard deviation of the
     scores) are removed (box bound 0). Noise points are kept.
     """
-    X, y, gamma = _check(X, y, C, gamma, kernel)
+    X, y, gamma = _check(X, y, C, gamma, kernel, solver)
     v.check_positive(eps, "eps")
     v.check_int(min_samples, "min_samples", low=1)
     v.check_nonnegative(omega, "omega")
+    if theta is not None:
+        v.check_nonnegative(theta, "theta")
     dt = X.dtype
-    model, kept = _curie_jit(X, y, jnp.asarray(C, dt), jnp.asarray(gamma, dt),
-                             jnp.asarray(eps, dt), min_samples, jnp.asarray(omega, dt),
-                             jnp.asarray(jnp.nan if theta is None else theta, dt),
-                             jnp.asarray(tol, dt), kernel=kernel, max_iter=max_iter)
-    return _finish(model, y, kept, throw, "curie")
+    fit, kept = _curie_jit(X, y, jnp.asarray(C, dt), jnp.asarray(gamma, dt),
+                           jnp.asarray(eps, dt), min_samples, jnp.asarray(omega, dt),
+                           jnp.asarray(jnp.nan if theta is None else theta, dt), solver,
+                           kernel=kernel)
+    return _finish(fit, y, kept, throw, "curie")
 
 
 @functools.partial(jax.jit, static_argnames=("k", "kernel"))
-def _ls_jit(X, y, C, gamma, eta, tol, *, k, kernel, max_iter):
+def _ls_jit(X, y, C, gamma, eta, solver, *, k, kernel):
     yf = y.astype(X.dtype)
     sq = jnp.sum(X * X, 1)
     D = sq[:, None] + sq[None, :] - 2 * X @ X.T
@@ -187,20 +175,18 @@ def _ls_jit(X, y, C, gamma, eta, tol, *, k, kernel, max_iter):
     _, nb = jax.lax.top_k(-D, k)
     disagree = jnp.mean(yf[nb] != yf[:, None], axis=1)
     labels = jnp.where(disagree > eta, -yf, yf)
-    K = kernel_matrix(X, X, gamma, kernel=kernel)
-    return _fit(X, K, labels, C, gamma, tol, max_iter, kernel), labels
+    return kernel_svm_core(X, labels, C, gamma, solver, kernel=kernel), labels
 
 
-def ls_svm(X, y, *, C: float = 1.0, gamma=1.0, k: int = 10, eta: float = 0.5,
-           kernel: str = "rbf", tol: float = 1e-3, max_iter: int = 100_000,
+def ls_svm(X, y, *, C: float = _C, gamma=_GAMMA, k: int = 10, eta: float = 0.5,
+           kernel: str = _KERNEL, solver: SMO | PGD = DEFAULT_SOLVER,
            throw: bool = True) -> BaselineResult:
     """Label sanitisation: relabel a point when more than a fraction `eta` of its `k`
     nearest neighbours (Euclidean, excluding itself) carry the other label; then the SVM."""
-    X, y, gamma = _check(X, y, C, gamma, kernel)
+    X, y, gamma = _check(X, y, C, gamma, kernel, solver)
     k = v.check_int(k, "k", low=1, high=X.shape[0] - 1)
     v.check_in_range(eta, "eta", 0.0, 1.0)
     dt = X.dtype
-    model, labels = _ls_jit(X, y, jnp.asarray(C, dt), jnp.asarray(gamma, dt),
-                            jnp.asarray(eta, dt), jnp.asarray(tol, dt), k=k, kernel=kernel,
-                            max_iter=max_iter)
-    return _finish(model, labels, jnp.ones(X.shape[0], bool), throw, "ls_svm")
+    fit, labels = _ls_jit(X, y, jnp.asarray(C, dt), jnp.asarray(gamma, dt),
+                          jnp.asarray(eta, dt), solver, k=k, kernel=kernel)
+    return _finish(fit, labels, jnp.ones(X.shape[0], bool), throw, "ls_svm")

@@ -37,8 +37,8 @@ PAPER_ALFA_TILT = {"FLORAL": {0: 0.968, 5: 0.972, 10: 0.971, 25: 0.893},
 
 # NN baselines as in the authors' code for Moon: a 2-32-32-1 ReLU network; NN-PGD trains
 # on l_inf PGD points with eps = 8/255, 5 steps of 2/255 from delta = 0
-NN = dict(width=32, depth=2, epochs=1000, lr=1e-2, l2=1e-4)
-PGD = dict(eps=8 / 255, pgd_steps=5, pgd_step_size=2 / 255, random_start=False)
+NN = dict(width=32, depth=2, epochs=1000, lr=1e-2, reg=1e-4)
+PGD = dict(eps=8 / 255, steps=5, step_size=2 / 255, random_start=False)
 
 
 def _baselines(X, y, key):
@@ -53,7 +53,7 @@ def _baselines(X, y, key):
 
 
 def _floral_runs(X, y, Xt, yt, keys, rounds, lr=LR):
-    run = jax.vmap(lambda key: floral(X, y, C=C, gamma=GAMMA, k=K_ATTACK, rounds=rounds,
+    run = jax.vmap(lambda key: floral(X, y, C=C, gamma=GAMMA, budget=K_ATTACK, steps=rounds,
                                       lr=lr, key=key, X_eval=Xt, y_eval=yt, record_lam=True,
                                       throw=False))
     return run(keys)
@@ -83,7 +83,8 @@ def val_selected_accuracy(res, X, y, Xv, yv, Xt, yt, gamma=GAMMA):
     return float(acc_t[int(np.argmax(acc_v))])
 
 
-def _fmt(vals):
+def fmt_mean_std(vals) -> str:
+    """`"mean ± std"` of a list of numbers, three decimals (the FLORAL tables' format)."""
     vals = np.asarray(vals, float)
     return f"{vals.mean():.3f} ± {vals.std():.3f}"
 
@@ -135,7 +136,7 @@ def floral_moon(ctx: RecipeContext) -> Report:
             sets[f"authors {lvl}%"] = (lvl, "authors", [adv] * reps)
     for lvl in ctx.progress(levels, "alfa-tilt labels"):
         L = flip_budget(len(y), lvl / 100)
-        labs = [np.asarray(alfa_tilt(X, y, budget=L, key=k, C=1.0, gamma=GAMMA,
+        labs = [np.asarray(alfa_tilt(X, y, budget=L, variant="xiao", key=k, C=1.0, gamma=GAMMA,
                                      num_trials=10).labels) for k in tilt_keys]
         sets[f"alfa-tilt {lvl}%"] = (lvl, "alfa-tilt", labs)
 
@@ -180,10 +181,10 @@ def floral_moon(ctx: RecipeContext) -> Report:
 
     rows_best, rows_last = [], []
     for name in sets:
-        rows_best.append([name] + [_fmt(best[m][name]) for m in methods]
+        rows_best.append([name] + [fmt_mean_std(best[m][name]) for m in methods]
                          + [paper("FLORAL", name), paper("SVM", name)])
-        rows_last.append([name] + [_fmt(last[m][name]) for m in methods]
-                         + [_fmt(val_sel[name])])
+        rows_last.append([name] + [fmt_mean_std(last[m][name]) for m in methods]
+                         + [fmt_mean_std(val_sel[name])])
     report = Report(name="floral-moon", title="FLORAL on the Moon data (Bal et al. 2025)")
     report.tables.append(Table(
         title="Best test accuracy (FLORAL: max over rounds; baselines: single fit)",
@@ -226,7 +227,7 @@ def _lr_table(ctx, X, sets, Xt, yt, Xv, yv, keys, rounds):
                 last.append(float(res.last_accuracy[0]))
                 vs.append(val_selected_accuracy(jax.tree_util.tree_map(lambda a: a[0], res),
                                                 X, labs[r], Xv, yv, Xt, yt))
-            row += [_fmt(b), _fmt(last), _fmt(vs)]
+            row += [fmt_mean_std(b), fmt_mean_std(last), fmt_mean_std(vs)]
         rows.append(row)
     headers = ["lr"] + [f"{n}: {w}" for n in names for w in ("best", "last", "val-sel.")]
     return Table(title="FLORAL learning-rate sensitivity (test accuracy)", headers=headers,
@@ -245,11 +246,10 @@ def floral_demo(ctx: RecipeContext) -> Report:
     if "adv_10" in data.adversarial:
         poisoned, what = data.adversarial["adv_10"].astype(int), "authors' 10% adversarial"
     else:  # regenerated data: make our own poisoned labels
-        poisoned = np.asarray(alfa_tilt(X, y, budget=50, key=jax.random.key(ctx.seed), C=1.0,
-                                        gamma=GAMMA, num_trials=3).labels)
+        poisoned = np.asarray(alfa_tilt(X, y, budget=50, C=1.0, gamma=GAMMA).labels)
         what = "10% alfa-tilt"
     svm = svm_baseline(X, poisoned, C=C, gamma=GAMMA).model
-    res = floral(X, poisoned, C=C, gamma=GAMMA, k=K_ATTACK, rounds=200, lr=LR,
+    res = floral(X, poisoned, C=C, gamma=GAMMA, budget=K_ATTACK, steps=200, lr=LR,
                  key=jax.random.key(ctx.seed), X_eval=Xt, y_eval=yt)
     elapsed = time.perf_counter() - t0
     report = Report(name="floral-demo", title="FLORAL: adversarial training vs label poisoning")
