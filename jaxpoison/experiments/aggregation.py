@@ -94,6 +94,8 @@ def _row(label, method, preds, yte, cert, grid, secs):
 
 
 def _figure(ctx: RecipeContext, name: str, curves: dict, title: str, paper: bool = False):
+    if not ctx.plotting:  # no matplotlib: the CLI drops the figure and notes it
+        return name
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,6 +283,13 @@ def lethal_dose(ctx: RecipeContext) -> Report:
                caption=f"Median radius grows linearly in N/n; median Delta = erf((d2-d1)/sqrt2)"
                f" over test points: {delta:.3f}.")
 
+    if ctx.plotting:
+        _lethal_dose_figure(ctx, curves, k, rows2, medians)
+    return Report("lethal-dose", "Lethal dose: data efficiency and the N/n scaling", [t1, t2],
+                  ["lethal_dose.png"], data={"gaussian_delta_median": delta})
+
+
+def _lethal_dose_figure(ctx: RecipeContext, curves, k, rows2, medians):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -304,11 +313,8 @@ def lethal_dose(ctx: RecipeContext) -> Report:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = ctx.figure_path("lethal_dose.png")
-    fig.savefig(path, dpi=120)
+    fig.savefig(ctx.figure_path("lethal_dose.png"), dpi=120)
     plt.close(fig)
-    return Report("lethal-dose", "Lethal dose: data efficiency and the N/n scaling", [t1, t2],
-                  [path.name], data={"gaussian_delta_median": delta})
 
 
 @demo("Aggregation", order=40)
