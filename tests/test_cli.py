@@ -178,6 +178,22 @@ def test_progress_bar_and_section_write_to_stderr(capsys):
     assert "hidden" not in capsys.readouterr().err
 
 
+def test_section_redraws_its_elapsed_time_on_a_terminal():
+    import io
+    import time
+
+    from jaxpoison.experiments import section
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    with section("compiling", stream=out, interval=0.05):
+        time.sleep(0.3)
+    assert out.getvalue().count("compiling: 00:00 elapsed") >= 3
+
+
 def test_reproduce_without_matplotlib_writes_tables_and_notes_the_missing_figures(tmp_path):
     result = _run("""
         import json, sys

@@ -27,7 +27,8 @@ from jaxpoison.experiments._progress import progress, section
 from jaxpoison.experiments._report import Report, Table
 
 __all__ = ["Recipe", "RecipeContext", "Report", "Table", "recipe", "demo", "load_all",
-           "load_recipe", "recipe_index", "can_plot", "PLOT_NOTE", "RECIPES", "DEMOS"]
+           "load_recipe", "recipe_index", "can_plot", "progress", "section", "PLOT_NOTE",
+           "RECIPES", "DEMOS"]
 
 PLOT_NOTE = "figures skipped: they need matplotlib (pip install jaxpoison[plot])"
 

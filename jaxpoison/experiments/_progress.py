@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
@@ -30,11 +31,26 @@ def progress(items: Iterable[T], desc: str = "", *, total: int | None = None,
 
 @contextlib.contextmanager
 def section(desc: str, *, enabled: bool = True, stream=None, interval: float = 1.0):
-    """Show `desc` and the elapsed time on stderr while the `with` block runs."""
+    """Show `desc` and the elapsed time on stderr while the `with` block runs.
+
+    On a terminal the line is redrawn every `interval` seconds; when stderr is a file or a
+    pipe (CI logs) it is written once at the start and once at the end.
+    """
     if not enabled:
         yield
         return
-    bar = tqdm(desc=desc, total=None, file=stream or sys.stderr, leave=False,
+    stream = stream or sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        start = time.perf_counter()
+        stream.write(f"{desc} ...\n")
+        stream.flush()
+        try:
+            yield
+        finally:
+            stream.write(f"{desc}: {time.perf_counter() - start:.1f} s\n")
+            stream.flush()
+        return
+    bar = tqdm(desc=desc, total=None, file=stream, leave=False,
                bar_format="{desc}: {elapsed} elapsed", dynamic_ncols=True)
     stop = threading.Event()
 
