@@ -110,6 +110,8 @@ def _row(label, method, preds, yte, cert, grid, secs):
 
 
 def _figure(ctx: RecipeContext, name: str, curves: dict, title: str, paper: bool = False):
+    if not ctx.plotting:  # no matplotlib: the CLI drops the figure and notes it
+        return name
     import matplotlib
 
     matplotlib.use("Agg")
@@ -306,6 +308,13 @@ def lethal_dose(ctx: RecipeContext) -> Report:
     # (c) the lethal-dose lemmas: closed forms beside simulations of the optimal learners
     t3, theory_curves = _theory_checks(ctx)
 
+    if ctx.plotting:
+        _lethal_dose_figure(ctx, curves, k, rows2, medians, theory_curves)
+    return Report("lethal-dose", "Lethal dose: data efficiency and the N/n scaling",
+                  [t1, t2, t3], ["lethal_dose.png"], data={"gaussian_delta_median": delta})
+
+
+def _lethal_dose_figure(ctx: RecipeContext, curves, k, rows2, medians, theory_curves):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,11 +348,8 @@ def lethal_dose(ctx: RecipeContext) -> Report:
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = ctx.figure_path("lethal_dose.png")
-    fig.savefig(path, dpi=120)
+    fig.savefig(ctx.figure_path("lethal_dose.png"), dpi=120)
     plt.close(fig)
-    return Report("lethal-dose", "Lethal dose: data efficiency and the N/n scaling",
-                  [t1, t2, t3], [path.name], data={"gaussian_delta_median": delta})
 
 
 def _gaussian_test_delta(X, y, X_test):
@@ -542,10 +548,10 @@ def augment_equal_accuracy(ctx: RecipeContext) -> Report:
 
 
 def _equal_accuracy_figure(ctx, curves, ref_acc, k_ref):
-    try:
-        import matplotlib
-    except ImportError:
+    if not ctx.plotting:  # no matplotlib: the CLI drops the figure and notes it
         return None
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -203,9 +203,10 @@ def floral_moon(ctx: RecipeContext) -> Report:
     fig_name = "floral_moon_boundary.png"
     show = next((n for n in sets if n.startswith("alfa-tilt")), "clean")
     yr, fmodel, smodel = keep[show]
-    _boundary_figure(ctx.figure_path(fig_name), X, yr, {"SVM": smodel, "FLORAL": fmodel},
-                     f"Moon, {show} training labels")
-    report.figures.append(fig_name)
+    if ctx.plotting:
+        _boundary_figure(ctx.figure_path(fig_name), X, yr, {"SVM": smodel, "FLORAL": fmodel},
+                         f"Moon, {show} training labels")
+        report.figures.append(fig_name)
     report.notes.append("FLORAL wall time per label set (all replications, incl. "
                         "compilation on the first): "
                         + ", ".join(f"{k}: {v:.1f}s" for k, v in timing.items()))
@@ -261,7 +262,8 @@ def floral_demo(ctx: RecipeContext) -> Report:
         caption=f"C={C}, gamma={GAMMA}, k={K_ATTACK}, lr={LR}; {elapsed:.1f}s incl. "
                 "compilation"))
     fig = "floral_demo_boundary.png"
-    _boundary_figure(ctx.figure_path(fig), X, poisoned, {"SVM": svm, "FLORAL": res.model},
-                     f"Moon, {what} labels")
-    report.figures.append(fig)
+    if ctx.plotting:
+        _boundary_figure(ctx.figure_path(fig), X, poisoned, {"SVM": svm, "FLORAL": res.model},
+                         f"Moon, {what} labels")
+        report.figures.append(fig)
     return report

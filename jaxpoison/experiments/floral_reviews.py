@@ -91,8 +91,9 @@ def floral_reviews(ctx: RecipeContext) -> Report:
                 f"gamma={GAMMA}, k={k_attack} (5%), lr=1/lambda_max(K)={lr:.2e}, "
                 f"rounds={rounds}"))
     fig = "floral_reviews_accuracy.png"
-    _figure(ctx.figure_path(fig), sets, best, methods)
-    report.figures.append(fig)
+    if ctx.plotting:
+        _figure(ctx.figure_path(fig), sets, best, methods)
+        report.figures.append(fig)
     report.notes.append(f"embedding time (cached after the first run): {t_embed:.1f}s")
     report.data.update({"best": best, "floral_last": last})
     return report
