@@ -115,9 +115,11 @@ def _public_objects():
     import jaxpoison
 
     objects = {}
-    for sub in ("", "solvers", "models", "attacks", "defenses", "theory", "datasets"):
+    for sub in ("", "solvers", "models", "attacks", "defenses", "theory", "datasets",
+                "sklearn"):
         module = importlib.import_module("jaxpoison" + (f".{sub}" if sub else ""))
-        for name, obj in vars(module).items():
+        for name in dir(module):  # dir(): jaxpoison's own names are loaded lazily
+            obj = getattr(module, name)
             if not name.startswith("_") and not inspect.ismodule(obj):
                 objects[id(obj)] = f"{module.__name__}.{name}"
     assert jaxpoison.Result is not None
