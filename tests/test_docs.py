@@ -117,7 +117,10 @@ def _public_objects():
     objects = {}
     for sub in ("", "solvers", "models", "attacks", "defenses", "theory", "datasets",
                 "sklearn"):
-        module = importlib.import_module("jaxpoison" + (f".{sub}" if sub else ""))
+        try:
+            module = importlib.import_module("jaxpoison" + (f".{sub}" if sub else ""))
+        except ImportError:  # jaxpoison.sklearn without scikit-learn
+            continue
         for name in dir(module):  # dir(): jaxpoison's own names are loaded lazily
             obj = getattr(module, name)
             if not name.startswith("_") and not inspect.ismodule(obj):
