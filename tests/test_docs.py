@@ -175,3 +175,12 @@ def test_api_reference_lists_public_names_only(site):
 def test_known_private_entries_are_still_needed(site):
     stale = KNOWN_PRIVATE - _private_entries(site)
     assert not stale, "no longer documented; remove from KNOWN_PRIVATE:\n" + "\n".join(stale)
+
+
+def test_api_reference_has_no_restructuredtext_markup(site):
+    rest = re.compile(r":(?:func|class|meth|mod|attr|data|obj):`|\.\. (?:math|note|code)::"
+                      r"|``[^`\s][^`]*``")
+    found = []
+    for page in sorted((site / "api").rglob("index.html")):
+        found += [f"{page.parent.name}: {m.group(0)}" for m in rest.finditer(page.read_text())]
+    assert not found, "reST markup shown as text:\n" + "\n".join(found[:20])
