@@ -186,3 +186,11 @@ def test_api_reference_has_no_restructuredtext_markup(site):
     for page in sorted((site / "api").rglob("index.html")):
         found += [f"{page.parent.name}: {m.group(0)}" for m in rest.finditer(page.read_text())]
     assert not found, "reST markup shown as text:\n" + "\n".join(found[:20])
+
+
+def test_docs_use_the_jaxpoison_command():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in pages
+             for i, line in enumerate(p.read_text().splitlines(), 1)
+             if "python -m jaxpoison.cli" in line]
+    assert not found, "use the `jaxpoison` command:\n" + "\n".join(found)
