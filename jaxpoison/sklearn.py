@@ -17,8 +17,9 @@ $\to -1$, `classes_[1]` $\to +1$), class indices $0, \dots, C-1$ for the ensembl
 The fitted library object is kept in `model_` (or `ensemble_`), so everything the library
 offers (dual variables, statuses, histories) stays reachable. Randomness follows
 scikit-learn: an integer `random_state` becomes the library's required `key`
-(`jax.random.key(random_state)`). Arrays are passed to JAX in the precision JAX is set to
-(float32 unless `jax_enable_x64` is on).
+(`jax.random.key(random_state)`). Precision follows the library's rule (the dtype of the
+inputs): float32 `X` is fitted in float32; any other `X` is converted to float64, which JAX
+keeps when `jax_enable_x64` is on and rounds to float32 otherwise.
 
 Needs scikit-learn (`pip install jaxpoison[sklearn]`).
 
@@ -57,7 +58,8 @@ from jaxpoison.defenses import (
     train_ensemble,
     vote_counts,
 )
-from jaxpoison.models import MLP, SoftmaxRegression, fit_kernel_svm, fit_linear
+from jaxpoison.models import MLP, LinearSolver, SoftmaxRegression, fit_kernel_svm, fit_linear
+from jaxpoison.solvers import PGD, SMO
 
 __all__ = [
     "KernelSVMClassifier",
@@ -80,9 +82,14 @@ def _checked(result, what: str):
     return result
 
 
-def _float(X) -> jax.Array:
-    """`X` as a JAX array in the default float precision (float64 only under x64)."""
-    return jnp.asarray(np.asarray(X, dtype=np.float64), dtype=float)
+# float32 input stays float32 (the library computes in the dtype of its inputs); anything
+# else becomes float64, which JAX keeps under x64 and rounds to float32 otherwise.
+_FLOATS = (np.float64, np.float32)
+
+
+def _float(X, dtype=None) -> jax.Array:
+    """`X` as a JAX float array (in `dtype` when given)."""
+    return jnp.asarray(np.asarray(X, dtype=dtype))
 
 
 class _BinaryClassifier(ClassifierMixin, BaseEstimator):
@@ -90,7 +97,7 @@ class _BinaryClassifier(ClassifierMixin, BaseEstimator):
     is $+1$ inside the library."""
 
     def _validate_binary(self, X, y):
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=_FLOATS)
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -100,11 +107,11 @@ class _BinaryClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) != 2:
             raise ValueError(f"{type(self).__name__} needs samples of 2 classes in y; got "
                              f"{len(self.classes_)} class ({self.classes_[0]!r})")
-        return X, np.where(index == 1, 1.0, -1.0)
+        return X, np.where(index == 1, 1.0, -1.0).astype(X.dtype)
 
     def _scores(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
         return np.asarray(self.model_.decision_function(_float(X)), dtype=np.float64)
 
     def decision_function(self, X) -> np.ndarray:
@@ -138,12 +145,13 @@ class KernelSVMClassifier(_BinaryClassifier):
         gamma: kernel width, a positive number or `"scale"` / `"auto"` (sklearn semantics).
         degree: degree of the polynomial kernel.
         coef0: constant term of the polynomial kernel.
-        method: `"smo"` or `"pgd"`.
+        solver: `"smo"` (`jaxpoison.solvers.SMO`) or `"pgd"` (`jaxpoison.solvers.PGD`).
         tol: stopping tolerance on the largest KKT violation.
-        max_iter: iteration limit (`None`: the library's default).
+        max_iter: iteration limit (`None`: the solver's default).
 
     Attributes:
         model_: the fitted `jaxpoison.models.KernelSVM`.
+        fit_: the whole `jaxpoison.models.KernelSVMFit` (objective, gap, status).
         n_iter_: solver iterations.
         classes_: the two labels; `classes_[1]` is the positive class.
 
@@ -152,24 +160,31 @@ class KernelSVMClassifier(_BinaryClassifier):
     """
 
     def __init__(self, C=1.0, kernel="rbf", gamma="scale", degree=3, coef0=0.0,
-                 method="smo", tol=1e-3, max_iter=None):
+                 solver="smo", tol=1e-3, max_iter=None):
         self.C = C
         self.kernel = kernel
         self.gamma = gamma
         self.degree = degree
         self.coef0 = coef0
-        self.method = method
+        self.solver = solver
         self.tol = tol
         self.max_iter = max_iter
 
     def fit(self, X, y):
         """Fit on `X` `(n, d)` and binary labels `y`; returns `self`."""
         X, ys = self._validate_binary(X, y)
-        self.model_ = _checked(fit_kernel_svm(
+        solvers = {"smo": SMO, "pgd": PGD}
+        if self.solver not in solvers:
+            raise ValueError(f"solver must be 'smo' or 'pgd'; got {self.solver!r}")
+        options = {"tol": self.tol}
+        if self.max_iter is not None:
+            options["max_iter"] = self.max_iter
+        self.fit_ = _checked(fit_kernel_svm(
             _float(X), _float(ys), C=self.C, kernel=self.kernel, gamma=self.gamma,
-            degree=self.degree, coef0=self.coef0, method=self.method, tol=self.tol,
-            max_iter=self.max_iter, throw=False), "fit_kernel_svm")
-        self.n_iter_ = int(self.model_.iterations)
+            degree=self.degree, coef0=self.coef0, solver=solvers[self.solver](**options),
+            throw=False), "fit_kernel_svm")
+        self.model_ = self.fit_.model
+        self.n_iter_ = int(self.fit_.iterations)
         return self
 
 
@@ -183,8 +198,9 @@ class LinearClassifier(_BinaryClassifier):
     Args:
         loss: `"hinge"` or `"logistic"`.
         reg: $\lambda > 0$.
-        tol: stopping tolerance (`None`: the library's default for the loss and precision).
-        max_iter: epochs (hinge) or Newton steps (logistic); `None`: the library's default.
+        tol: stopping tolerance of `jaxpoison.models.LinearSolver` (`None`: its default for
+            the loss and precision).
+        max_iter: epochs (hinge) or Newton steps (logistic); `None`: the default.
 
     Attributes:
         model_: the fitted `jaxpoison.models.LinearModel`.
@@ -206,8 +222,9 @@ class LinearClassifier(_BinaryClassifier):
     def fit(self, X, y):
         """Fit on `X` `(n, d)` and binary labels `y`; returns `self`."""
         X, ys = self._validate_binary(X, y)
+        solver = LinearSolver(tol=self.tol, max_iter=self.max_iter)
         self.fit_ = _checked(fit_linear(_float(X), _float(ys), loss=self.loss, reg=self.reg,
-                                        tol=self.tol, max_iter=self.max_iter, throw=False),
+                                        solver=solver, throw=False),
                              f"fit_linear(loss={self.loss!r})")
         self.model_ = self.fit_.model
         self.n_iter_ = int(self.fit_.iterations)
@@ -319,7 +336,7 @@ class PartitionEnsembleClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Partition `X` `(n, d)`, `y`, and train one base learner per part; returns `self`."""
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=_FLOATS)
         check_classification_targets(y)
         self.classes_, index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -347,7 +364,7 @@ class PartitionEnsembleClassifier(ClassifierMixin, BaseEstimator):
         """`(n, number of learners)` class indices of every base learner (abstentions as
         `ensemble_predict` returns them)."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
         return np.asarray(ensemble_predict(self.learner_, self.ensemble_, _float(X)))
 
     def decision_function(self, X) -> np.ndarray:

@@ -80,6 +80,17 @@ def test_linear_matches_liblinear(loss):
     np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-3)
 
 
+@pytest.mark.parametrize("make", [lambda: KernelSVMClassifier(C=1.0, gamma=0.3),
+                                  lambda: LinearClassifier(loss="logistic", reg=0.05)])
+def test_float32_input_fits_in_float32_and_agrees_with_float64(make):
+    X, y = _binary(4)
+    ref = make().fit(X, y)
+    est = make().fit(X.astype(np.float32), y)
+    assert est.model_.decision_function(X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(est.decision_function(X), ref.decision_function(X), atol=2e-3)
+    assert (est.predict(X) == ref.predict(X)).mean() >= 0.98
+
+
 def test_grid_search_in_a_pipeline_with_string_labels():
     X, y = _binary(3)
     y = np.array(["no", "yes"])[y]
