@@ -131,8 +131,11 @@ def _cmd_demo(args, backend: str) -> int:
     for i, (part, (_, fn)) in enumerate(sections, 1):
         print(f"\n== {part} ==", flush=True)
         start = time.perf_counter()
-        with ctx.section(f"demo {i}/{len(sections)}: {part}"):
-            section = fn(ctx)
+        try:
+            with ctx.section(f"demo {i}/{len(sections)}: {part}"):
+                section = fn(ctx)
+        except ImportError as err:  # a data source or optional package is not installed
+            section = Report(part, part, notes=[f"section skipped: {err}"])
         timings[part] = time.perf_counter() - start
         _print_report(section)
         print(f"({part}: {timings[part]:.1f} s)", flush=True)
@@ -168,7 +171,11 @@ def _cmd_reproduce(args, backend: str) -> int:
         return 2
     ctx = _context(args, args.name)
     start = time.perf_counter()
-    report = recipe.run(ctx)
+    try:
+        report = recipe.run(ctx)
+    except ImportError as err:  # a data source or optional package is not installed
+        print(f"jaxpoison: {args.name} cannot run here: {err}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     _note_skipped_figures(ctx, report)
     _print_report(report)

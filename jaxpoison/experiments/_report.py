@@ -36,9 +36,15 @@ def format_value(value: Any, digits: int = 4) -> str:
 
 
 def markdown_cell(text: str) -> str:
-    """`text` made safe for one cell of a Markdown (GFM) table: `|` escaped (also inside
-    code spans, as GFM requires) and line breaks turned into spaces."""
-    return str(text).replace("\\|", "|").replace("|", "\\|").replace("\n", " ")
+    """`text` made safe for one cell of a Markdown table (GFM and Python-Markdown, which
+    renders the docs): line breaks become spaces, backslashes and `|` are escaped, and so
+    are backticks when their count is odd (an unpaired one would open a code span that
+    swallows the next cell separators)."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    if text.count("`") % 2:
+        text = text.replace("`", "\\`")
+    return text
 
 
 def _jsonable(value: Any) -> Any:
