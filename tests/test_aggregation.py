@@ -398,3 +398,66 @@ def test_gaussian_blur_is_scipys_gaussian_inside_and_keeps_constants():
     ref = gaussian_filter(X.reshape(3, 28, 28), (0, 1.5, 1.5), mode="constant", truncate=4.0)
     np.testing.assert_allclose(out[:, 7:21, 7:21], ref[:, 7:21, 7:21], atol=1e-12)
     np.testing.assert_allclose(gaussian_blur(np.full((1, 784), 0.3), 1.5), 0.3, atol=1e-12)
+
+
+def _hog_reference(img, o, cell, block, eps=1e-5):
+    """HOG written out with loops (one image): central differences, per-pixel bins by
+    comparison with the bin edges, cell means, L2-Hys blocks."""
+    H, W = img.shape
+    gr = np.zeros_like(img)
+    gc = np.zeros_like(img)
+    gr[1:-1, :] = img[2:, :] - img[:-2, :]
+    gc[:, 1:-1] = img[:, 2:] - img[:, :-2]
+    mag = np.sqrt(gr**2 + gc**2)
+    ang = np.rad2deg(np.arctan2(gr, gc)) % 180
+    ncr, ncc = H // cell[0], W // cell[1]
+    hist = np.zeros((ncr, ncc, o))
+    for i in range(ncr):
+        for j in range(ncc):
+            for r in range(i * cell[0], (i + 1) * cell[0]):
+                for c in range(j * cell[1], (j + 1) * cell[1]):
+                    for b in range(o):
+                        if 180 / o * b <= ang[r, c] < 180 / o * (b + 1):
+                            hist[i, j, b] += mag[r, c]
+    hist /= cell[0] * cell[1]
+    out = []
+    for i in range(ncr - block[0] + 1):
+        for j in range(ncc - block[1] + 1):
+            v = hist[i:i + block[0], j:j + block[1]]
+            v = v / np.sqrt(np.sum(v**2) + eps**2)
+            v = np.minimum(v, 0.2)
+            out.append(v / np.sqrt(np.sum(v**2) + eps**2))
+    return np.concatenate([v.ravel() for v in out])
+
+
+@pytest.mark.parametrize("shape,o,cell,block", [((28, 28), 9, (7, 7), (2, 2)),
+                                                 ((12, 10), 6, (4, 3), (1, 2))])
+def test_hog_matches_a_loop_reference_and_skimage(shape, o, cell, block):
+    from jaxpoison.models import hog
+
+    rng = np.random.default_rng(1)
+    X = rng.random((3,) + shape)
+    X[0] = np.round(X[0] * 4) / 4  # flat patches and exact-boundary angles (0, 45, 90 deg)
+    got = np.asarray(hog(X.reshape(3, -1), shape, orientations=o, pixels_per_cell=cell,
+                         cells_per_block=block))
+    for i in range(3):
+        np.testing.assert_allclose(got[i], _hog_reference(X[i], o, cell, block), atol=1e-12)
+    try:
+        from skimage.feature import hog as sk_hog
+    except ImportError:
+        return  # scikit-image is optional; the loop reference above always runs
+    for i in range(3):
+        ref = sk_hog(X[i], orientations=o, pixels_per_cell=cell, cells_per_block=block,
+                     block_norm="L2-Hys")
+        np.testing.assert_allclose(got[i], ref, atol=1e-6)
+
+
+def test_hog_bad_input():
+    from jaxpoison.models import hog
+
+    with pytest.raises(ValueError, match="image_shape"):
+        hog(np.zeros((2, 10)), (28, 28))
+    with pytest.raises(ValueError, match="cells_per_block"):
+        hog(np.zeros((1, 784)), pixels_per_cell=(14, 14), cells_per_block=(3, 3))
+    with pytest.raises(ValueError, match="orientations"):
+        hog(np.zeros((1, 784)), orientations=0)
