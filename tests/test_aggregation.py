@@ -461,3 +461,47 @@ def test_hog_bad_input():
         hog(np.zeros((1, 784)), pixels_per_cell=(14, 14), cells_per_block=(3, 3))
     with pytest.raises(ValueError, match="orientations"):
         hog(np.zeros((1, 784)), orientations=0)
+
+
+@pytest.mark.parametrize("metric,weights", [("l1", "distance"), ("l2", "distance"),
+                                            ("l1", "uniform")])
+def test_rnn_learner_metrics_and_weights_match_sklearn(digits, metric, weights):
+    from sklearn.neighbors import RadiusNeighborsClassifier
+
+    X, y = digits
+    Xte = np.vstack([X[::9] + 0.01, X[:2]])  # two test points at distance 0 from a sample
+    radius = 9.0 if metric == "l1" else 2.0
+    part = dpa_partition(X, y, 3, hash="bytes")
+    learner = RadiusNearestNeighbors(10, radius=radius, metric=metric, weights=weights)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0))
+    preds = np.asarray(ensemble_predict(learner, ens, Xte, X=X, y=y, chunk=20))
+    for j in range(part.num_parts):
+        rows = part.indices[j][part.mask[j]]
+        ref = RadiusNeighborsClassifier(
+            radius=radius, weights=weights, outlier_label=-1,
+            metric="manhattan" if metric == "l1" else "euclidean").fit(X[rows], y[rows])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns about outliers
+            np.testing.assert_array_equal(preds[:, j], ref.predict(Xte))
+    assert np.any(preds == ABSTAIN) or metric == "l1"
+    with pytest.raises(ValueError, match="metric"):
+        RadiusNearestNeighbors(10, metric="cosine")
+
+
+def test_per_partition_standardisation_matches_sklearn_on_standardised_part(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    part = dpa_partition(X, y, 4)
+    rows = part.indices[1][part.mask[1]]
+    reg = 1e-2
+    learner = SoftmaxRegression(10, 64, reg=reg, standardize=True)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=1500, lr=5e-2)
+    mean, std = X[rows].mean(), X[rows].std()
+    np.testing.assert_allclose(ens.params["mean"][1], mean, rtol=1e-10)
+    np.testing.assert_allclose(ens.params["std"][1], std, rtol=1e-10)
+    Z = (X - mean) / std
+    ref = LogisticRegression(C=1.0 / (len(rows) * reg), tol=1e-10, max_iter=10000)
+    ref.fit(Z[rows], y[rows])
+    preds = np.asarray(ensemble_predict(learner, ens, X))
+    assert np.mean(preds[:, 1] == ref.predict(Z)) > 0.97
