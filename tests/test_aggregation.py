@@ -505,3 +505,18 @@ def test_per_partition_standardisation_matches_sklearn_on_standardised_part(digi
     ref.fit(Z[rows], y[rows])
     preds = np.asarray(ensemble_predict(learner, ens, X))
     assert np.mean(preds[:, 1] == ref.predict(Z)) > 0.97
+
+
+def test_distances_match_scipy():
+    from scipy.spatial.distance import cdist
+
+    from jaxpoison.solvers import l1_distances, squared_distances
+
+    rng = np.random.default_rng(4)
+    A, B = rng.normal(size=(37, 5)), rng.normal(size=(11, 5))
+    np.testing.assert_allclose(squared_distances(A, B), cdist(A, B, "sqeuclidean"),
+                               atol=1e-12)
+    for block in (1, 8, 64):  # several blocks, the last one padded
+        np.testing.assert_allclose(l1_distances(A, B, block=block), cdist(A, B, "cityblock"),
+                                   atol=1e-12)
+    assert float(jnp.min(squared_distances(A, A))) >= 0.0  # clamped at 0 on the diagonal
