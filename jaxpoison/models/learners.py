@@ -336,7 +336,8 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
             (images of `image_shape`, zero fill) -- a data-independent augmentation.
 
     Returns:
-        The trained parameter pytree.
+        The trained parameter pytree; with `learner.standardize`, the dict
+        `{"params": ..., "mean": ..., "std": ...}` (the part's normalisation).
     """
     m = indices.shape[0]
     bsz = m if batch_size is None else min(int(batch_size), m)
