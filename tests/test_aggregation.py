@@ -398,3 +398,125 @@ def test_gaussian_blur_is_scipys_gaussian_inside_and_keeps_constants():
     ref = gaussian_filter(X.reshape(3, 28, 28), (0, 1.5, 1.5), mode="constant", truncate=4.0)
     np.testing.assert_allclose(out[:, 7:21, 7:21], ref[:, 7:21, 7:21], atol=1e-12)
     np.testing.assert_allclose(gaussian_blur(np.full((1, 784), 0.3), 1.5), 0.3, atol=1e-12)
+
+
+def _hog_reference(img, o, cell, block, eps=1e-5):
+    """HOG written out with loops (one image): central differences, per-pixel bins by
+    comparison with the bin edges, cell means, L2-Hys blocks."""
+    H, W = img.shape
+    gr = np.zeros_like(img)
+    gc = np.zeros_like(img)
+    gr[1:-1, :] = img[2:, :] - img[:-2, :]
+    gc[:, 1:-1] = img[:, 2:] - img[:, :-2]
+    mag = np.sqrt(gr**2 + gc**2)
+    ang = np.rad2deg(np.arctan2(gr, gc)) % 180
+    ncr, ncc = H // cell[0], W // cell[1]
+    hist = np.zeros((ncr, ncc, o))
+    for i in range(ncr):
+        for j in range(ncc):
+            for r in range(i * cell[0], (i + 1) * cell[0]):
+                for c in range(j * cell[1], (j + 1) * cell[1]):
+                    for b in range(o):
+                        if 180 / o * b <= ang[r, c] < 180 / o * (b + 1):
+                            hist[i, j, b] += mag[r, c]
+    hist /= cell[0] * cell[1]
+    out = []
+    for i in range(ncr - block[0] + 1):
+        for j in range(ncc - block[1] + 1):
+            v = hist[i:i + block[0], j:j + block[1]]
+            v = v / np.sqrt(np.sum(v**2) + eps**2)
+            v = np.minimum(v, 0.2)
+            out.append(v / np.sqrt(np.sum(v**2) + eps**2))
+    return np.concatenate([v.ravel() for v in out])
+
+
+@pytest.mark.parametrize("shape,o,cell,block", [((28, 28), 9, (7, 7), (2, 2)),
+                                                 ((12, 10), 6, (4, 3), (1, 2))])
+def test_hog_matches_a_loop_reference_and_skimage(shape, o, cell, block):
+    from jaxpoison.models import hog
+
+    rng = np.random.default_rng(1)
+    X = rng.random((3,) + shape)
+    X[0] = np.round(X[0] * 4) / 4  # flat patches and exact-boundary angles (0, 45, 90 deg)
+    got = np.asarray(hog(X.reshape(3, -1), shape, orientations=o, pixels_per_cell=cell,
+                         cells_per_block=block))
+    for i in range(3):
+        np.testing.assert_allclose(got[i], _hog_reference(X[i], o, cell, block), atol=1e-12)
+    try:
+        from skimage.feature import hog as sk_hog
+    except ImportError:
+        return  # scikit-image is optional; the loop reference above always runs
+    for i in range(3):
+        ref = sk_hog(X[i], orientations=o, pixels_per_cell=cell, cells_per_block=block,
+                     block_norm="L2-Hys")
+        np.testing.assert_allclose(got[i], ref, atol=1e-6)
+
+
+def test_hog_bad_input():
+    from jaxpoison.models import hog
+
+    with pytest.raises(ValueError, match="image_shape"):
+        hog(np.zeros((2, 10)), (28, 28))
+    with pytest.raises(ValueError, match="cells_per_block"):
+        hog(np.zeros((1, 784)), pixels_per_cell=(14, 14), cells_per_block=(3, 3))
+    with pytest.raises(ValueError, match="orientations"):
+        hog(np.zeros((1, 784)), orientations=0)
+
+
+@pytest.mark.parametrize("metric,weights", [("l1", "distance"), ("l2", "distance"),
+                                            ("l1", "uniform")])
+def test_rnn_learner_metrics_and_weights_match_sklearn(digits, metric, weights):
+    from sklearn.neighbors import RadiusNeighborsClassifier
+
+    X, y = digits
+    Xte = np.vstack([X[::9] + 0.01, X[:2]])  # two test points at distance 0 from a sample
+    radius = 9.0 if metric == "l1" else 2.0
+    part = dpa_partition(X, y, 3, hash="bytes")
+    learner = RadiusNearestNeighbors(10, radius=radius, metric=metric, weights=weights)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0))
+    preds = np.asarray(ensemble_predict(learner, ens, Xte, X=X, y=y, chunk=20))
+    for j in range(part.num_parts):
+        rows = part.indices[j][part.mask[j]]
+        ref = RadiusNeighborsClassifier(
+            radius=radius, weights=weights, outlier_label=-1,
+            metric="manhattan" if metric == "l1" else "euclidean").fit(X[rows], y[rows])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns about outliers
+            np.testing.assert_array_equal(preds[:, j], ref.predict(Xte))
+    assert np.any(preds == ABSTAIN) or metric == "l1"
+    with pytest.raises(ValueError, match="metric"):
+        RadiusNearestNeighbors(10, metric="cosine")
+
+
+def test_per_partition_standardisation_matches_sklearn_on_standardised_part(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    part = dpa_partition(X, y, 4)
+    rows = part.indices[1][part.mask[1]]
+    reg = 1e-2
+    learner = SoftmaxRegression(10, 64, reg=reg, standardize=True)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=1500, lr=5e-2)
+    mean, std = X[rows].mean(), X[rows].std()
+    np.testing.assert_allclose(ens.params["mean"][1], mean, rtol=1e-10)
+    np.testing.assert_allclose(ens.params["std"][1], std, rtol=1e-10)
+    Z = (X - mean) / std
+    ref = LogisticRegression(C=1.0 / (len(rows) * reg), tol=1e-10, max_iter=10000)
+    ref.fit(Z[rows], y[rows])
+    preds = np.asarray(ensemble_predict(learner, ens, X))
+    assert np.mean(preds[:, 1] == ref.predict(Z)) > 0.97
+
+
+def test_distances_match_scipy():
+    from scipy.spatial.distance import cdist
+
+    from jaxpoison.solvers import l1_distances, squared_distances
+
+    rng = np.random.default_rng(4)
+    A, B = rng.normal(size=(37, 5)), rng.normal(size=(11, 5))
+    np.testing.assert_allclose(squared_distances(A, B), cdist(A, B, "sqeuclidean"),
+                               atol=1e-12)
+    for block in (1, 8, 64):  # several blocks, the last one padded
+        np.testing.assert_allclose(l1_distances(A, B, block=block), cdist(A, B, "cityblock"),
+                                   atol=1e-12)
+    assert float(jnp.min(squared_distances(A, A))) >= 0.0  # clamped at 0 on the diagonal

@@ -51,10 +51,10 @@ from jaxpoison.models.learners import (
     RadiusNearestNeighbors,
     fit_parts,
     make_optimizer,
+    neighbor_distances,
     predict_part,
     vote_neighbors,
 )
-from jaxpoison.solvers.distances import squared_distances
 
 __all__ = ["Ensemble", "train_ensemble", "ensemble_predict", "part_mesh"]
 
@@ -223,7 +223,8 @@ def _predict_nn(learner, X, y, indices, mask, X_test, chunk):
     part then gathers its own columns and votes."""
     vote = jax.vmap(lambda d2, i, m: vote_neighbors(learner, d2, y[i], m), in_axes=(1, 0, 0))
     return map_row_blocks(
-        lambda xb: vote(squared_distances(xb, X)[:, indices], indices, mask).T, X_test, chunk)
+        lambda xb: vote(neighbor_distances(learner, xb, X)[:, indices], indices, mask).T,
+        X_test, chunk)
 
 
 def ensemble_predict(learner, ensemble: Ensemble, X_test, *, X=None, y=None,

