@@ -187,7 +187,7 @@ def test_bounds_sandwich_optimum_in_both_precisions(seed, soft, rate):
         args = [a.astype(dtype) for a in (phi, to, ta)]
         lb2 = float(pcm_lower_bound(*args, sharpen=False).bound)
         lb = float(pcm_lower_bound(*args).bound)
-        ub = float(pcm_upper_bound(*args).bound)
+        ub = float(pcm_upper_bound(*args, support_pad=NP).bound)   # one compiled shape
         # certified lower bounds: no slack beyond HiGHS's own accuracy (1e-9 relative)
         assert lb2 <= ref + 1e-9 * (1 + ref)
         assert lb <= ref + 1e-9 * (1 + ref)
@@ -211,8 +211,8 @@ def test_float32_agrees_with_float64(seed, soft):
 # ---------------------------------------------------------------------- keys, jit, vmap
 
 @FAST
-@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
-def test_same_key_same_flips(seed, frac):
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_same_key_same_flips(seed, frac):       # few fractions: the count is static
     theta = np.linspace(0.0, 1.0, 30)
     a = random_flip(theta, frac, key=jax.random.key(seed))
     b = random_flip(theta, frac, key=jax.random.key(seed))
