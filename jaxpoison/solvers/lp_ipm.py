@@ -26,6 +26,16 @@ Float32 safety: slacks are stored (not recomputed as `x - l`) and floored at a t
 value, steps stay a fraction `η < 1` of the distance to the boundary, and an iterate with a
 NaN/inf is rejected (status `NUMERICAL_ERROR` with the last finite iterate).
 
+The normal equations are factorised with a small dual regularisation and then refined
+against the *unregularised* matrix (near the optimum its diagonal spans ~1e10, where the
+regularisation alone leaves an error that stalls the primal residual). The loop stops at
+the tolerance, at `max_iter`, or when the KKT error has not fallen by 10% in 6 iterations;
+a final *crossover* (`_polish`) then snaps the variables the iterate identifies as bound to
+their bounds, completes the free set to `m` variables when the vertex is degenerate, and
+solves for the free variables and `y` exactly. Its result is kept when it passes `tol`
+(status `SUCCESS`, also after a stall or the iteration limit), so a solution at a vertex
+has its bound coordinates exactly at the bounds.
+
 Infeasibility is detected from the iterates (residual-based): a Farkas ray in the direction of
 `y` gives `INFEASIBLE`; a recession ray of the box with `A d ~ 0, c^T d < 0` in the
 direction of the diverging `x` gives `UNBOUNDED` (see `._lp_common`).
@@ -226,10 +236,11 @@ def _polish(op, c, b, bd, x, sl, su, y, zl, zu):
     multiplier (`s_l < z_l`), likewise for the upper bound; the others are free (`F`). The
     bound variables are set exactly to their bounds, `x_F` receives the least-norm correction
     that restores `A x = b`, and `y` the least-squares correction of `A_F^T y = c_F`
-    (both through `A_F A_F^T`, m x m, with two refinement steps); bound multipliers are the
-    reduced costs on the bound variables. At a vertex this is the exact basic solution,
-    so coordinates at a bound are exact (not `1e-9` away) and the KKT measures drop to
-    rounding level. The caller accepts the result only when its KKT measures pass `tol`.
+    (both through `A_F A_F^T`, m x m, regularised by `sqrt(eps)` and refined four
+    times); bound multipliers are the reduced costs on the bound variables. At a vertex
+    this is the exact basic solution, so coordinates at a bound are exact (not `1e-9`
+    away) and the KKT measures drop to rounding level. The caller accepts the result only
+    when its KKT measures pass `tol`.
     """
     dtype = c.dtype
     m = b.shape[0]
@@ -253,12 +264,14 @@ def _polish(op, c, b, bd, x, sl, su, y, zl, zu):
     f = free.astype(dtype)
     xs = jnp.where(at_lo | bd.fixed, bd.lo, jnp.where(at_hi, bd.hi, x))
     MF = op.normal(f)
-    reg = eps * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
+    # sqrt(eps) regularisation: directions outside the range of A_F (fewer than m free
+    # variables) stay small, and refinement against MF recovers the range part
+    reg = jnp.sqrt(eps) * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
     L = jnp.linalg.cholesky(MF + reg * jnp.eye(m, dtype=dtype))
 
     def fsolve(r):
         v = jax.scipy.linalg.cho_solve((L, True), r)
-        for _ in range(2):
+        for _ in range(4):
             v = v + jax.scipy.linalg.cho_solve((L, True), r - MF @ v)
         return v
 
