@@ -87,7 +87,9 @@ def _tilt_labels(data, level):
                       .labels)
 
 
-def _stack(datas, labels):
+def stack_splits(datas, labels):
+    """Stack per-seed splits (objects with `X_train`, `X_val`, `y_val`, `X_test`,
+    `y_test`) and training labels into arrays with a leading seed axis."""
     f = np.float64 if jax.config.jax_enable_x64 else np.float32
     return dict(X=jnp.asarray(np.stack([d.X_train for d in datas]), f),
                 y=jnp.asarray(np.stack(labels)),
@@ -97,11 +99,11 @@ def _stack(datas, labels):
                 yt=jnp.asarray(np.stack([d.y_test.astype(int) for d in datas])))
 
 
-def _floral_curves(S, keys, lr, budget, steps):
-    """Test curves, validation curves and validation-selected test accuracies, one row
-    per seed (data sets and keys vmapped)."""
+def floral_curves(S, keys, lr, budget, steps, *, C=C, gamma=GAMMA):
+    """FLORAL's test curves, validation curves and validation-selected test accuracies,
+    one row per seed (data sets of `stack_splits` and keys vmapped)."""
     def one(X, y, Xv, yv, Xt, yt, key):
-        r = floral(X, y, budget=budget, steps=steps, lr=lr, C=C, gamma=GAMMA, key=key,
+        r = floral(X, y, budget=budget, steps=steps, lr=lr, C=C, gamma=gamma, key=key,
                    X_eval=Xt, y_eval=yt, X_val=Xv, y_val=yv, throw=False)
         return r.history.accuracy, r.history.val_accuracy, r.selected_accuracy, r.status
 
@@ -112,16 +114,20 @@ def _floral_curves(S, keys, lr, budget, steps):
     return np.asarray(acc), np.asarray(vacc), np.asarray(sel)
 
 
-def _baseline_curves(S, name, traj):
-    """Test and validation curves of a baseline on the trajectory, one row per seed."""
+def baseline_curves(S, name, traj, *, C=C, gamma=GAMMA, curie_eps=0.3):
+    """Test and validation curves of a baseline (`"SVM"`, `"LN-SVM"`, `"Curie"`, `"LS-SVM"`,
+    `"K-LID"`) on the trajectory `traj`, one row per seed (the paper's settings: LN-SVM
+    mu 0.25, Curie min_samples 5 and omega 1, LS-SVM 10 neighbours and eta 0.5, K-LID 10
+    neighbours)."""
     fn = {"SVM": lambda X, y, **k: svm_baseline(X, y, **k),
           "LN-SVM": lambda X, y, **k: ln_svm(X, y, mu=0.25, **k),
-          "Curie": lambda X, y, **k: curie(X, y, eps=0.3, min_samples=5, omega=1.0, **k),
+          "Curie": lambda X, y, **k: curie(X, y, eps=curie_eps, min_samples=5, omega=1.0,
+                                           **k),
           "LS-SVM": lambda X, y, **k: ls_svm(X, y, k=10, eta=0.5, **k),
           "K-LID": lambda X, y, **k: k_lid_svm(X, y, k=10, **k)}[name]
 
     def one(X, y, Xe, ye):
-        r = fn(X, y, C=C, gamma=GAMMA, solver=traj, X_eval=Xe, y_eval=ye, throw=False)
+        r = fn(X, y, C=C, gamma=gamma, solver=traj, X_eval=Xe, y_eval=ye, throw=False)
         return r.accuracy, r.status
 
     run = jax.vmap(one)
@@ -143,7 +149,7 @@ def _nn_accuracy(S, keys, pgd: bool):
     return np.mean(np.where(np.asarray(f) >= 0, 1, -1) == np.asarray(S["yt"]), axis=1)
 
 
-def _val_selected(acc, vacc):
+def val_selected(acc, vacc):
     """Per seed: the test accuracy at the first step of best validation accuracy."""
     idx = np.argmax(vacc, axis=1)
     return acc[np.arange(acc.shape[0]), idx]
@@ -158,13 +164,13 @@ def run_table1(ctx: RecipeContext, datas_for_level, keys, *, lr, budget, steps, 
     curves = {}
     for level in ctx.progress(levels, "label levels"):
         datas = datas_for_level(level)
-        S = _stack([d for d, _ in datas], [lab for _, lab in datas])
-        acc, vacc, sel = _floral_curves(S, keys, lr, budget, steps)
+        S = stack_splits([d for d, _ in datas], [lab for _, lab in datas])
+        acc, vacc, sel = floral_curves(S, keys, lr, budget, steps)
         out["FLORAL"][level] = (*curve_best_last(acc), sel.tolist())
         curves[("FLORAL", level)] = acc.mean(0)
         for m in ("SVM", "LN-SVM", "Curie", "LS-SVM", "K-LID"):
-            acc, vacc = _baseline_curves(S, m, traj)
-            out[m][level] = (*curve_best_last(acc), _val_selected(acc, vacc).tolist())
+            acc, vacc = baseline_curves(S, m, traj)
+            out[m][level] = (*curve_best_last(acc), val_selected(acc, vacc).tolist())
             if m == "SVM":
                 curves[("SVM", level)] = acc.mean(0)
         if with_nn:
@@ -200,11 +206,11 @@ def _table1(title, res, levels, caption):
 def _sweep(ctx, datas_for_level, keys, steps, level=10):
     """FLORAL's lr x k grid scored by the seed-averaged Last validation accuracy."""
     datas = datas_for_level(level)
-    S = _stack([d for d, _ in datas], [lab for _, lab in datas])
+    S = stack_splits([d for d, _ in datas], [lab for _, lab in datas])
     rows, scores = [], {}
     grid = [(lr, k) for lr in SWEEP_LR for k in SWEEP_K]
     for lr, k in ctx.progress(grid, "FLORAL sweep (validation)"):
-        acc, vacc, sel = _floral_curves(S, keys, lr, k, steps)
+        acc, vacc, sel = floral_curves(S, keys, lr, k, steps)
         v_best, v_last = curve_best_last(vacc, "validation curves")
         t_best, t_last = curve_best_last(acc)
         scores[(lr, k)] = v_last
