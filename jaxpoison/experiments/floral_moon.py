@@ -346,19 +346,21 @@ def floral_moon(ctx: RecipeContext) -> Report:
                             "the trajectory baselines are the same for every seed; the NN "
                             "columns are left out here)")))
         report.data["published_split"] = res_pub
-    fig = "floral_moon_curves.png"
-    _curves_figure(ctx.figure_path(fig), curves, levels)
-    report.figures.append(fig)
-    d0, lab = regenerated(levels[-1])[0]
-    X = d0.X_train
-    last = floral(X, lab, budget=budget, steps=steps, lr=lr, C=C, gamma=GAMMA, key=keys[0],
-                  X_val=d0.X_val, y_val=d0.y_val.astype(int))
-    svm = svm_baseline(X, lab, C=C, gamma=GAMMA, solver=Trajectory(steps=steps, lr=lr)).model
-    fig = "floral_moon_boundary.png"
-    _boundary_figure(ctx.figure_path(fig), X, lab,
-                     {"SVM (trajectory, last)": svm, "FLORAL (last round)": last.model},
-                     f"Moon seed {ctx.seed}, alfa-tilt {levels[-1]}% training labels")
-    report.figures.append(fig)
+    if getattr(ctx, "plotting", True):     # figures need matplotlib
+        fig = "floral_moon_curves.png"
+        _curves_figure(ctx.figure_path(fig), curves, levels)
+        report.figures.append(fig)
+        d0, lab = regenerated(levels[-1])[0]
+        X = d0.X_train
+        last = floral(X, lab, budget=budget, steps=steps, lr=lr, C=C, gamma=GAMMA,
+                      key=keys[0], X_val=d0.X_val, y_val=d0.y_val.astype(int))
+        svm = svm_baseline(X, lab, C=C, gamma=GAMMA,
+                           solver=Trajectory(steps=steps, lr=lr)).model
+        fig = "floral_moon_boundary.png"
+        _boundary_figure(ctx.figure_path(fig), X, lab,
+                         {"SVM (trajectory, last)": svm, "FLORAL (last round)": last.model},
+                         f"Moon seed {ctx.seed}, alfa-tilt {levels[-1]}% training labels")
+        report.figures.append(fig)
     report.notes.append(f"wall time {time.perf_counter() - t0:.0f} s (incl. compilation)")
     report.data.update({"regenerated": res, "lr": lr, "k": budget, "steps": steps,
                         "seeds": seeds})
@@ -392,9 +394,10 @@ def floral_demo(ctx: RecipeContext) -> Report:
                float(res.best_accuracy)]],
         caption=f"C={C}, gamma={GAMMA}, k={K_ATTACK}, lr={LR}; the best round is chosen on "
                 f"test data (optimistic). {elapsed:.1f}s incl. compilation"))
-    fig = "floral_demo_boundary.png"
-    _boundary_figure(ctx.figure_path(fig), X, poisoned,
-                     {"SVM": svm.model, "FLORAL (last round)": res.model},
-                     "Moon, 10% alfa-tilt labels")
-    report.figures.append(fig)
+    if getattr(ctx, "plotting", True):     # figures need matplotlib
+        fig = "floral_demo_boundary.png"
+        _boundary_figure(ctx.figure_path(fig), X, poisoned,
+                         {"SVM": svm.model, "FLORAL (last round)": res.model},
+                         "Moon, 10% alfa-tilt labels")
+        report.figures.append(fig)
     return report
