@@ -255,3 +255,24 @@ def test_multiclass_bad_input():
         floral_multiclass(X, y, num_classes=3, budget=61, steps=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="X must have shape"):
         floral_multiclass(X, y, num_classes=3, **kw).model.predict(np.zeros((2, 3)))
+
+
+def test_moon_loader_regenerates_the_data_per_seed():
+    """source="make_moons": make_moons(2000, noise=0.2, random_state=seed), standardised,
+    split 1000 test / 500 train / 500 validation, a different draw per seed."""
+    from jaxpoison.datasets import load_floral_moon
+
+    a = load_floral_moon(source="make_moons", seed=3)
+    b = load_floral_moon(source="make_moons", seed=4)
+    assert (a.X_train.shape, a.X_val.shape, a.X_test.shape) == ((500, 2), (500, 2), (1000, 2))
+    X, y = make_moons(2000, noise=0.2, random_state=3)
+    Xs = (X - X.mean(0)) / X.std(0)
+    allX = np.concatenate([a.X_train, a.X_val, a.X_test])
+    ally = np.concatenate([a.y_train, a.y_val, a.y_test])
+    order = np.lexsort(allX.T)
+    ref = np.lexsort(Xs.T)
+    np.testing.assert_allclose(allX[order], Xs[ref], atol=1e-12)
+    np.testing.assert_array_equal(ally[order], 2 * y[ref] - 1)
+    assert not np.allclose(a.X_train, b.X_train)
+    with pytest.raises(ValueError, match="source"):
+        load_floral_moon(source="moons")

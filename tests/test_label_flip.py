@@ -262,3 +262,117 @@ def test_ls_svm_relabels_like_knn_majority(data):
     nb = NearestNeighbors(n_neighbors=6).fit(X).kneighbors(X, return_distance=False)[:, 1:]
     disagree = np.mean(z[nb] != z[:, None], axis=1)
     np.testing.assert_array_equal(np.asarray(res.labels), np.where(disagree > 0.5, -z, z))
+
+
+# --------------------------------------------- baselines on the FLORAL trajectory
+
+def _replay_trajectory(K, y, Cv, lr, steps, Ke, ye, scale):
+    """NumPy/SciPy replay of the projected-gradient loop (SLSQP projection, the authors'
+    support-vector bias rule); returns per-step accuracy and the last decision values."""
+    from scipy.optimize import minimize
+
+    n = len(y)
+    lam = np.zeros(n)
+    accs = []
+    for _ in range(steps):
+        v = lam - lr * (y * (K @ (y * lam)) - 1)
+        res = minimize(lambda a, v=v: 0.5 * np.sum((a - v) ** 2), np.clip(v, 0, Cv),
+                       jac=lambda a, v=v: a - v, bounds=list(zip(np.zeros(n), Cv, strict=True)),
+                       method="SLSQP", options={"ftol": 1e-15, "maxiter": 2000},
+                       constraints=[{"type": "eq", "fun": lambda a: a @ y,
+                                     "jac": lambda a: y}])
+        lam = res.x
+        sv = lam > 1e-5
+        b = np.mean(y[sv] - K[sv][:, sv] @ (lam[sv] * y[sv]))
+        f = scale * Ke[:, sv] @ (lam[sv] * y[sv]) + b
+        accs.append(np.mean(np.where(f > 0, 1, -1) == ye))
+    return np.array(accs), f
+
+
+@pytest.mark.parametrize("name", ["svm", "ln", "curie", "klid"])
+def test_baselines_on_the_trajectory_match_a_numpy_replay(data, name):
+    from jaxpoison.defenses import Trajectory, k_lid_svm
+
+    X, y, Xv, yv = data
+    steps, lr, C2 = 5, 0.05, 2.0
+    traj = Trajectory(steps=steps, lr=lr)
+    K = rbf_kernel(X, X, gamma=GAMMA)
+    Ke = rbf_kernel(Xv, X, gamma=GAMMA)
+    scale, Cv = 1.0, np.full(len(y), C2)
+    kw = dict(C=C2, gamma=GAMMA, solver=traj, X_eval=Xv, y_eval=yv)
+    if name == "svm":
+        res = svm_baseline(X, y, **kw)
+    elif name == "ln":
+        res = ln_svm(X, y, mu=0.2, **kw)
+        scale = 1 - 4 * 0.2 * 0.8
+        K = K * scale
+        np.fill_diagonal(K, 1.0)
+    elif name == "curie":
+        res = curie(X, y, eps=0.5, min_samples=4, omega=2.0, **kw)
+        Cv = C2 * np.asarray(res.kept, float)
+        assert 0 < Cv.sum() < C2 * len(y)
+    else:
+        res = k_lid_svm(X, y, k=5, **kw)
+        Cv = C2 * np.asarray(res.weights)
+    acc, f = _replay_trajectory(K, y.astype(float), Cv, lr, steps, Ke, yv, scale)
+    assert res.accuracy.shape == (steps,)
+    np.testing.assert_allclose(np.asarray(res.accuracy), acc, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(res.model.decision_function(Xv)), f, atol=1e-6)
+
+
+def test_converged_baseline_reports_its_accuracy(data):
+    X, y, Xv, yv = data
+    res = svm_baseline(X, y, C=C, gamma=GAMMA, X_eval=Xv, y_eval=yv, solver=TIGHT)
+    assert res.accuracy.shape == (1,)
+    assert float(res.accuracy[0]) == pytest.approx(_svc(X, y).score(Xv, yv))
+    assert np.isnan(float(svm_baseline(X, y, C=C, gamma=GAMMA).accuracy[0]))
+
+
+def test_k_lid_weights_match_a_numpy_reference(data):
+    """Kernel distances, MLE LID over the k nearest same-label and other-label points,
+    logistic map of the standardised ratio, max 1 -- recomputed in NumPy."""
+    from jaxpoison.defenses import k_lid_weights
+
+    X, y, _, _ = data
+    k = 5
+    K = rbf_kernel(X, X, gamma=GAMMA)
+    D = np.sqrt(np.maximum(np.diag(K)[:, None] + np.diag(K)[None, :] - 2 * K, 0))
+
+    def lid(i, mask):
+        d = np.sort(D[i, mask])[:k]
+        return -1.0 / np.mean(np.log(d / d[-1]))
+
+    idx = np.arange(len(y))
+    r = np.array([lid(i, (y == y[i]) & (idx != i)) / lid(i, y != y[i]) for i in idx])
+    w = 1 / (1 + np.exp((r - np.median(r)) / r.std()))
+    np.testing.assert_allclose(np.asarray(k_lid_weights(X, y, GAMMA, k=k)), w / w.max(),
+                               rtol=1e-10)
+
+
+def test_trajectory_and_k_lid_bad_input(data):
+    from jaxpoison.defenses import Trajectory, k_lid_svm
+
+    X, y, Xv, yv = data
+    with pytest.raises(ValueError, match="Trajectory.steps"):
+        Trajectory(steps=0)
+    with pytest.raises(ValueError, match="Trajectory.lr"):
+        Trajectory(lr=-1.0)
+    with pytest.raises(ValueError, match="k"):
+        k_lid_svm(X, y, k=len(y))
+    with pytest.raises(ValueError, match="X_eval"):
+        svm_baseline(X, y, X_eval=Xv[:, :1], y_eval=yv)
+    with pytest.raises(TypeError, match="solver"):
+        ln_svm(X, y, solver="trajectory")
+
+
+def test_curve_best_last_is_max_and_end_of_the_mean_curve():
+    from jaxpoison.defenses import curve_best_last
+
+    curves = [np.array([0.5, 0.9, 0.6]), np.array([0.9, 0.5, 0.8])]
+    best, last = curve_best_last(curves)
+    assert best == pytest.approx(0.7) and last == pytest.approx(0.7)
+    assert np.mean([c.max() for c in curves]) == pytest.approx(0.9)  # per-run maxima: higher
+    with pytest.raises(ValueError, match="curves must all have the same length"):
+        curve_best_last([np.ones(3), np.ones(4)])
+    with pytest.raises(ValueError, match="accs"):
+        curve_best_last([], name="accs")

@@ -4,6 +4,8 @@ from jaxpoison.defenses.aggregation import ensemble_predict as ensemble_predict
 from jaxpoison.defenses.aggregation import train_ensemble as train_ensemble
 from jaxpoison.defenses.baselines import BaselineResult as BaselineResult
 from jaxpoison.defenses.baselines import curie as curie
+from jaxpoison.defenses.baselines import k_lid_svm as k_lid_svm
+from jaxpoison.defenses.baselines import k_lid_weights as k_lid_weights
 from jaxpoison.defenses.baselines import ln_svm as ln_svm
 from jaxpoison.defenses.baselines import ls_svm as ls_svm
 from jaxpoison.defenses.baselines import svm_baseline as svm_baseline
@@ -21,6 +23,8 @@ from jaxpoison.defenses.floral import FloralHistory as FloralHistory
 from jaxpoison.defenses.floral import FloralMultiResult as FloralMultiResult
 from jaxpoison.defenses.floral import FloralResult as FloralResult
 from jaxpoison.defenses.floral import OneVsRestKernelSVM as OneVsRestKernelSVM
+from jaxpoison.defenses.floral import Trajectory as Trajectory
+from jaxpoison.defenses.floral import curve_best_last as curve_best_last
 from jaxpoison.defenses.floral import floral as floral
 from jaxpoison.defenses.floral import floral_attack as floral_attack
 from jaxpoison.defenses.floral import floral_game as floral_game

@@ -42,6 +42,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
@@ -51,14 +52,74 @@ from jaxpoison.models.kernel_svm import SVM_DEFAULTS, KernelSVM, check_svm_input
 from jaxpoison.models.kernels import kernel_matrix
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
 
-__all__ = ["FloralHistory", "FloralGame", "FloralResult", "FloralMultiResult",
-           "OneVsRestKernelSVM", "floral", "floral_multiclass", "floral_validation_loss",
-           "floral_game", "floral_attack", "check_floral_options", "LR_SCHEDULES"]
+__all__ = ["curve_best_last", "Trajectory", "FloralHistory", "FloralGame", "FloralResult",
+           "FloralMultiResult", "OneVsRestKernelSVM", "floral", "floral_multiclass",
+           "floral_validation_loss", "floral_game", "floral_attack", "check_floral_options",
+           "LR_SCHEDULES"]
 
 LR_SCHEDULES = ("constant", "authors", "step", "inverse_sqrt")
 
 _C, _KERNEL, _GAMMA = SVM_DEFAULTS["C"], SVM_DEFAULTS["kernel"], SVM_DEFAULTS["gamma"]
 _STEPS, _LR, _THR, _FACTOR = 500, 1e-3, 1e-5, 2
+
+
+def curve_best_last(curves, name: str = "curves") -> tuple[float, float]:
+    r"""Best and Last as the FLORAL paper defines them: the maximum and the final value of
+    the **seed-averaged** accuracy curve.
+
+    Args:
+        curves: per-seed accuracy curves, a sequence of equal-length 1-D arrays (one per
+            replication) or a `(seeds, steps)` array.
+        name: the argument name used in error messages.
+
+    Returns:
+        `(best, last)` = $(\max_t \bar a_t, \bar a_T)$ with $\bar a_t$ the mean over
+        seeds. (The mean of each run's maximum is larger in general: it picks the best
+        step per seed.) Raises `ValueError` naming `name` for curves of different lengths,
+        empty curves or NaN values.
+    """
+    rows = [np.asarray(c, dtype=float).reshape(-1) for c in curves]
+    if not rows:
+        raise ValueError(f"{name} must hold at least one curve; got none")
+    lengths = sorted({r.size for r in rows})
+    if len(lengths) != 1:
+        raise ValueError(f"{name} must all have the same length; got lengths {lengths}")
+    if lengths[0] == 0:
+        raise ValueError(f"{name} must not be empty")
+    mean = np.mean(np.stack(rows), axis=0)
+    if not np.all(np.isfinite(mean)):
+        raise ValueError(f"{name} must be finite (evaluation data given to every run); "
+                         "got NaN/inf")
+    return float(np.max(mean)), float(mean[-1])
+
+
+class Trajectory(eqx.Module):
+    r"""FLORAL's learner loop without an attacker, as an SVM "solver" for the baselines.
+
+    `steps` projected-gradient steps of size `lr` (schedule `lr_schedule`) on the SVM dual
+    from $\lambda = 0$, bias from the support vectors above `sv_threshold` -- the SVM
+    column of the FLORAL paper's Table 1, and the LN-SVM, Curie, LS-SVM and K-LID columns
+    when passed as `solver` to those baselines (`jaxpoison.defenses.svm_baseline`, ...).
+    Not run to convergence: its Best and Last accuracies differ.
+
+    Attributes:
+        steps: number of steps (static).
+        lr: step size (traced).
+        lr_schedule: as in `floral` (static).
+        sv_threshold: support-vector threshold on $\lambda$.
+    """
+
+    steps: int = eqx.field(static=True, default=_STEPS)
+    lr: float | jax.Array = _LR
+    lr_schedule: str = eqx.field(static=True, default="constant")
+    sv_threshold: float | jax.Array = _THR
+
+    def __check_init__(self):
+        v.check_int(self.steps, "Trajectory.steps", low=1)
+        v.check_positive(self.lr, "Trajectory.lr")
+        if not callable(self.lr_schedule):
+            v.check_choice(self.lr_schedule, "Trajectory.lr_schedule", LR_SCHEDULES)
+        v.check_nonnegative(self.sv_threshold, "Trajectory.sv_threshold")
 
 
 class FloralHistory(eqx.Module):
@@ -296,15 +357,6 @@ def floral_game(K, y, C, lr, key, *, budget: int, steps: int, lr_schedule="const
                       selected_round=sel_t, history=hist)
 
 
-def _model(X, coef, b, gamma, coef0, kernel, degree, scale=1.0):
-    """A `KernelSVM` with dual coefficients `coef` = alpha * y (alpha = |coef|)."""
-    dtype = X.dtype
-    return KernelSVM(alpha=jnp.abs(coef), intercept=b, X_train=X,
-                     y_train=jnp.where(coef < 0, -1.0, 1.0).astype(dtype),
-                     gamma=jnp.asarray(gamma, dtype), coef0=jnp.asarray(coef0, dtype),
-                     kernel_scale=jnp.asarray(scale, dtype), kernel=kernel, degree=degree)
-
-
 @functools.partial(jax.jit, static_argnames=(
     "budget", "steps", "lr_schedule", "kernel", "degree", "candidate_factor", "projection",
     "has_eval", "has_val", "record_lam"))
@@ -324,7 +376,8 @@ def _floral_jit(X, y, Xe, ye, Xv, yv, C, gamma, coef0, lr, thr, key, *, budget, 
                      X_train=X, y_train=g.y_last, gamma=jnp.asarray(gamma, X.dtype),
                      coef0=jnp.asarray(coef0, X.dtype),
                      kernel_scale=jnp.asarray(1.0, X.dtype), kernel=kernel, degree=degree)
-    sel = _model(X, g.selected_coef, g.selected_intercept, gamma, coef0, kernel, degree)
+    sel = KernelSVM.from_dual_coef(X, g.selected_coef, g.selected_intercept, gamma,
+                                   kernel=kernel, degree=degree, coef0=coef0)
     acc = g.history.accuracy
     best_round = jnp.argmax(jnp.where(jnp.isnan(acc), -jnp.inf, acc))
     sel_acc = acc[g.selected_round - 1] if has_eval else jnp.asarray(jnp.nan, X.dtype)

@@ -77,6 +77,19 @@ class KernelSVM(Classifier):
     def num_features(self) -> int:
         return self.X_train.shape[-1]
 
+    @classmethod
+    def from_dual_coef(cls, X_train, coef, intercept, gamma, *, kernel: str = "rbf",
+                       degree: int = 3, coef0=0.0, kernel_scale=1.0) -> KernelSVM:
+        r"""The model $f(x) = s\sum_i c_i k(x_i, x) + b$ from signed coefficients
+        $c_i = \alpha_i y_i$ (`alpha = |c|`, `y_train = sign c`, +1 where $c_i = 0$)."""
+        dtype = X_train.dtype
+        coef = jnp.asarray(coef, dtype)
+        return cls(alpha=jnp.abs(coef), intercept=jnp.asarray(intercept, dtype),
+                   X_train=X_train, y_train=jnp.where(coef < 0, -1.0, 1.0).astype(dtype),
+                   gamma=jnp.asarray(gamma, dtype), coef0=jnp.asarray(coef0, dtype),
+                   kernel_scale=jnp.asarray(kernel_scale, dtype), kernel=kernel,
+                   degree=degree)
+
     @property
     def support(self) -> jax.Array:
         """Boolean mask of the support vectors (`alpha > 0`)."""
