@@ -30,6 +30,7 @@ from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
 from jaxpoison.solvers._lp_ops import PairOperator
 from jaxpoison.solvers.lp import default_tol, solve_lp_operator
+from jaxpoison.solvers.lp_wide import WIDE_METHODS, is_wide
 
 __all__ = ["pcm", "PCMResult", "count_flips", "check_pcm_inputs"]
 
@@ -99,7 +100,7 @@ def pcm(
     target: Float[Array, " n"] | None = None,
     weights: Float[Array, " N"] | None = None,
     adaptive_embedding: Float[Array, " n"] | None = None,
-    method: str = "ipm",
+    method: str = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -121,14 +122,16 @@ def pcm(
         adaptive_embedding: a reward direction `r_A` (n,): keep only the single constraint
             `r_A^T Φ θ = r_A^T Φ θ_A` (the paper's adaptive-embedding variant, where the
             attacker only needs the reward along `r_A`).
-        method: `"ipm"` (default) or `"pdhg"`.
+        method: `"auto"` (default: `"wide"` when `Φ` is wide, see
+            `jaxpoison.solvers.lp_wide.is_wide`, else `"ipm"`), `"ipm"`, `"pdhg"`,
+            `"wide"` or `"wide-f64"` (see `linprog`).
         tol, max_iter: solver tolerance and iteration limit (see `linprog`).
         throw: raise `jaxpoison.SolverError` on a failed solve.
 
     Returns:
         `PCMResult`; `theta` satisfies `Φθ = Φθ_A` to the solver tolerance.
     """
-    V.check_choice(method, "method", ("ipm", "pdhg"))
+    V.check_choice(method, "method", ("auto", "ipm", "pdhg") + WIDE_METHODS)
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,
                                                               weights)
     n, N = phi.shape
@@ -143,10 +146,12 @@ def pcm(
         if target is not None:
             target = (r @ target)[None]
         phi = (r @ phi)[None, :]
+    if method == "auto":
+        method = "wide" if is_wide(phi.shape[0], 2 * N) else "ipm"
     if tol is None:
         tol = default_tol(phi.dtype, method)
     if max_iter is None:
-        max_iter = 100 if method == "ipm" else 50_000
+        max_iter = 50_000 if method == "pdhg" else 100
     max_iter = V.check_int(max_iter, "max_iter", low=1)
     if theta_target is None:
         res = _pcm_target_jit(phi, theta_orig, target, weights, method=method, tol=float(tol),

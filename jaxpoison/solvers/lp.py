@@ -42,10 +42,11 @@ from jaxpoison.solvers._lp_common import LPRaw, make_bounds
 from jaxpoison.solvers._lp_ops import DenseOperator
 from jaxpoison.solvers.lp_ipm import ipm_solve
 from jaxpoison.solvers.lp_pdhg import pdhg_solve
+from jaxpoison.solvers.lp_wide import WIDE_METHODS, is_wide, wide_options, wide_solve
 
 __all__ = ["linprog", "LPResult", "solve_lp_operator", "default_tol"]
 
-_METHODS = ("ipm", "pdhg")
+_METHODS = ("auto", "ipm", "pdhg") + WIDE_METHODS
 
 
 class LPResult(Result):
@@ -81,17 +82,20 @@ class LPResult(Result):
 
 def default_tol(dtype, method: str) -> float:
     if jnp.dtype(dtype) == jnp.float64:
-        return 1e-9 if method == "ipm" else 1e-7
-    return 1e-5 if method == "ipm" else 1e-4
+        return 1e-9 if method != "pdhg" else 1e-7
+    return 1e-5 if method != "pdhg" else 1e-4
 
 
 def _default_max_iter(method: str) -> int:
-    return 100 if method == "ipm" else 50_000
+    return 50_000 if method == "pdhg" else 100
 
 
 def solve_lp_operator(op, c, b, lower, upper, *, method: str, tol: float,
                       max_iter: int) -> LPRaw:
     """Run a core LP method on an operator (no validation, no derivative rule)."""
+    if method in WIDE_METHODS:
+        return wide_solve(op, c, b, lower, upper, tol=tol, max_iter=max_iter,
+                          options=wide_options(method))
     if method == "ipm":
         return ipm_solve(op, c, b, lower, upper, tol=tol, max_iter=max_iter)
     return pdhg_solve(op, c, b, lower, upper, tol=tol, max_iter=max_iter)
@@ -171,7 +175,7 @@ def linprog(
     lower: Float[Array, " n"] | float | None = 0.0,
     upper: Float[Array, " n"] | float | None = None,
     *,
-    method: str = "ipm",
+    method: str = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -191,10 +195,14 @@ def linprog(
         lower, upper: bounds, scalars or (n,) arrays; `-inf`/`inf` allowed; `None` means
             `0` for `lower` (scipy's default) and `+inf` for `upper`; `lower == upper`
             fixes a variable.
-        method: `"ipm"` (interior point, default) or `"pdhg"` (restarted PDHG).
-        tol: relative tolerance on primal/dual residuals and gap (default 1e-9 for ipm, 1e-7
-            for pdhg in float64; 1e-5 / 1e-4 in float32).
-        max_iter: iteration limit (default 100 for ipm, 50,000 for pdhg).
+        method: `"auto"` (default: `"wide"` when `A_eq` is wide, see
+            `jaxpoison.solvers.lp_wide.is_wide`, else `"ipm"`), `"ipm"` (dense interior
+            point), `"pdhg"` (restarted PDHG), `"wide"` (interior point with preconditioned
+            CG and verified crossover, mixed float32/float64) or `"wide-f64"` (the same in
+            float64 throughout); see `jaxpoison.solvers.lp_wide`.
+        tol: relative tolerance on primal/dual residuals and gap (default 1e-9 for ipm/wide,
+            1e-7 for pdhg in float64; 1e-5 / 1e-4 in float32).
+        max_iter: iteration limit (default 100 for ipm/wide, 50,000 for pdhg).
         throw: raise `jaxpoison.SolverError` when the status is not `SUCCESS`
             (skipped when called under a JAX transformation).
 
@@ -208,6 +216,8 @@ def linprog(
     A_eq = V.as_float_array(A_eq, "A_eq", ndim=2, dtype=dtype)
     b_eq = V.as_float_array(b_eq, "b_eq", ndim=1, dtype=dtype)
     m, n = A_eq.shape
+    if method == "auto":
+        method = "wide" if is_wide(m, n) else "ipm"
     V.check_shape(c, "c", (n,))
     V.check_shape(b_eq, "b_eq", (m,))
     if m == 0:
