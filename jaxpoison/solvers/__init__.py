@@ -9,6 +9,7 @@ from jaxpoison.solvers.lp import PDHG as PDHG
 from jaxpoison.solvers.lp import DenseOperator as DenseOperator
 from jaxpoison.solvers.lp import LPResult as LPResult
 from jaxpoison.solvers.lp import PairOperator as PairOperator
+from jaxpoison.solvers.lp import Wide as Wide
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
