@@ -19,6 +19,11 @@ from jaxpoison.defenses.floral import FloralResult as FloralResult
 from jaxpoison.defenses.floral import floral as floral
 from jaxpoison.defenses.floral import floral_multiclass as floral_multiclass
 from jaxpoison.defenses.floral import floral_validation_loss as floral_validation_loss
+from jaxpoison.defenses.floral_smooth import SmoothFloralResult as SmoothFloralResult
+from jaxpoison.defenses.floral_smooth import smooth_floral as smooth_floral
+from jaxpoison.defenses.floral_smooth import (
+    smooth_floral_validation_loss as smooth_floral_validation_loss,
+)
 from jaxpoison.defenses.nn_baselines import MLPModel as MLPModel
 from jaxpoison.defenses.nn_baselines import MLPResult as MLPResult
 from jaxpoison.defenses.nn_baselines import mlp_baseline as mlp_baseline

@@ -1,4 +1,5 @@
 """Trainable models as pure fit / predict / loss functions."""
+from jaxpoison.models.classifier import Classifier as Classifier
 from jaxpoison.models.kernel_svm import KernelSVM as KernelSVM
 from jaxpoison.models.kernel_svm import fit_kernel_svm as fit_kernel_svm
 from jaxpoison.models.kernel_svm import fit_kernel_svm_precomputed as fit_kernel_svm_precomputed
@@ -18,4 +19,3 @@ from jaxpoison.models.linear import linear_objective as linear_objective
 from jaxpoison.models.reward import RewardResult as RewardResult
 from jaxpoison.models.reward import bradley_terry_loss as bradley_terry_loss
 from jaxpoison.models.reward import fit_bradley_terry as fit_bradley_terry
-from jaxpoison.models.classifier import Classifier as Classifier

@@ -3,6 +3,11 @@ from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_b
 from jaxpoison.solvers.implicit import attach_implicit_grad as attach_implicit_grad
 from jaxpoison.solvers.lp import LPResult as LPResult
 from jaxpoison.solvers.lp import linprog as linprog
+from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
+from jaxpoison.solvers.smoothing import no_derivative as no_derivative
+from jaxpoison.solvers.smoothing import perturbed as perturbed
+from jaxpoison.solvers.smoothing import soft_topk as soft_topk
+from jaxpoison.solvers.smoothing import topk_mask as topk_mask
 from jaxpoison.solvers.svm_dual import SVMDualResult as SVMDualResult
 from jaxpoison.solvers.svm_dual import svm_dual_pgd as svm_dual_pgd
 from jaxpoison.solvers.svm_dual import svm_dual_smo as svm_dual_smo
