@@ -17,7 +17,8 @@ on a hyperparameter follows noise. This module replaces the step by a smooth map
   \qquad \sum_i \mu_i = k ,
   $$
 
-  with the threshold $\tau(s, k, \sigma)$ found by bisection and differentiated by the
+  with the threshold $\tau(s, k, \sigma)$ found by safeguarded Newton (bisection
+  fallback) and differentiated by the
   implicit-function theorem ($g(\tau) = \sum_i \mu_i - k = 0$):
 
   $$
@@ -171,20 +172,36 @@ def _mu(s, tau, scale):
 
 @jax.custom_jvp
 def _threshold(s, k, scale):
+    # safeguarded Newton on g(t) = sum_i sigmoid((s_i - t)/scale) - k (decreasing in t),
+    # started between the k-th and (k+1)-th largest scores (the root as scale -> 0), with
+    # the bracket [min s - w, max s + w] (w = scale (log n + 40)) kept for bisection steps
     n = s.shape[0]
     width = scale * (math.log(n) + 40.0)
-    lo = jnp.min(s) - width
-    hi = jnp.max(s) + width
-    iters = 60 if s.dtype == jnp.float32 else 110
+    desc = -jnp.sort(-s)
+    i = jnp.clip(jnp.floor(k).astype(jnp.int32), 1, n - 1)
+    t0 = 0.5 * (desc[i - 1] + desc[i])
+    tol = (1e-13 if s.dtype == jnp.float64 else 1e-5) * jnp.maximum(k, 1.0)
 
-    def body(_, b):
-        lo, hi = b
-        mid = 0.5 * (lo + hi)
-        above = jnp.sum(_mu(s, mid, scale)) > k      # too many in: raise the threshold
-        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+    def cond(c):
+        _, _, _, g, it = c
+        return (jnp.abs(g) > tol) & (it < 100)
 
-    lo, hi = jax.lax.fori_loop(0, iters, body, (lo, hi))
-    return 0.5 * (lo + hi)
+    def body(c):
+        lo, hi, t, g, it = c
+        mu = _mu(s, t, scale)
+        g = jnp.sum(mu) - k
+        d = jnp.sum(mu * (1.0 - mu)) / scale
+        lo = jnp.where(g > 0, t, lo)
+        hi = jnp.where(g > 0, hi, t)
+        tn = t + g / jnp.where(d > 0, d, 1.0)
+        ok = (d > 0) & (tn >= lo) & (tn <= hi)
+        t = jnp.where(jnp.abs(g) <= tol, t, jnp.where(ok, tn, 0.5 * (lo + hi)))
+        return lo, hi, t, g, it + 1
+
+    big = jnp.asarray(jnp.inf, s.dtype)
+    lo, hi, t, _, _ = jax.lax.while_loop(
+        cond, body, (jnp.min(s) - width, jnp.max(s) + width, t0, big, 0))
+    return t
 
 
 @_threshold.defjvp
