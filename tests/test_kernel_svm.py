@@ -16,7 +16,9 @@ from sklearn.svm import SVC
 
 from jaxpoison import SolverError
 from jaxpoison.models import fit_kernel_svm, fit_kernel_svm_precomputed, kernel_matrix
-from jaxpoison.solvers import project_box_hyperplane
+from jaxpoison.solvers import PGD, SMO, project_box_hyperplane
+
+SOLVERS = {"smo": SMO, "pgd": PGD}
 
 
 def _moons():
@@ -158,7 +160,7 @@ def test_smo_and_pgd_match_libsvm_dual(case):
     X, y, K, clf, a_ref = _ref(*case)
     f_ref = _dual_obj(y, a_ref, K)
     for method in ("smo", "pgd"):
-        res = fit_kernel_svm_precomputed(K, y, C=case[2], method=method, tol=1e-9)
+        res = fit_kernel_svm_precomputed(K, y, C=case[2], solver=SOLVERS[method](tol=1e-9))
         assert int(res.status) == 0
         assert abs(float(res.objective) - f_ref) <= 1e-6 * abs(f_ref), method
         assert abs(float(res.intercept) - clf.intercept_[0]) < 1e-4 * max(
@@ -173,7 +175,9 @@ def test_smo_and_pgd_match_libsvm_dual(case):
 @pytest.mark.parametrize("method", ["smo", "pgd"])
 def test_fit_kernel_svm_matches_svc_end_to_end(method):
     X, y, K, clf, a_ref = _ref("moons", "rbf", 10.0, 1.0)
-    m = fit_kernel_svm(X, y, C=10.0, kernel="rbf", gamma=1.0, method=method, tol=1e-9)
+    fit = fit_kernel_svm(X, y, C=10.0, kernel="rbf", gamma=1.0,
+                         solver=SOLVERS[method](tol=1e-9))
+    m = fit.model
     Xt = X + 0.05
     d_ref = clf.decision_function(Xt)
     d = np.asarray(m.decision_function(Xt))
@@ -188,7 +192,7 @@ def test_precomputed_and_vector_C_match_libsvm():
     K = rbf_kernel(X, X, gamma=0.5)
     w = np.linspace(0.5, 2.0, len(y))
     clf = SVC(kernel="precomputed", C=3.0, tol=1e-10).fit(K, y, sample_weight=w)
-    res = fit_kernel_svm_precomputed(K, y, C=3.0 * w, tol=1e-9)
+    res = fit_kernel_svm_precomputed(K, y, C=3.0 * w, solver=SMO(tol=1e-9))
     a_ref = np.zeros(len(y))
     a_ref[clf.support_] = np.abs(clf.dual_coef_[0])
     f_ref = _dual_obj(y, a_ref, K)
@@ -202,24 +206,25 @@ def test_vmap_over_labels_C_and_gamma_equals_loop():
     Y = np.stack([np.where(rng.random(len(y)) < 0.1, -y, y) for _ in range(3)])
     Cs = jnp.array([0.5, 2.0, 8.0])
     gs = jnp.array([0.3, 1.0, 2.0])
-    batched = jax.vmap(lambda yy, c, g: fit_kernel_svm(X, yy, C=c, gamma=g, tol=1e-8,
+    batched = jax.vmap(lambda yy, c, g: fit_kernel_svm(X, yy, C=c, gamma=g, solver=SMO(1e-8),
                                                        throw=False))(jnp.array(Y), Cs, gs)
     for i in range(3):
-        single = fit_kernel_svm(X, Y[i], C=float(Cs[i]), gamma=float(gs[i]), tol=1e-8)
+        single = fit_kernel_svm(X, Y[i], C=float(Cs[i]), gamma=float(gs[i]),
+                                solver=SMO(1e-8))
         np.testing.assert_allclose(batched.objective[i], single.objective, rtol=1e-12)
-        np.testing.assert_allclose(batched.alpha[i], single.alpha, atol=1e-10)
+        np.testing.assert_allclose(batched.model.alpha[i], single.model.alpha, atol=1e-10)
 
 
 def test_float32_runs_without_nan():
     X, y = _moons()
     X32 = jnp.asarray(X, jnp.float32)
     clf = SVC(C=10.0, gamma=1.0, tol=1e-10).fit(X, y)
-    m = fit_kernel_svm(X32, y, C=10.0, gamma=1.0, method="smo", tol=1e-3)
+    m = fit_kernel_svm(X32, y, C=10.0, gamma=1.0, solver=SMO(tol=1e-3)).model
     assert m.alpha.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(m.alpha)))
     assert np.mean(np.asarray(m.predict(X)) == clf.predict(X)) > 0.98
     K32 = jnp.asarray(rbf_kernel(X, X, gamma=1.0), jnp.float32)
-    res = fit_kernel_svm_precomputed(K32, y, C=10.0, method="pgd", tol=1e-2)
+    res = fit_kernel_svm_precomputed(K32, y, C=10.0, solver=PGD(tol=1e-2))
     assert res.alpha.dtype == jnp.float32 and np.all(np.isfinite(np.asarray(res.alpha)))
     d = np.asarray(K32 @ (res.alpha * y) + res.intercept)
     assert np.mean(np.sign(d) == clf.predict(X)) > 0.98
@@ -229,11 +234,60 @@ def test_iteration_limit_gives_status_and_raises():
     X, y = _moons()
     K = rbf_kernel(X, X, gamma=10.0)
     for method in ("smo", "pgd"):
-        res = fit_kernel_svm_precomputed(K, y, C=10.0, method=method, tol=1e-9, max_iter=3,
-                                         throw=False)
+        solver = SOLVERS[method](tol=1e-9, max_iter=3)
+        res = fit_kernel_svm_precomputed(K, y, C=10.0, solver=solver, throw=False)
         assert int(res.status) == 1 and int(res.iterations) == 3
         with pytest.raises(SolverError, match="MAX_ITERATIONS"):
-            fit_kernel_svm_precomputed(K, y, C=10.0, method=method, tol=1e-9, max_iter=3)
+            fit_kernel_svm_precomputed(K, y, C=10.0, solver=solver)
+
+
+def test_tol_and_max_iter_are_traced_not_static():
+    """Changing the solver's tol / max_iter reuses the compiled program (one trace)."""
+    X, y = _moons()
+    traces = []
+
+    @jax.jit
+    def fit(solver):
+        traces.append(1)
+        return fit_kernel_svm(X, y, C=1.0, gamma=1.0, solver=solver, throw=False).objective
+
+    a = fit(SMO(tol=1e-3, max_iter=50_000))
+    b = fit(SMO(tol=1e-9, max_iter=60_000))
+    assert len(traces) == 1 and float(b) <= float(a) + 1e-12
+
+
+def test_throw_raises_under_jit():
+    X, y = _moons()
+    fit = jax.jit(lambda X: fit_kernel_svm(X, y, C=10.0, gamma=10.0,
+                                           solver=SMO(tol=1e-9, max_iter=3)).objective)
+    with pytest.raises(Exception, match="fit_kernel_svm"):
+        jax.block_until_ready(fit(jnp.asarray(X)))
+
+
+def test_predict_checks_its_input():
+    """Wrong feature count or NaN rows: a ValueError naming X (not an XLA error, not labels)."""
+    X, y = _moons()
+    m = fit_kernel_svm(X, y, C=1.0, gamma=1.0).model
+    with pytest.raises(ValueError, match=r"X must have shape \(any, 2\)"):
+        m.predict(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="X must be finite"):
+        m.predict(np.array([[0.0, np.nan]]))
+    with pytest.raises(ValueError, match="X must have shape"):
+        m.decision_function(np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="X and y"):
+        m.accuracy(X, y[:-1])
+
+
+@pytest.mark.parametrize("solver,match", [
+    (lambda: SMO(tol=0.0), "SMO.tol"),
+    (lambda: SMO(tol=float("nan")), "SMO.tol"),
+    (lambda: SMO(max_iter=0), "SMO.max_iter"),
+    (lambda: PGD(max_iter=2.5), "PGD.max_iter"),
+    (lambda: PGD(projection="newton"), "PGD.projection"),
+])
+def test_bad_solver_options_raise(solver, match):
+    with pytest.raises(ValueError, match=match):
+        solver()
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -243,8 +297,12 @@ def test_iteration_limit_gives_status_and_raises():
     ({"gamma": 0.0}, "gamma"),
     ({"y": np.ones(5)}, "X and y"),
     ({"X": np.full((120, 2), np.nan)}, "X"),
-    ({"method": "newton"}, "method"),
     ({"kernel": "sigmoid"}, "kernel"),
+    ({"gamma": "median"}, "gamma"),
+    ({"gamma": float("inf")}, "gamma"),
+    ({"degree": 0}, "degree"),
+    ({"C": np.ones(3)}, "C"),
+    ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, "X"),
 ])
 def test_bad_input_raises(kwargs, match):
     X, y = _moons()
@@ -252,3 +310,9 @@ def test_bad_input_raises(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         fit_kernel_svm(args.pop("X"), args.pop("y"), **args)
+
+
+def test_solver_of_wrong_type_is_a_type_error():
+    X, y = _moons()
+    with pytest.raises(TypeError, match="solver"):
+        fit_kernel_svm(X, y, solver="smo")

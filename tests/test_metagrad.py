@@ -20,6 +20,7 @@ from jaxpoison.attacks.smooth_label_flip import (
 from jaxpoison.datasets import load_floral_moon
 from jaxpoison.defenses import floral_validation_loss
 from jaxpoison.defenses.floral_smooth import smooth_floral, smooth_floral_validation_loss
+from jaxpoison.solvers import SMO
 from jaxpoison.solvers.smoothing import NoDerivativeError
 
 N, ROUNDS, BUDGET = 200, 50, 10
@@ -40,8 +41,8 @@ def _smooth(moon, **kw):
 
 def _exact(moon, lr=0.01):
     X, y, Xv, yv = moon
-    return floral_validation_loss(X, y, Xv, yv, C=10.0, gamma=1.0, lr=lr, k=BUDGET,
-                                  rounds=ROUNDS, key=jax.random.key(0))
+    return floral_validation_loss(X, y, Xv, yv, C=10.0, gamma=1.0, lr=lr, budget=BUDGET,
+                                  steps=ROUNDS, key=jax.random.key(0))
 
 
 def test_small_scale_recovers_the_exact_game(moon):
@@ -58,7 +59,7 @@ def test_smoothed_loss_is_continuous_where_the_exact_one_jumps(moon):
     X, y, Xv, yv = moon
     grid = jnp.linspace(0.0099, 0.0101, 21)
     exact = jax.vmap(lambda lr: floral_validation_loss(
-        X, y, Xv, yv, C=10.0, gamma=1.0, lr=lr, k=BUDGET, rounds=ROUNDS,
+        X, y, Xv, yv, C=10.0, gamma=1.0, lr=lr, budget=BUDGET, steps=ROUNDS,
         key=jax.random.key(0)))(grid)
     smooth = jax.vmap(lambda lr: _smooth(moon, lr=lr, scale=0.1))(grid)
     assert np.max(np.abs(np.diff(exact))) > 1e-2
@@ -120,7 +121,7 @@ def small():
 
 def test_label_flip_exact_and_small_scale_match_topk_sv_flip(small):
     X, y, _, _ = small
-    ref = np.asarray(topk_sv_flip(X, y, budget=10, C=1.0, gamma=1.0, tol=1e-6).flipped)
+    ref = np.asarray(topk_sv_flip(X, y, budget=10, C=1.0, gamma=1.0, solver=SMO(tol=1e-6)).flipped)
     ex = smooth_topk_sv_flip(X, y, budget=10, C=1.0, gamma=1.0, smoothing="exact", steps=2000)
     np.testing.assert_array_equal(np.asarray(ex.flip_prob) > 0.5, ref)
     sm = smooth_topk_sv_flip(X, y, budget=10, C=1.0, gamma=1.0, scale=1e-12, steps=2000)

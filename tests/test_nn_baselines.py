@@ -13,7 +13,7 @@ from sklearn.neural_network import MLPClassifier
 
 from jaxpoison.defenses import mlp_baseline, mlp_pgd_baseline, pgd_perturbation
 
-KW = dict(width=16, depth=2, epochs=300, lr=2e-2, l2=1e-4)
+KW = dict(width=16, depth=2, epochs=300, lr=2e-2, reg=1e-4)
 EPS = 0.2
 
 
@@ -33,7 +33,7 @@ def plain(moons):
 @pytest.fixture(scope="module")
 def robust(moons):
     X, y, _, _ = moons
-    return mlp_pgd_baseline(X, y, key=jax.random.key(0), eps=EPS, pgd_steps=5, **KW)
+    return mlp_pgd_baseline(X, y, key=jax.random.key(0), eps=EPS, steps=5, **KW)
 
 
 def test_accuracy_matches_sklearn_mlp(moons, plain):
@@ -103,7 +103,7 @@ def test_deterministic_and_vmap_equals_loop(moons, plain):
 def test_float32(moons):
     X, y, Xt, yt = moons
     res = mlp_pgd_baseline(jnp.asarray(X, jnp.float32), y, key=jax.random.key(0), eps=EPS,
-                           pgd_steps=1, depth=0, epochs=200, lr=0.05)
+                           steps=1, depth=0, epochs=200, lr=0.05)
     assert res.loss.dtype == jnp.float32 and np.all(np.isfinite(res.loss))
     assert float(res.model.accuracy(Xt, yt)) > 0.75
 
@@ -127,7 +127,24 @@ def test_bad_input(moons):
         mlp_pgd_baseline(X, y, key=key, eps=-0.1)
     with pytest.raises(ValueError, match="norm"):
         mlp_pgd_baseline(X, y, key=key, eps=0.1, norm="l1")
-    with pytest.raises(ValueError, match="pgd_steps"):
-        mlp_pgd_baseline(X, y, key=key, eps=0.1, pgd_steps=0)
+    with pytest.raises(ValueError, match="steps"):
+        mlp_pgd_baseline(X, y, key=key, eps=0.1, steps=0)
+    with pytest.raises(ValueError, match="reg"):
+        mlp_baseline(X, y, key=key, reg=-1.0)
+    with pytest.raises(ValueError, match="two|both"):
+        mlp_baseline(X, np.ones(len(y)), key=key)
     with pytest.raises(TypeError, match="key"):
         mlp_baseline(X, y, key=None)
+
+
+def test_model_is_a_classifier_that_checks_its_input(plain):
+    from jaxpoison.models import Classifier, MLPModel
+
+    m = plain.model
+    assert isinstance(m, MLPModel) and isinstance(m, Classifier) and m.num_features == 2
+    with pytest.raises(ValueError, match="X must have shape"):
+        m.predict(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="X must be finite"):
+        m.predict(np.array([[np.inf, 0.0]]))
+    with pytest.raises(ValueError, match="X must have shape"):
+        pgd_perturbation(m, np.zeros((4, 3)), np.ones(4), eps=0.1, key=jax.random.key(0))

@@ -29,14 +29,21 @@ def load_floral_moon(*, source: str = "auto", seed: int = 0) -> MoonData:
             scikit-learn and splits them with a seeded permutation (the authors' order
             cannot be regenerated; the point set is the same); `"auto"` uses the file
             when present, else regenerates.
-        seed: permutation seed, used only when regenerating.
+            `"make_moons"` draws new points per seed as the authors' replications do:
+            `make_moons(2000, noise=0.2, random_state=seed)`, standardised, split by
+            `sklearn.model_selection.train_test_split` (`random_state=seed`) into 1000
+            test, then 500 train / 500 validation points (the published split's sizes).
+        seed: permutation seed when regenerating; the data seed for `"make_moons"`.
 
     Returns:
         `MoonData`; `adversarial` holds the authors' flipped training labels
         (keys `ADVERSARIAL_SETS`) and is empty when regenerated.
     """
-    if source not in ("auto", "authors", "regenerate"):
-        raise ValueError(f"source must be 'auto', 'authors' or 'regenerate', got {source!r}")
+    if source not in ("auto", "authors", "regenerate", "make_moons"):
+        raise ValueError("source must be 'auto', 'authors', 'regenerate' or 'make_moons'; "
+                         f"got {source!r}")
+    if source == "make_moons":
+        return _per_seed(seed)
     if source != "regenerate":
         path = shared_data_file(_FILE)
         if path is not None:
@@ -75,3 +82,18 @@ def _regenerate(seed: int) -> MoonData:
     test, train, val = np.split(perm, [_N_TEST, _N_TEST + _N_TRAIN])
     return MoonData(X_train=X[train], y_train=y[train], X_val=X[val], y_val=y[val],
                     X_test=X[test], y_test=y[test], adversarial={}, source="regenerated")
+
+
+def _per_seed(seed: int) -> MoonData:
+    skd = require_module("sklearn.datasets", "pip install scikit-learn", "load_floral_moon")
+    from sklearn.model_selection import train_test_split
+
+    X, y = skd.make_moons(n_samples=_N_TEST + _N_TRAIN + _N_VAL, noise=0.2, random_state=seed)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    y = (2 * y - 1).astype(np.int8)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=_N_TEST,
+                                                      random_state=seed)
+    X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, test_size=_N_VAL,
+                                                      random_state=seed)
+    return MoonData(X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
+                    X_test=X_test, y_test=y_test, adversarial={}, source="make_moons")

@@ -15,14 +15,14 @@ $$
 * `mlp_baseline`: $\delta = 0$.
 * `mlp_pgd_baseline`: before every step, $\delta_i$ approximately maximises
   the loss over the ball $\lVert\delta_i\rVert \le \varepsilon$ (`"linf"` or
-  `"l2"`) by `pgd_perturbation` -- a random start in the ball and `pgd_steps`
+  `"l2"`) by `pgd_perturbation` -- a random start in the ball and `steps`
   ascent steps (signed gradient for $\ell_\infty$, normalised gradient for
   $\ell_2$), each followed by the projection onto the ball -- and the network is
   trained on the perturbed points only (Madry et al.'s min-max objective).
 
 Both are one jitted `lax.scan` over the training steps, `vmap` over keys and label
-vectors of one shape, and return an `MLPResult` whose model has
-`decision_function`, `predict` and `accuracy` like the kernel-SVM baselines.
+vectors of one shape, and return an `MLPResult` whose model is a
+`jaxpoison.models.MLPModel` (a `jaxpoison.models.Classifier`, like the kernel SVMs).
 """
 
 from __future__ import annotations
@@ -30,34 +30,17 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
-from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison._result import Result, Status, is_concrete, raise_if_failed
+from jaxpoison.models.mlp import MLPModel
 
-__all__ = ["MLPModel", "MLPResult", "mlp_baseline", "mlp_pgd_baseline", "pgd_perturbation"]
+__all__ = ["MLPResult", "mlp_baseline", "mlp_pgd_baseline", "pgd_perturbation"]
 
 NORMS = ("linf", "l2")
-
-
-class MLPModel(eqx.Module):
-    """A trained binary MLP classifier $x \\mapsto \\operatorname{sign} f(x)$."""
-
-    net: eqx.nn.MLP
-
-    def decision_function(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """$f(x)$ for every row of `X` (the logit of class $+1$)."""
-        return jax.vmap(self.net)(jnp.asarray(X, self.net.layers[0].weight.dtype))
-
-    def predict(self, X: Float[Array, "m d"]) -> Array:
-        """Labels in $\\{-1, +1\\}$ (`+1` where $f(x) \\ge 0$)."""
-        return jnp.where(self.decision_function(X) >= 0, 1, -1)
-
-    def accuracy(self, X, y) -> jax.Array:
-        """Fraction of `X` classified as `y`."""
-        dtype = self.net.layers[0].weight.dtype
-        return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(dtype))
 
 
 class MLPResult(Result):
@@ -123,7 +106,7 @@ def _penalty(net):
 
 
 @eqx.filter_jit  # the network holds its activation function: not a jit-able array
-def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps, norm,
+def _train(X, y, key, lr, reg, eps, step_size, *, width, depth, epochs, pgd_steps, norm,
            random_start=True):
     dtype = X.dtype
     yf = y.astype(dtype)
@@ -136,7 +119,7 @@ def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps
 
     def objective(p, Xb):
         m = eqx.combine(p, static)
-        return jnp.mean(_logistic(yf * jax.vmap(m)(Xb))) + l2 * _penalty(m)
+        return jnp.mean(_logistic(yf * jax.vmap(m)(Xb))) + reg * _penalty(m)
 
     def step(carry, k):
         p, s = carry
@@ -155,22 +138,27 @@ def _train(X, y, key, lr, l2, eps, step_size, *, width, depth, epochs, pgd_steps
                      model=MLPModel(net), loss=losses)
 
 
-def _check(X, y, width, depth, epochs, lr, l2, key):
+def _check(X, y, width, depth, epochs, lr, reg, key):
     X = v.as_float_array(X, "X", ndim=2)
+    if X.shape[0] == 0:
+        raise ValueError(f"X must have at least one row; got shape {tuple(X.shape)}")
     y = v.as_label_array(y, "y", allowed=(-1, 1))
     v.check_same_length(X, "X", y, "y")
+    if is_concrete(y) and np.unique(np.asarray(y)).size < 2:
+        raise ValueError(f"y must contain both labels -1 and +1; got only "
+                         f"{np.unique(np.asarray(y)).tolist()}")
     width = v.check_int(width, "width", low=1)
     depth = v.check_int(depth, "depth", low=0)
     epochs = v.check_int(epochs, "epochs", low=1)
     v.check_positive(lr, "lr")
-    v.check_nonnegative(l2, "l2")
+    v.check_nonnegative(reg, "reg")
     v.check_key(key)
     return X, y, width, depth, epochs
 
 
 def mlp_baseline(
     X: Float[Array, "n d"], y, *, key, width: int = 32, depth: int = 2, epochs: int = 1000,
-    lr: float = 1e-2, l2: float = 1e-4, throw: bool = True,
+    lr: float = 1e-2, reg: float = 1e-4, throw: bool = True,
 ) -> MLPResult:
     r"""Train the "NN" baseline: a ReLU MLP on the (possibly poisoned) labels.
 
@@ -180,41 +168,41 @@ def mlp_baseline(
         width, depth: hidden units per layer and number of hidden layers (`depth=0` is a
             linear model $w^\top x + b$).
         epochs: full-batch Adam steps. lr: Adam's learning rate.
-        l2: weight decay $\lambda$ on the weight matrices.
+        reg: weight decay $\lambda$ on the weight matrices.
         throw: raise on a non-finite result (skipped under transformations).
 
     Returns:
         `MLPResult`. Comparable to `sklearn.neural_network.MLPClassifier` with
-        `solver="adam"`, full batches and `alpha = n * l2` (sklearn sums the loss over
+        `solver="adam"`, full batches and `alpha = n * reg` (sklearn sums the loss over
         the batch and scales its penalty by `1 / n`).
     """
-    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
+    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, reg, key)
     zero = jnp.asarray(0.0, X.dtype)
-    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(l2, X.dtype), zero, zero,
+    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(reg, X.dtype), zero, zero,
                  width=width, depth=depth, epochs=epochs, pgd_steps=0, norm="linf")
     return raise_if_failed(res, "mlp_baseline", throw=throw)
 
 
 def mlp_pgd_baseline(
-    X: Float[Array, "n d"], y, *, key, eps: float, norm: str = "linf", pgd_steps: int = 10,
-    pgd_step_size: float | None = None, random_start: bool = True, width: int = 32,
-    depth: int = 2, epochs: int = 1000, lr: float = 1e-2, l2: float = 1e-4,
+    X: Float[Array, "n d"], y, *, key, eps: float, norm: str = "linf", steps: int = 10,
+    step_size: float | None = None, random_start: bool = True, width: int = 32,
+    depth: int = 2, epochs: int = 1000, lr: float = 1e-2, reg: float = 1e-4,
     throw: bool = True,
 ) -> MLPResult:
     r"""Train the "NN-PGD" baseline: the MLP of `mlp_baseline` trained adversarially.
 
     Every step replaces each training point by $x_i + \delta_i$ with
     $\delta_i$ from `pgd_perturbation` against the current network (random
-    start, `pgd_steps` steps of size `pgd_step_size`, default
-    $2.5\,\varepsilon/\text{pgd\_steps}$ as in Madry et al.) and takes one Adam
+    start, `steps` steps of size `step_size`, default
+    $2.5\,\varepsilon/\text{steps}$ as in Madry et al.) and takes one Adam
     step on the perturbed points.
 
     Args:
         eps: radius $\varepsilon \ge 0$ of the perturbation ball (`0`: plain
             training with a zero perturbation).
         norm: `"linf"` or `"l2"`.
-        pgd_steps: ascent steps per training step (`>= 1`).
-        pgd_step_size: ascent step size (positive; default above).
+        steps: PGD ascent steps per training step (`>= 1`).
+        step_size: PGD ascent step size (positive; default above).
         random_start: start each ascent at a uniform point of the ball (Madry et al.);
             `False` starts at $\delta = 0$ (the FLORAL authors' code).
         Other arguments as in `mlp_baseline`.
@@ -222,17 +210,17 @@ def mlp_pgd_baseline(
     Returns:
         `MLPResult` (`loss` is the objective on the perturbed points).
     """
-    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, l2, key)
+    X, y, width, depth, epochs = _check(X, y, width, depth, epochs, lr, reg, key)
     v.check_nonnegative(eps, "eps")
     v.check_choice(norm, "norm", NORMS)
-    pgd_steps = v.check_int(pgd_steps, "pgd_steps", low=1)
-    if pgd_step_size is None:
-        pgd_step_size = 2.5 * eps / pgd_steps
+    steps = v.check_int(steps, "steps", low=1)
+    if step_size is None:
+        step_size = 2.5 * eps / steps
     else:
-        v.check_positive(pgd_step_size, "pgd_step_size")
-    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(l2, X.dtype),
-                 jnp.asarray(eps, X.dtype), jnp.asarray(pgd_step_size, X.dtype),
-                 width=width, depth=depth, epochs=epochs, pgd_steps=pgd_steps, norm=norm,
+        v.check_positive(step_size, "step_size")
+    res = _train(X, y, key, jnp.asarray(lr, X.dtype), jnp.asarray(reg, X.dtype),
+                 jnp.asarray(eps, X.dtype), jnp.asarray(step_size, X.dtype),
+                 width=width, depth=depth, epochs=epochs, pgd_steps=steps, norm=norm,
                  random_start=bool(random_start))
     return raise_if_failed(res, "mlp_pgd_baseline", throw=throw)
 
@@ -263,7 +251,7 @@ def pgd_perturbation(
     """
     if not isinstance(model, MLPModel):
         raise TypeError(f"model must be an MLPModel; got {type(model).__name__}")
-    X = v.as_float_array(X, "X", ndim=2)
+    X = model.check_X(X)
     y = v.as_label_array(y, "y", allowed=(-1, 1))
     v.check_same_length(X, "X", y, "y")
     v.check_nonnegative(eps, "eps")

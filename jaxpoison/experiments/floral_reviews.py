@@ -17,8 +17,8 @@ import numpy as np
 from jaxpoison.attacks import alfa_tilt, flip_budget
 from jaxpoison.defenses import curie, floral, ln_svm, ls_svm, svm_baseline
 from jaxpoison.experiments import RecipeContext, Report, Table, recipe
-from jaxpoison.experiments.floral_moon import _fmt
-from jaxpoison.solvers.svm_dual import _power_lmax
+from jaxpoison.experiments.floral_moon import fmt_mean_std
+from jaxpoison.solvers import max_eigenvalue
 
 C, GAMMA = 1.0, 1.0
 LEVELS = (1, 5, 10, 25)
@@ -46,21 +46,21 @@ def floral_reviews(ctx: RecipeContext) -> Report:
     from jaxpoison.models import kernel_matrix
 
     K = kernel_matrix(X, X, GAMMA)
-    lr = float(1.0 / _power_lmax(K))   # step 1/L (L = largest eigenvalue of K)
+    lr = float(1.0 / max_eigenvalue(K))   # step 1/L (L = largest eigenvalue of K)
     k_attack = flip_budget(n_train, 0.05)
     keys = jax.random.split(jax.random.key(ctx.seed), reps)
 
     sets = {"clean": [y] * reps}
     for lvl in ctx.progress(levels, "alfa-tilt labels"):
         L = flip_budget(n_train, lvl / 100)
-        sets[f"alfa-tilt {lvl}%"] = [np.asarray(alfa_tilt(X, y, budget=L, key=kk, C=C,
-                                                          gamma=GAMMA, num_trials=5).labels)
-                                     for kk in keys]
+        sets[f"alfa-tilt {lvl}%"] = [
+            np.asarray(alfa_tilt(X, y, budget=L, variant="xiao", key=kk, C=C, gamma=GAMMA,
+                                 num_trials=5).labels) for kk in keys]
     methods = ["FLORAL", "SVM", "LN-SVM", "Curie", "LS-SVM"]
     best = {m: {} for m in methods}
     last = {}
     run_ = jax.jit(jax.vmap(lambda yy, key, X, Xt: floral(
-        X, yy, C=C, gamma=GAMMA, k=k_attack, rounds=rounds, lr=lr, key=key, X_eval=Xt,
+        X, yy, C=C, gamma=GAMMA, budget=k_attack, steps=rounds, lr=lr, key=key, X_eval=Xt,
         y_eval=yt, throw=False), in_axes=(0, 0, None, None)))
 
     def run(labs, keys):
@@ -79,7 +79,7 @@ def floral_reviews(ctx: RecipeContext) -> Report:
                     "LS-SVM": ls_svm(X, yr, C=C, gamma=GAMMA, k=10, eta=0.5)}
             for m, out in outs.items():
                 best[m][name].append(float(out.model.accuracy(Xt, yt)))
-    rows = [[name] + [_fmt(best[m][name]) for m in methods] + [_fmt(last[name])]
+    rows = [[name] + [fmt_mean_std(best[m][name]) for m in methods] + [fmt_mean_std(last[name])]
             for name in sets]
     report = Report(name="floral-reviews",
                     title="FLORAL on Fine Foods reviews (MiniLM embeddings)")

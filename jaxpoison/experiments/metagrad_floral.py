@@ -38,15 +38,15 @@ def _exact_val(X, y, Xv, yv, theta, *, budget, steps, key):
     from jaxpoison.defenses import floral_validation_loss
 
     C, gamma, lr = jnp.exp(theta)
-    return floral_validation_loss(X, y, Xv, yv, C=C, gamma=gamma, lr=lr, k=budget,
-                                  rounds=steps, key=key)
+    return floral_validation_loss(X, y, Xv, yv, C=C, gamma=gamma, lr=lr, budget=budget,
+                                  steps=steps, key=key)
 
 
 def _test_accuracy(X, y, Xt, yt, theta, *, budget, steps, keys):
     from jaxpoison.defenses import floral
 
     C, gamma, lr = (float(v) for v in np.exp(np.asarray(theta)))
-    run = jax.vmap(lambda k: floral(X, y, C=C, gamma=gamma, lr=lr, k=budget, rounds=steps,
+    run = jax.vmap(lambda k: floral(X, y, C=C, gamma=gamma, lr=lr, budget=budget, steps=steps,
                                     key=k, X_eval=Xt, y_eval=yt, throw=False).last_accuracy)
     return np.asarray(run(keys))
 

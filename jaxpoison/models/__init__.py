@@ -1,8 +1,12 @@
 """Trainable models as pure fit / predict / loss functions."""
 from jaxpoison.models.classifier import Classifier as Classifier
+from jaxpoison.models.kernel_svm import SVM_DEFAULTS as SVM_DEFAULTS
 from jaxpoison.models.kernel_svm import KernelSVM as KernelSVM
+from jaxpoison.models.kernel_svm import KernelSVMFit as KernelSVMFit
+from jaxpoison.models.kernel_svm import check_svm_inputs as check_svm_inputs
 from jaxpoison.models.kernel_svm import fit_kernel_svm as fit_kernel_svm
 from jaxpoison.models.kernel_svm import fit_kernel_svm_precomputed as fit_kernel_svm_precomputed
+from jaxpoison.models.kernel_svm import kernel_svm_core as kernel_svm_core
 from jaxpoison.models.kernels import kernel_matrix as kernel_matrix
 from jaxpoison.models.learners import MLP as MLP
 from jaxpoison.models.learners import KNearestNeighbors as KNearestNeighbors
@@ -16,6 +20,7 @@ from jaxpoison.models.linear import LinearModel as LinearModel
 from jaxpoison.models.linear import fit_linear as fit_linear
 from jaxpoison.models.linear import linear_losses as linear_losses
 from jaxpoison.models.linear import linear_objective as linear_objective
+from jaxpoison.models.mlp import MLPModel as MLPModel
 from jaxpoison.models.reward import RewardResult as RewardResult
 from jaxpoison.models.reward import bradley_terry_loss as bradley_terry_loss
 from jaxpoison.models.reward import fit_bradley_terry as fit_bradley_terry

@@ -1,4 +1,4 @@
-r"""Kernel SVM (C-SVC with bias): fit by SMO or accelerated projected gradient.
+r"""Kernel SVM (C-SVC with bias): one fitting path for every kernel SVM in jaxpoison.
 
 The dual solved is
 
@@ -12,11 +12,17 @@ and the classifier is $f(x) = s \sum_i \alpha_i y_i k(x_i, x) + b$ (`s` =
 `kernel_scale`, 1 except for kernels modified off the diagonal such as LN-SVM's).
 `fit_kernel_svm` matches `sklearn.svm.SVC(kernel=..., C=..., gamma=...)`
 (libsvm) in dual objective, intercept and predictions up to the tolerance.
+
+One path: `check_svm_inputs` is the single check of data, `C` and kernel parameters at the
+public boundary, and `kernel_svm_core` (jit-safe, no checks) the single fit, used by
+`fit_kernel_svm`, FLORAL (`jaxpoison.defenses.floral`), the label-noise baselines
+(`jaxpoison.defenses.baselines`) and the label-flip attacks
+(`jaxpoison.attacks.label_flip`). The solver options are held once in
+`jaxpoison.solvers.SMO` / `jaxpoison.solvers.PGD` (defaults `SMO(tol=1e-3,
+max_iter=100_000)`), the SVM defaults once in `SVM_DEFAULTS`.
 """
 
 from __future__ import annotations
-
-import functools
 
 import equinox as eqx
 import jax
@@ -26,14 +32,26 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, is_concrete, raise_if_failed
-from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.svm_dual import svm_dual_pgd, svm_dual_smo_kernel
+from jaxpoison.models.classifier import Classifier
+from jaxpoison.models.kernels import check_kernel, kernel_matrix
+from jaxpoison.solvers.svm_dual import (
+    DEFAULT_SOLVER,
+    PGD,
+    SMO,
+    SVMDualResult,
+    check_solver,
+    solve_svm_dual,
+)
 
-__all__ = ["KernelSVM", "fit_kernel_svm", "fit_kernel_svm_precomputed", "svm_from_dual"]
+__all__ = ["KernelSVM", "KernelSVMFit", "SVM_DEFAULTS", "fit_kernel_svm",
+           "fit_kernel_svm_precomputed", "check_svm_inputs", "kernel_svm_core"]
+
+SVM_DEFAULTS = {"C": 1.0, "kernel": "rbf", "gamma": "scale", "degree": 3, "coef0": 0.0}
+"""The defaults of every kernel-SVM based function (sklearn's `SVC` defaults)."""
 
 
-class KernelSVM(Result):
-    """A fitted kernel SVM (a pytree: `vmap`-ed fits give a batched model).
+class KernelSVM(Classifier):
+    """A kernel SVM classifier (a pytree: `vmap`-ed fits give a batched model).
 
     Attributes:
         alpha: dual variables `(n,)` (zero for non-support vectors).
@@ -42,7 +60,6 @@ class KernelSVM(Result):
         y_train: training labels used in the fit, as floats in $\\{-1,+1\\}$.
         gamma, coef0: kernel parameters (arrays, so they can be traced / vmapped).
         kernel_scale: factor $s$ applied to test-train kernel values.
-        objective, gap: dual objective and final KKT violation.
         kernel, degree: static kernel choice.
     """
 
@@ -53,10 +70,25 @@ class KernelSVM(Result):
     gamma: jax.Array
     coef0: jax.Array
     kernel_scale: jax.Array
-    objective: jax.Array
-    gap: jax.Array
     kernel: str = eqx.field(static=True, default="rbf")
     degree: int = eqx.field(static=True, default=3)
+
+    @property
+    def num_features(self) -> int:
+        return self.X_train.shape[-1]
+
+    @classmethod
+    def from_dual_coef(cls, X_train, coef, intercept, gamma, *, kernel: str = "rbf",
+                       degree: int = 3, coef0=0.0, kernel_scale=1.0) -> KernelSVM:
+        r"""The model $f(x) = s\sum_i c_i k(x_i, x) + b$ from signed coefficients
+        $c_i = \alpha_i y_i$ (`alpha = |c|`, `y_train = sign c`, +1 where $c_i = 0$)."""
+        dtype = X_train.dtype
+        coef = jnp.asarray(coef, dtype)
+        return cls(alpha=jnp.abs(coef), intercept=jnp.asarray(intercept, dtype),
+                   X_train=X_train, y_train=jnp.where(coef < 0, -1.0, 1.0).astype(dtype),
+                   gamma=jnp.asarray(gamma, dtype), coef0=jnp.asarray(coef0, dtype),
+                   kernel_scale=jnp.asarray(kernel_scale, dtype), kernel=kernel,
+                   degree=degree)
 
     @property
     def support(self) -> jax.Array:
@@ -69,75 +101,93 @@ class KernelSVM(Result):
         return self.alpha * self.y_train
 
     def decision_function(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """$f(x) = s\\sum_i \\alpha_i y_i k(x_i, x) + b$ for each row of `X`."""
-        Kx = kernel_matrix(jnp.asarray(X, self.X_train.dtype), self.X_train, self.gamma,
-                           kernel=self.kernel, degree=self.degree, coef0=self.coef0)
+        """$f(x) = s\\sum_i \\alpha_i y_i k(x_i, x) + b$ for each row of `X` (checked:
+        `num_features` columns, finite)."""
+        X = self.check_X(X).astype(self.X_train.dtype)
+        Kx = kernel_matrix(X, self.X_train, self.gamma, kernel=self.kernel,
+                           degree=self.degree, coef0=self.coef0)
         return self.kernel_scale * (Kx @ self.dual_coef) + self.intercept
 
-    def predict(self, X: Float[Array, "m d"]) -> Float[Array, " m"]:
-        """Labels in $\\{-1,+1\\}$ (a zero decision value gives +1)."""
-        return jnp.where(self.decision_function(X) >= 0, 1, -1)
 
-    def accuracy(self, X, y) -> jax.Array:
-        """Fraction of `X` classified as `y`."""
-        return jnp.mean((self.predict(X) == jnp.asarray(y)).astype(self.alpha.dtype))
+class KernelSVMFit(Result):
+    """Result of `fit_kernel_svm`.
 
+    Attributes:
+        model: the fitted `KernelSVM`.
+        objective: dual objective $\\tfrac12\\alpha^\\top Q\\alpha - \\mathbf 1^\\top\\alpha$.
+        gap: final maximal KKT violation (libsvm's stopping value).
+        status, iterations: as in `jaxpoison.Result`.
+    """
 
-def _solve(K, y, C, method, tol, max_iter):
-    if method == "smo":
-        return svm_dual_smo_kernel(K, y, C, tol=tol, max_iter=max_iter)
-    return svm_dual_pgd((y[:, None] * y[None, :]) * K, y, C, tol=tol, max_iter=max_iter)
-
-
-def svm_from_dual(res, X, y, gamma, *, kernel="rbf", degree=3, coef0=0.0, kernel_scale=1.0):
-    """Wrap an `jaxpoison.solvers.svm_dual.SVMDualResult` as a `KernelSVM`."""
-    dtype = X.dtype
-    return KernelSVM(
-        status=res.status, iterations=res.iterations, alpha=res.alpha,
-        intercept=res.intercept, X_train=X, y_train=jnp.asarray(y, dtype),
-        gamma=jnp.asarray(gamma, dtype), coef0=jnp.asarray(coef0, dtype),
-        kernel_scale=jnp.asarray(kernel_scale, dtype), objective=res.objective,
-        gap=res.gap, kernel=kernel, degree=degree)
+    model: KernelSVM
+    objective: jax.Array
+    gap: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("kernel", "degree", "method"))
-def _fit(X, y, C, gamma, coef0, tol, *, kernel, degree, method, max_iter):
-    yf = y.astype(X.dtype)
-    K = kernel_matrix(X, X, gamma, kernel=kernel, degree=degree, coef0=coef0)
-    res = _solve(K, yf, C, method, tol, max_iter)
-    return svm_from_dual(res, X, yf, gamma, kernel=kernel, degree=degree, coef0=coef0)
+def check_svm_inputs(X, y, *, C, kernel: str = "rbf", gamma="scale", degree: int = 3,
+                     coef0=0.0, solver: SMO | PGD | None = None, y_name: str = "y",
+                     allowed=(-1, 1), X_name: str = "X"):
+    """The one boundary check of every kernel-SVM based public function.
 
-
-def _check_common(X, y, C, method, tol, max_iter):
-    X = v.as_float_array(X, "X", ndim=2)
-    y = v.as_label_array(y, "y", allowed=(-1, 1))
-    v.check_same_length(X, "X", y, "y")
+    Checks `X` (2-D, finite, at least one row), the labels (1-D, in `allowed`, as many as
+    rows of `X`, at least two classes), `C` (positive finite scalar or `(n,)`), the kernel
+    (`jaxpoison.models.kernels.check_kernel`) and `solver`. Returns `(X, y, gamma)`
+    with `gamma` resolved to a number. Value checks are skipped on tracers.
+    """
+    X = v.as_float_array(X, X_name, ndim=2)
+    if X.shape[0] == 0:
+        raise ValueError(f"{X_name} must have at least one row; got shape {tuple(X.shape)}")
+    y = v.as_label_array(y, y_name, allowed=allowed)
+    v.check_same_length(X, X_name, y, y_name)
     if is_concrete(y) and np.unique(np.asarray(y)).size < 2:
-        raise ValueError("y must contain both labels -1 and +1")
-    v.check_positive(C, "C")
-    v.check_choice(method, "method", ("smo", "pgd"))
-    v.check_positive(tol, "tol")
-    max_iter = v.check_int(max_iter, "max_iter", low=1)
+        raise ValueError(f"{y_name} must contain at least two classes; got only "
+                         f"{np.unique(np.asarray(y)).tolist()}")
     if jnp.ndim(C) not in (0, 1) or (jnp.ndim(C) == 1 and jnp.shape(C)[0] != X.shape[0]):
         raise ValueError(f"C must be a scalar or have shape ({X.shape[0]},); got shape "
                          f"{tuple(jnp.shape(C))}")
-    return X, y, max_iter
+    v.check_positive(C, "C")
+    gamma = check_kernel(kernel, gamma, X, degree=degree, coef0=coef0)
+    if solver is not None:
+        check_solver(solver)
+    return X, y, gamma
+
+
+def kernel_svm_core(X, y, C, gamma, solver: SMO | PGD = DEFAULT_SOLVER, *, kernel: str = "rbf",
+                    degree: int = 3, coef0=0.0, K=None, kernel_scale=1.0) -> KernelSVMFit:
+    """Fit a kernel SVM with no checks (jit-safe; call inside `jit`/`vmap`).
+
+    `K` is the Gram matrix (computed from `X` when `None`, or a modified one such as
+    LN-SVM's $K\\circ M$); `kernel_scale` multiplies test-train kernel values. `C` may be
+    `(n,)` (a zero removes a point). Returns `KernelSVMFit`.
+    """
+    dtype = X.dtype
+    yf = jnp.asarray(y).astype(dtype)
+    if K is None:
+        K = kernel_matrix(X, X, gamma, kernel=kernel, degree=degree, coef0=coef0)
+    res = solve_svm_dual(K, yf, jnp.asarray(C, dtype), solver)
+    model = KernelSVM(alpha=res.alpha, intercept=res.intercept, X_train=X, y_train=yf,
+                      gamma=jnp.asarray(gamma, dtype), coef0=jnp.asarray(coef0, dtype),
+                      kernel_scale=jnp.asarray(kernel_scale, dtype), kernel=kernel,
+                      degree=degree)
+    return KernelSVMFit(status=res.status, iterations=res.iterations, model=model,
+                        objective=res.objective, gap=res.gap)
+
+
+_fit_jit = jax.jit(kernel_svm_core, static_argnames=("kernel", "degree"))
 
 
 def fit_kernel_svm(
     X: Float[Array, "n d"],
     y,
     *,
-    C: float | Float[Array, ""] = 1.0,
-    kernel: str = "rbf",
-    gamma: float | str = "scale",
-    degree: int = 3,
-    coef0: float = 0.0,
-    method: str = "smo",
-    tol: float = 1e-3,
-    max_iter: int | None = None,
+    C: float | Float[Array, ""] = SVM_DEFAULTS["C"],
+    kernel: str = SVM_DEFAULTS["kernel"],
+    gamma: float | str = SVM_DEFAULTS["gamma"],
+    degree: int = SVM_DEFAULTS["degree"],
+    coef0: float = SVM_DEFAULTS["coef0"],
+    solver: SMO | PGD = DEFAULT_SOLVER,
     throw: bool = True,
-) -> KernelSVM:
+) -> KernelSVMFit:
     r"""Fit a binary kernel SVM with bias by solving its dual.
 
     $$
@@ -147,59 +197,49 @@ def fit_kernel_svm(
 
     Args:
         X: training points `(n, d)`.
-        y: labels in $\{-1,+1\}$ `(n,)`.
+        y: labels in $\{-1,+1\}$ `(n,)`, both present.
         C: box bound (positive scalar, or per-point `(n,)`; traceable, so `vmap`-able).
         kernel: `"rbf"`, `"linear"` or `"polynomial"`.
         gamma: positive number (traceable) or `"scale"` / `"auto"` (sklearn semantics).
         degree, coef0: polynomial kernel parameters.
-        method: `"smo"` (WSS2 SMO, default, fast on CPU) or `"pgd"` (FISTA with exact
-            projection).
-        tol: stopping tolerance on the maximal KKT violation (libsvm's `tol`).
-        max_iter: iteration limit (default 100,000 for SMO, 20,000 for PGD).
-        throw: raise `jaxpoison.SolverError` if the solve did not converge
-            (skipped under `jit`/`vmap`; then inspect `model.status`).
+        solver: `jaxpoison.solvers.SMO(tol, max_iter)` (default, WSS2 SMO, fast on CPU)
+            or `jaxpoison.solvers.PGD(tol, max_iter, projection)` (FISTA with exact
+            projection); `tol` bounds the maximal KKT violation (libsvm's `tol`).
+        throw: raise `jaxpoison.SolverError` if the solve did not converge (under a
+            caller's `jit`/`vmap` through `equinox.error_if`); with `False` read `status`.
 
     Returns:
-        `KernelSVM`. Equivalent to `sklearn.svm.SVC(C=C, kernel=kernel,
-        gamma=gamma, tol=tol)`: same dual optimum, intercept from the same KKT rule.
+        `KernelSVMFit` (`.model` is the `KernelSVM`). Equivalent to
+        `sklearn.svm.SVC(C=C, kernel=kernel, gamma=gamma, tol=tol)`: same dual optimum,
+        intercept from the same KKT rule.
 
-    `jax.vmap` over label vectors, `C` or `gamma` works (call this function inside
-    the vmapped function with `throw=False`).
+    `jax.vmap` over label vectors, `C` or `gamma` works.
     """
-    v.check_choice(kernel, "kernel", KERNELS)
-    if max_iter is None:
-        max_iter = 100_000 if method == "smo" else 20_000
-    X, y, max_iter = _check_common(X, y, C, method, tol, max_iter)
-    gamma = resolve_gamma(gamma, X)
-    v.check_positive(gamma, "gamma")
-    v.check_int(degree, "degree", low=1)
+    X, y, gamma = check_svm_inputs(X, y, C=C, kernel=kernel, gamma=gamma, degree=degree,
+                                   coef0=coef0, solver=solver)
     dtype = X.dtype
-    model = _fit(X, y, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype),
-                 jnp.asarray(coef0, dtype), jnp.asarray(tol, dtype), kernel=kernel,
-                 degree=degree, method=method, max_iter=max_iter)
-    return raise_if_failed(model, "fit_kernel_svm", throw=throw)
+    fit = _fit_jit(X, y, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype), solver,
+                   kernel=kernel, degree=degree, coef0=jnp.asarray(coef0, dtype))
+    return raise_if_failed(fit, "fit_kernel_svm", throw=throw)
 
 
-@functools.partial(jax.jit, static_argnames=("method",))
-def _fit_pre(K, y, C, tol, *, method, max_iter):
-    yf = y.astype(K.dtype)
-    return _solve(K, yf, C, method, tol, max_iter)
+@jax.jit
+def _fit_pre(K, y, C, solver):
+    return solve_svm_dual(K, y.astype(K.dtype), C, solver)
 
 
 def fit_kernel_svm_precomputed(
-    K: Float[Array, "n n"], y, *, C=1.0, method: str = "smo", tol: float = 1e-3,
-    max_iter: int | None = None, throw: bool = True,
-):
-    """Solve the SVM dual for a precomputed Gram matrix `K`.
+    K: Float[Array, "n n"], y, *, C=SVM_DEFAULTS["C"], solver: SMO | PGD = DEFAULT_SOLVER,
+    throw: bool = True,
+) -> SVMDualResult:
+    """Solve the SVM dual for a precomputed Gram matrix `K` (square, finite).
 
-    Returns the `jaxpoison.solvers.svm_dual.SVMDualResult` (`alpha`,
-    `intercept`...). Equivalent to `sklearn.svm.SVC(kernel="precomputed")`.
+    Returns the `jaxpoison.solvers.SVMDualResult` (`alpha`, `intercept`...).
+    Equivalent to `sklearn.svm.SVC(kernel="precomputed")`.
     """
-    if max_iter is None:
-        max_iter = 100_000 if method == "smo" else 20_000
     K = v.as_float_array(K, "K", ndim=2)
     v.check_shape(K, "K", (K.shape[0], K.shape[0]))
-    _, y, max_iter = _check_common(K, y, C, method, tol, max_iter)
-    res = _fit_pre(K, y, jnp.asarray(C, K.dtype), jnp.asarray(tol, K.dtype),
-                   method=method, max_iter=max_iter)
+    K, y, _ = check_svm_inputs(K, y, C=C, kernel="linear", gamma=1.0, solver=solver,
+                               X_name="K")
+    res = _fit_pre(K, y, jnp.asarray(C, K.dtype), solver)
     return raise_if_failed(res, "fit_kernel_svm_precomputed", throw=throw)

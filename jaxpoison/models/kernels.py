@@ -23,13 +23,18 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-__all__ = ["KERNELS", "kernel_matrix", "resolve_gamma"]
+from jaxpoison import _validate as v
+
+__all__ = ["KERNELS", "kernel_matrix", "resolve_gamma", "check_kernel"]
 
 KERNELS = ("rbf", "linear", "polynomial")
 
 
 def resolve_gamma(gamma, X) -> float | jax.Array:
-    """Turn `"scale"` / `"auto"` into a number (sklearn semantics); pass numbers on."""
+    r"""Turn `"scale"` / `"auto"` into a number (sklearn semantics); pass numbers on.
+
+    `"scale"` is $1/(d\operatorname{Var}[X])$ (1 when `X` is constant), `"auto"` is $1/d$.
+    """
     if isinstance(gamma, str):
         d = X.shape[1]
         if gamma == "scale":
@@ -38,6 +43,25 @@ def resolve_gamma(gamma, X) -> float | jax.Array:
         if gamma == "auto":
             return 1.0 / d
         raise ValueError(f"gamma must be a positive number, 'scale' or 'auto'; got {gamma!r}")
+    return gamma
+
+
+def check_kernel(kernel: str, gamma, X, *, degree: int = 3, coef0=0.0):
+    """The one check of kernel parameters at the public boundary; returns `gamma` as a number.
+
+    `kernel` must be in `KERNELS`; `gamma` a positive finite number (or traced scalar) or
+    `"scale"` / `"auto"` (resolved on `X`, which must be concrete then); `degree` an
+    integer >= 1; `coef0` finite. Raises `ValueError` / `TypeError` naming the argument.
+    """
+    v.check_choice(kernel, "kernel", KERNELS)
+    if isinstance(gamma, str):
+        v.check_choice(gamma, "gamma", ("scale", "auto"))
+    elif jnp.ndim(gamma) != 0:
+        raise ValueError(f"gamma must be a scalar; got shape {tuple(jnp.shape(gamma))}")
+    gamma = resolve_gamma(gamma, X)
+    v.check_positive(gamma, "gamma")
+    v.check_int(degree, "degree", low=1)
+    v.check_finite(jnp.asarray(coef0), "coef0")
     return gamma
 
 
@@ -79,6 +103,9 @@ def kernel_matrix(
         `(n, m)` array; matches `sklearn.metrics.pairwise.rbf_kernel` /
         `linear_kernel` / `polynomial_kernel`.
     """
+    if X1.ndim != 2 or X2.ndim != 2 or X1.shape[1] != X2.shape[1]:
+        raise ValueError(f"X1 and X2 must be 2-D with the same number of columns; got shapes "
+                         f"{X1.shape} and {X2.shape}")
     n = X1.shape[0]
     if n <= block_size:
         return _block(X1, X2, gamma, kernel, degree, coef0)

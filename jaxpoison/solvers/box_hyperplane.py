@@ -144,6 +144,10 @@ def project_box_hyperplane(
         point and is returned). Equivalent to solving the QP with any QP solver
         (the authors of FLORAL use CVXOPT).
     """
+    if jnp.ndim(v) != 1 or jnp.shape(y) != jnp.shape(v) or jnp.ndim(C) not in (0, 1) or (
+            jnp.ndim(C) == 1 and jnp.shape(C) != jnp.shape(v)):
+        raise ValueError(f"v must be 1-D, y of the same shape and C a scalar or of that shape; "
+                         f"got v {jnp.shape(v)}, y {jnp.shape(y)}, C {jnp.shape(C)}")
     C = jnp.asarray(C, dtype=v.dtype)
     mu = box_hyperplane_multiplier(v, y, C, method=method, iters=iters)
     return jnp.clip(v - mu * y.astype(v.dtype), 0.0, C)

@@ -7,6 +7,13 @@ $$
 
 with $y \in \{-1,+1\}^n$ and $C$ a positive scalar or per-point vector.
 
+The solver options are held once, in a small configuration module passed as `solver`:
+`SMO(tol, max_iter)` or `PGD(tol, max_iter, projection)`; `tol` and `max_iter` are array
+leaves of that pytree (changing them does not recompile), `projection` is static.
+`solve_svm_dual` is the one entry point every kernel SVM of jaxpoison goes through
+(`jaxpoison.models.fit_kernel_svm`, FLORAL's evaluation, the label-noise baselines,
+the label-flip attacks); it dispatches on the type of `solver`.
+
 * `svm_dual_smo` -- working-set SMO with the second-order working-set selection
   (WSS2) of Fan, Chen & Lin (JMLR 2005), the algorithm of libsvm, in one
   `lax.while_loop`; stops when the maximal KKT violation
@@ -26,17 +33,82 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from jaxpoison._result import Result, Status
+from jaxpoison._result import Result, Status, is_concrete
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
 
-__all__ = ["SVMDualResult", "svm_dual_smo", "svm_dual_smo_kernel", "svm_dual_pgd",
-           "svm_dual_objective", "svm_intercept", "svm_kkt_gap"]
+__all__ = ["SMO", "PGD", "DEFAULT_SOLVER", "SVMDualResult", "solve_svm_dual", "check_solver",
+           "svm_dual_smo", "svm_dual_smo_kernel", "svm_dual_pgd", "svm_dual_objective",
+           "svm_intercept", "svm_kkt_gap", "max_eigenvalue"]
 
 _TAU = 1e-12
+
+
+def _check_options(name, tol, max_iter):
+    # value checks only on concrete numbers (a config built under jit holds tracers)
+    if is_concrete(tol):
+        t = np.asarray(tol, dtype=float)
+        if t.shape != () or not np.isfinite(t) or t <= 0:
+            raise ValueError(f"{name}.tol must be a positive finite scalar; got {tol!r}")
+    if isinstance(max_iter, bool) or (is_concrete(max_iter) and (
+            np.asarray(max_iter).shape != () or not float(max_iter).is_integer()
+            or int(max_iter) < 1)):
+        raise ValueError(f"{name}.max_iter must be an integer >= 1; got {max_iter!r}")
+
+
+class SMO(eqx.Module):
+    """Options of the SMO solver (libsvm's algorithm).
+
+    Attributes:
+        tol: stop when the maximal KKT violation $m(\alpha) - M(\alpha)$ is at most
+            `tol` (libsvm's `eps`). Traced: changing it does not recompile.
+        max_iter: iteration limit (two coordinates per iteration). Traced.
+    """
+
+    tol: float | jax.Array = 1e-3
+    max_iter: int | jax.Array = 100_000
+
+    def __check_init__(self):
+        _check_options("SMO", self.tol, self.max_iter)
+
+
+class PGD(eqx.Module):
+    """Options of the accelerated projected-gradient solver (FISTA with restart).
+
+    Attributes:
+        tol: stop when the maximal KKT violation is at most `tol` (as `SMO`). Traced.
+        max_iter: iteration limit (one matrix-vector product each). Traced.
+        projection: root finder of the box-hyperplane projection, `"sort"` or `"bisect"`
+            (static).
+    """
+
+    tol: float | jax.Array = 1e-3
+    max_iter: int | jax.Array = 20_000
+    projection: str = eqx.field(static=True, default="sort")
+
+    def __check_init__(self):
+        _check_options("PGD", self.tol, self.max_iter)
+        if self.projection not in ("sort", "bisect"):
+            raise ValueError("PGD.projection must be one of ['sort', 'bisect']; got "
+                             f"{self.projection!r}")
+
+
+DEFAULT_SOLVER = SMO()
+"""The default solver of every kernel SVM in jaxpoison: `SMO(tol=1e-3, max_iter=100_000)`."""
+_DEFAULT_PGD = PGD()
+
+
+def check_solver(solver, name: str = "solver"):
+    """Check that `solver` is an `SMO` or `PGD` configuration (a `TypeError` otherwise)."""
+    if not isinstance(solver, (SMO, PGD)):
+        raise TypeError(f"{name} must be jaxpoison.solvers.SMO(...) or PGD(...); got "
+                        f"{type(solver).__name__} {solver!r}")
+    return solver
 
 
 class SVMDualResult(Result):
@@ -108,9 +180,11 @@ def _status(gap, tol, finite):
                      jnp.where(gap <= tol, Status.SUCCESS, Status.MAX_ITERATIONS)).astype(jnp.int32)
 
 
-def _smo_core(row, diag, Qa0, y, C, tol, max_iter, alpha0):
+def _smo_core(row, diag, Qa0, y, C, solver, alpha0):
     """SMO on rows `row(i)` of a symmetric Q; `Qa0` = Q @ alpha0 (None for zeros)."""
     dtype = diag.dtype
+    tol = jnp.asarray(solver.tol, dtype)
+    max_iter = jnp.asarray(solver.max_iter, jnp.int32)
     n = diag.shape[0]
     Cv = jnp.broadcast_to(jnp.asarray(C, dtype), (n,))
     alpha = jnp.zeros(n, dtype) if alpha0 is None else alpha0.astype(dtype)
@@ -167,19 +241,21 @@ def svm_dual_smo(
     Q: Float[Array, "n n"],
     y: Float[Array, " n"],
     C: float | Float[Array, " n"],
+    solver: SMO = DEFAULT_SOLVER,
     *,
-    tol: float = 1e-3,
-    max_iter: int = 100_000,
     alpha0: Float[Array, " n"] | None = None,
 ) -> SVMDualResult:
     r"""SMO with second-order working-set selection (libsvm's algorithm, no shrinking).
+
+    A jit-safe core: no input validation (use `jaxpoison.models.fit_kernel_svm_precomputed`
+    for a checked call).
 
     Args:
         Q: $(y y^\top) \circ K$, symmetric positive semidefinite, `(n, n)`.
         y: labels in $\{-1, +1\}$ as floats.
         C: box bound, scalar or `(n,)` (a zero entry removes that point).
-        tol: stop when the maximal KKT violation is at most `tol` (libsvm `eps`).
-        max_iter: iteration limit (traced, so changing it does not recompile).
+        solver: `SMO(tol, max_iter)`: stop when the maximal KKT violation is at most
+            `tol` (libsvm `eps`) or after `max_iter` iterations.
         alpha0: optional feasible starting point (default zeros).
 
     Returns:
@@ -189,7 +265,7 @@ def svm_dual_smo(
     """
     y = y.astype(Q.dtype)
     return _smo_core(lambda i: Q[i], jnp.diagonal(Q), None if alpha0 is None else Q @ alpha0,
-                     y, C, tol, max_iter, alpha0)
+                     y, C, solver, alpha0)
 
 
 @jax.jit
@@ -197,9 +273,8 @@ def svm_dual_smo_kernel(
     K: Float[Array, "n n"],
     y: Float[Array, " n"],
     C: float | Float[Array, " n"],
+    solver: SMO = DEFAULT_SOLVER,
     *,
-    tol: float = 1e-3,
-    max_iter: int = 100_000,
     alpha0: Float[Array, " n"] | None = None,
 ) -> SVMDualResult:
     r"""`svm_dual_smo` given the Gram matrix `K` instead of $Q$.
@@ -210,11 +285,19 @@ def svm_dual_smo_kernel(
     """
     y = y.astype(K.dtype)
     Qa0 = None if alpha0 is None else y * (K @ (y * alpha0))
-    return _smo_core(lambda i: y[i] * y * K[i], jnp.diagonal(K), Qa0, y, C, tol, max_iter,
-                     alpha0)
+    return _smo_core(lambda i: y[i] * y * K[i], jnp.diagonal(K), Qa0, y, C, solver, alpha0)
 
 
-def _power_lmax(Q, iters=50):
+@functools.partial(jax.jit, static_argnames=("iters",))
+def max_eigenvalue(Q: Float[Array, "n n"], iters: int = 50) -> Float[Array, ""]:
+    r"""Largest eigenvalue of a symmetric positive semidefinite `Q` by power iteration.
+
+    Returns the Rayleigh quotient $v^\top Q v$ after `iters` normalised products
+    $v \leftarrow Qv/\lVert Qv\rVert$ from a fixed start (deterministic, `jit`/`vmap`-able).
+    It never exceeds $\lambda_{\max}$ and approaches it from below; `svm_dual_pgd`
+    uses $1.05\,\lambda_{\max}$ as its Lipschitz constant, and $1/\lambda_{\max}(K)$
+    is the step of a projected-gradient SVM loop such as FLORAL's.
+    """
     v = jnp.ones(Q.shape[0], Q.dtype) / jnp.sqrt(Q.shape[0]) + 0.01 * jnp.cos(
         jnp.arange(Q.shape[0], dtype=Q.dtype))
 
@@ -226,29 +309,31 @@ def _power_lmax(Q, iters=50):
     return v @ (Q @ v)
 
 
-@functools.partial(jax.jit, static_argnames=("projection",))
+@jax.jit
 def svm_dual_pgd(
     Q: Float[Array, "n n"],
     y: Float[Array, " n"],
     C: float | Float[Array, " n"],
+    solver: PGD = _DEFAULT_PGD,
     *,
-    tol: float = 1e-3,
-    max_iter: int = 20_000,
     alpha0: Float[Array, " n"] | None = None,
-    projection: str = "sort",
 ) -> SVMDualResult:
     r"""Accelerated projected gradient (FISTA with adaptive restart) on the SVM dual.
 
     Each step $\alpha^+ = P(z - \nabla f(z)/L)$ uses the exact projection onto
     $\{y^\top\alpha=0, 0\le\alpha\le C\}$; momentum is reset whenever
     $(z - \alpha^+)^\top(\alpha^+ - \alpha) > 0$. Stopping rule and intercept as in
-    `svm_dual_smo`. One matrix-vector product per iteration.
+    `svm_dual_smo`. One matrix-vector product per iteration. Options in
+    `solver = PGD(tol, max_iter, projection)`; no input validation (jit-safe core).
     """
     dtype = Q.dtype
+    tol = jnp.asarray(solver.tol, dtype)
+    max_iter = jnp.asarray(solver.max_iter, jnp.int32)
+    projection = solver.projection
     n = Q.shape[0]
     y = y.astype(dtype)
     Cv = jnp.broadcast_to(jnp.asarray(C, dtype), (n,))
-    L = 1.05 * _power_lmax(Q) + 1e-12
+    L = 1.05 * max_eigenvalue(Q) + 1e-12
     x = jnp.zeros(n, dtype) if alpha0 is None else project_box_hyperplane(
         alpha0.astype(dtype), y, Cv, method=projection)
     Qx = Q @ x
@@ -279,3 +364,32 @@ def svm_dual_pgd(
         status=_status(gap, tol, finite), iterations=it, alpha=x,
         intercept=svm_intercept(G, x, y, Cv),
         objective=0.5 * x @ Qx - jnp.sum(x), gap=gap)
+
+
+def solve_svm_dual(
+    K: Float[Array, "n n"],
+    y: Float[Array, " n"],
+    C: float | Float[Array, " n"],
+    solver: SMO | PGD = DEFAULT_SOLVER,
+    *,
+    alpha0: Float[Array, " n"] | None = None,
+) -> SVMDualResult:
+    r"""Solve the SVM dual for the Gram matrix `K` with the solver `solver` configures.
+
+    The one path by which every kernel SVM in jaxpoison is fitted. `SMO` reads rows of
+    $Q = (yy^\top)\circ K$ formed on the fly (`svm_dual_smo_kernel`); `PGD` forms $Q$
+    (`svm_dual_pgd`). A jit-safe core: no value checks, works under `jit`/`vmap`
+    (over `K`, `y`, `C` and the solver's `tol`/`max_iter`); check the solver's type
+    with `check_solver` before tracing.
+    """
+    n = jnp.shape(K)[0]
+    if jnp.ndim(K) != 2 or jnp.shape(K)[1] != n or jnp.shape(y) != (n,) or jnp.ndim(C) not in (
+            0, 1) or (jnp.ndim(C) == 1 and jnp.shape(C) != (n,)):
+        raise ValueError(f"K must be square (n, n), y of shape (n,) and C a scalar or (n,); "
+                         f"got K {jnp.shape(K)}, y {jnp.shape(y)}, C {jnp.shape(C)}")
+    y = jnp.asarray(y).astype(K.dtype)
+    if isinstance(solver, SMO):
+        return svm_dual_smo_kernel(K, y, C, solver, alpha0=alpha0)
+    if isinstance(solver, PGD):
+        return svm_dual_pgd((y[:, None] * y[None, :]) * K, y, C, solver, alpha0=alpha0)
+    check_solver(solver)
