@@ -81,10 +81,10 @@ def test_bounds_sandwich_optimum():
              for weighted in (False, True) for rate in (0.05, 0.3)]
     phi, to, ta, w = (jnp.asarray(np.stack(a)) for a in zip(*cases, strict=True))
     opt = jax.vmap(lambda p, o, a, ww: pcm(p, o, a, weights=ww, throw=False).cost)(phi, to, ta, w)
-    lb2 = jax.vmap(lambda p, o, a, ww: pcm_lower_bound(p, o, a, weights=ww, sharpen=False))(
-        phi, to, ta, w)
-    lb = jax.vmap(lambda p, o, a, ww: pcm_lower_bound(p, o, a, weights=ww))(phi, to, ta, w)
-    ub = jax.vmap(lambda p, o, a, ww: pcm_upper_bound(p, o, a, weights=ww))(phi, to, ta, w)
+    lb2 = jax.vmap(lambda p, o, a, ww: pcm_lower_bound(p, o, a, weights=ww,
+                                                       sharpen=False).bound)(phi, to, ta, w)
+    lb = jax.vmap(lambda p, o, a, ww: pcm_lower_bound(p, o, a, weights=ww).bound)(phi, to, ta, w)
+    ub = jax.vmap(lambda p, o, a, ww: pcm_upper_bound(p, o, a, weights=ww).bound)(phi, to, ta, w)
     naive = jnp.sum(w * jnp.abs(ta - to), axis=1)
     for i in range(len(cases)):
         ref = _highs_pcm(*(np.asarray(a[i]) for a in (phi, to, ta, w)))
@@ -94,7 +94,7 @@ def test_bounds_sandwich_optimum():
         assert ref <= float(ub[i]) + 1e-7 <= float(naive[i]) + 1e-6
     # the support-restricted feasible point (concrete call) is a valid, better upper bound
     p, o, a, ww = (np.asarray(x[0]) for x in (phi, to, ta, w))
-    ub_s = float(pcm_upper_bound(p, o, a, weights=ww))
+    ub_s = float(pcm_upper_bound(p, o, a, weights=ww).bound)
     assert float(opt[0]) - 1e-7 <= ub_s < float(naive[0])
 
 
@@ -186,7 +186,7 @@ def test_reward_matches_sklearn_and_is_kept_by_pcm():
     phi, to, ta, _ = _case(rng, 400, False, False)
     theta = np.clip(ta + rng.uniform(-0.3, 0.3, ta.shape), 0, 1)   # soft labels
     l2 = 1e-2
-    fit = fit_bradley_terry(phi, theta, l2=l2)
+    fit = fit_bradley_terry(phi, theta, reg=l2)
     N = phi.shape[1]
     X = np.vstack([phi.T, phi.T])
     y = np.concatenate([np.ones(N), np.zeros(N)])
@@ -196,9 +196,9 @@ def test_reward_matches_sklearn_and_is_kept_by_pcm():
     np.testing.assert_allclose(fit.reward, sk.coef_[0], atol=1e-6)
     # PCM keeps the poisoned reward: fitted on θ* equals fitted on θ_A
     res = pcm(phi, to, ta)
-    r_star = fit_bradley_terry(phi, res.theta, l2=l2).reward
-    r_a = fit_bradley_terry(phi, ta, l2=l2).reward
-    r_o = fit_bradley_terry(phi, to, l2=l2).reward
+    r_star = fit_bradley_terry(phi, res.theta, reg=l2).reward
+    r_a = fit_bradley_terry(phi, ta, reg=l2).reward
+    r_o = fit_bradley_terry(phi, to, reg=l2).reward
     np.testing.assert_allclose(r_star, r_a, atol=1e-7)
     assert np.linalg.norm(r_a - r_o) > 1e-2
     assert int(res.flips) < int(res.naive_flips)
@@ -224,9 +224,112 @@ def test_bad_inputs():
         pcm_lower_bound(phi, th, np.full(5, -0.1))
     with pytest.raises(ValueError, match="m"):
         discretize(th, 0)
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ValueError, match="budget_fraction"):
         random_flip(th, 1.5, key=jax.random.key(0))
     with pytest.raises(ValueError, match="reward"):
         rlhf_poison(phi, th, np.ones(2), th, th)
     with pytest.raises(ValueError, match="theta"):
         fit_bradley_terry(phi, np.full(5, 2.0))
+
+
+def test_float32_lower_bound_is_valid_when_N_below_n():
+    """Issue 11: float32 Theorem-2/sharp bound on N < n exceeded the optimum (7.5 vs 3)."""
+    rng = np.random.default_rng(4)
+    phi = rng.normal(size=(50, 20))
+    to = np.ones(20)
+    ta = to.copy()
+    ta[rng.permutation(20)[:3]] = 0.0
+    ref = _highs_pcm(phi, to, ta, np.ones(20))        # = 3: Φ has full column rank
+    args32 = [a.astype(np.float32) for a in (phi, to, ta)]
+    for sharpen in (False, True):
+        lb = pcm_lower_bound(*args32, sharpen=sharpen)
+        assert lb.bound.dtype == jnp.float32
+        assert 0.99 * ref <= float(lb.bound) <= ref
+    ub = pcm_upper_bound(*args32)
+    assert abs(float(ub.bound) - ref) <= 1e-5 * ref      # not the trivial fallback
+    res = pcm(*args32)
+    assert abs(float(res.cost) - ref) <= 1e-5 * ref
+    assert int(res.flips) == 3
+
+
+def test_flip_count_agrees_between_precisions():
+    """Issue 11: flips must not depend on rounding noise (float32 counted 14, float64 8)."""
+    rng = np.random.default_rng(9)
+    phi, to, ta, _ = _case(rng, 400, False, False)
+    r64 = pcm(phi, to, ta)
+    r32 = pcm(*(a.astype(np.float32) for a in (phi, to, ta)))
+    assert int(r32.flips) == int(r64.flips)
+    assert int(r64.fractional) <= N_FEAT
+    # the vertex: bound coordinates are exactly at their bound
+    t = np.asarray(r64.theta)
+    assert np.sum((t > 0) & (t < 1)) == int(r64.fractional)
+
+
+def test_pcm_synthetic_cell_ends_in_success():
+    """Issue 11: n = 50, N = 1000, RLHFPoison on the smallest gaps stopped at MAX_ITERATIONS."""
+    from jaxpoison.datasets import gaussian_preference_features
+
+    n, ratio = 50, 20
+    N = n * ratio
+    phi = np.asarray(gaussian_preference_features(n, N, seed=1000 * n + ratio))
+    to = np.ones(N)
+    rng = np.random.default_rng(ratio)
+    chosen = rng.integers(20, 400, N).astype(float)
+    rejected = rng.integers(20, 400, N).astype(float)
+    r_o = fit_bradley_terry(phi, to, reg=1e-2).reward
+    ta = np.asarray(rlhf_poison(phi, to, r_o, chosen, rejected, largest_gap=False).theta)
+    res = pcm(phi, to, ta)                     # throw=True: raises unless SUCCESS
+    ref = _highs_pcm(phi, to, ta, np.ones(N))
+    assert abs(float(res.cost) - ref) <= 1e-9 * (1 + ref)
+    assert int(res.fractional) <= n
+
+
+def test_cost_gradient_in_phi_matches_finite_differences():
+    """Issue 17: d cost / d Φ = y (θ_A - θ*)^T (envelope theorem) = central differences."""
+    rng = np.random.default_rng(7)
+    phi, to, ta, w = _case(rng, 60, False, True)
+
+    def cost(p):
+        return pcm(p, to, ta, weights=w).cost
+
+    g = np.asarray(jax.grad(cost)(jnp.asarray(phi)))
+    res = pcm(phi, to, ta, weights=w)
+    np.testing.assert_allclose(g, np.outer(res.y, ta - np.asarray(res.theta)), atol=1e-9)
+    assert np.abs(g).max() > 1e-3
+    for k in range(3):
+        E = np.random.default_rng(k).normal(size=phi.shape)
+        h = 1e-6
+        fd = (float(cost(phi + h * E)) - float(cost(phi - h * E))) / (2 * h)
+        assert abs(fd - float(np.sum(g * E))) <= 1e-5 * (1 + abs(fd))
+    # also under jit
+    gj = jax.jit(jax.grad(cost))(jnp.asarray(phi))
+    np.testing.assert_allclose(gj, g, atol=1e-10)
+
+
+def test_discretize_flip_rate():
+    theta = np.array([1.0, 0.0, 0.5, 0.93, 0.05])
+    to = np.ones(5)
+    d = discretize(theta, 5, theta_orig=to)
+    # counts round(5 θ) = 5, 0, 2 (2.5 rounds to even), 5, 0 -> flipped annotations 0+5+3+0+5
+    np.testing.assert_array_equal(d.counts, [5, 0, 2, 5, 0])
+    assert float(d.flipped_annotations) == 13
+    assert abs(float(d.flip_rate) - 13 / 25) < 1e-12
+
+
+def test_bad_inputs_issue11():
+    with pytest.raises(ValueError, match="phi"):
+        pcm(np.ones((0, 5)), np.ones(5), np.ones(5))
+    with pytest.raises(ValueError, match="phi"):
+        pcm(np.ones((3, 0)), np.ones(0), np.ones(0))
+    with pytest.raises(ValueError, match="tol"):
+        pcm(np.ones((3, 5)), np.ones(5), np.ones(5), tol=-1)
+    with pytest.raises(ValueError, match="tol"):
+        pcm(np.ones((3, 5)), np.ones(5), np.ones(5), tol=1e-20)
+    with pytest.raises(ValueError, match="method"):
+        pcm(np.ones((3, 5)), np.ones(5), np.ones(5), method="simplex")
+    with pytest.raises(TypeError, match="budget_fraction"):
+        random_flip(np.ones(5), "0.1", key=jax.random.key(0))
+    with pytest.raises(ValueError, match="reg"):
+        fit_bradley_terry(np.ones((3, 5)), np.ones(5), reg=-1.0)
+    with pytest.raises(ValueError, match="theta_orig"):
+        discretize(np.ones(5), 3, theta_orig=np.ones(4))

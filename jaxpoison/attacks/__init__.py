@@ -20,6 +20,7 @@ from jaxpoison.attacks.model_targeted import model_targeted_attack as model_targ
 from jaxpoison.attacks.model_targeted import theorem2_lower_bound as theorem2_lower_bound
 from jaxpoison.attacks.pcm import PCMResult as PCMResult
 from jaxpoison.attacks.pcm import pcm as pcm
+from jaxpoison.attacks.pcm_bounds import PCMBound as PCMBound
 from jaxpoison.attacks.pcm_bounds import pcm_lower_bound as pcm_lower_bound
 from jaxpoison.attacks.pcm_bounds import pcm_upper_bound as pcm_upper_bound
 from jaxpoison.attacks.preference import PreferenceAttack as PreferenceAttack

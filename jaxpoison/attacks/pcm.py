@@ -16,63 +16,100 @@ LP `min w^T p + w^T q  s.t.  Φ p - Φ q = Φ(θ_A - θ_O)` with only `n` equali
 interior-point method's normal matrix is `Φ (D_p + D_q) Φ^T` (n x n, `n^2 N` flops per
 iteration), and PDHG touches `Φ` only through products. At the optimum `p_i q_i = 0`
 (for `w_i > 0`), so `|θ_i - θ_{O,i}| = p_i + q_i`.
+
+It is solved by the public `jaxpoison.solvers.linprog` core on `PairOperator(Φ)`, so it
+inherits the LP's KKT derivative rule. In particular the optimal cost is differentiable in
+`Φ` by the envelope theorem: with the optimal multipliers `y` of `Φp - Φq = ΦΔ` and the
+optimum `θ*`,
+
+$$
+\frac{\partial\,\mathrm{cost}}{\partial \Phi} = y\,(\theta_A - \theta^*)^T
+$$
+
+(and `∂cost/∂target = y` when the target `Φθ` is given directly). This is the derivative
+wherever the optimal `y` is unique; at a degenerate optimum (several optimal `y`) the cost is
+not differentiable and this is one subgradient, the one of the `y` the solver returns.
 """
 
 from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
-from jaxpoison.solvers._lp_ops import PairOperator
-from jaxpoison.solvers.lp import default_tol, solve_lp_operator
+from jaxpoison.solvers import IPM, PDHG, PairOperator, resolve_method, solve_lp
 
-__all__ = ["pcm", "PCMResult", "count_flips", "check_pcm_inputs"]
+__all__ = ["pcm", "PCMResult", "count_flips", "flip_tolerance"]
 
 FLIP_TOL = 1e-6
 
 
 class PCMResult(Result):
-    """Result of `pcm`.
+    r"""Result of `pcm`.
 
     Attributes:
-        theta: the cheapest labels `θ*` in `[0, 1]^N`.
-        cost: `Σ w_i |θ*_i - θ_{O,i}|` (fractional flips, weighted).
-        flips: number of pairs whose label changed, `|θ*_i - θ_{O,i}| > 1e-6`
-            (for binary `θ_O` and `θ*` this is the number of flipped labels; a soft change
-            counts as one changed pair).
-        naive_cost, naive_flips: the same for the attack's own labels `θ_A`.
-        residual: `||Φθ* - Φθ_A||_2` (for the adaptive-embedding variant, of the one kept row).
-        y: multipliers of `Φθ = Φθ_A` (derivative of the optimal cost w.r.t. the target).
-        primal_residual, dual_residual, gap: the LP solver's relative KKT measures.
+        theta: the cheapest labels $\theta^*$ in $[0, 1]^N$.
+        cost: $\sum_i w_i |\theta^*_i - \theta_{O,i}|$ (fractional flips, weighted): the
+            LP's optimal value, differentiable in `phi`, `theta_orig`, `theta_target`,
+            `target` and `weights`.
+        flips: number of pairs whose label changed, $|\theta^*_i - \theta_{O,i}| >$
+            `flip_tolerance` (for binary $\theta_O$ and $\theta^*$ the number of flipped
+            labels; a soft change counts as one changed pair).
+        fractional: number of pairs with $\theta^*_i$ strictly inside the box, away from
+            both $0$ and $1$ by more than `flip_tolerance` (at most `n` at a vertex).
+        naive_cost: the cost of the attack's own labels $\theta_A$.
+        naive_flips: the flip count of $\theta_A$.
+        residual: $\|\Phi\theta^* - \Phi\theta_A\|_2$ (for the adaptive-embedding variant, of
+            the one kept row).
+        y: multipliers of $\Phi\theta = \Phi\theta_A$ (derivative of the optimal cost
+            with respect to the target $\Phi\theta_A$).
+        flip_tolerance: the threshold used by `flips`: $\max(10^{-6}, 10\,\mathrm{tol})$.
+        primal_residual: the LP's relative primal residual.
+        dual_residual: the LP's relative dual residual.
+        gap: the LP's relative duality gap.
+        status: a `jaxpoison.Status` code.
+        iterations: LP iterations.
     """
 
     theta: jax.Array
     cost: jax.Array
     flips: jax.Array
+    fractional: jax.Array
     naive_cost: jax.Array
     naive_flips: jax.Array
     residual: jax.Array
     y: jax.Array
+    flip_tolerance: jax.Array
     primal_residual: jax.Array
     dual_residual: jax.Array
     gap: jax.Array
 
 
-def count_flips(theta, theta_orig, tol: float = FLIP_TOL):
-    """Number of pairs with `|θ_i - θ_{O,i}| > tol` (the flip-count rule of `pcm`)."""
+def flip_tolerance(tol):
+    r"""The change $|\theta_i - \theta_{O,i}|$ above which `pcm` counts a pair as changed:
+    $\max(10^{-6}, 10\,\mathrm{tol})$ for the LP tolerance `tol`, so that a value the solver
+    has only resolved to `tol` (float32: `1e-5`) never counts as a flip."""
+    return jnp.maximum(FLIP_TOL, 10.0 * tol)
+
+
+def count_flips(theta, theta_orig, tol=FLIP_TOL):
+    r"""Number of pairs with $|\theta_i - \theta_{O,i}| >$ `tol` (the rule of `pcm.flips`)."""
     return jnp.sum(jnp.abs(theta - theta_orig) > tol)
 
 
 def check_pcm_inputs(phi, theta_orig, theta_target, weights):
-    """Validate and convert the common PCM inputs (shared with the bounds)."""
+    """Validate and convert the common PCM inputs (shared with the bounds; internal)."""
     phi = V.as_float_array(phi, "phi", ndim=2)
     dtype = phi.dtype
     n, N = phi.shape
+    if n == 0 or N == 0:
+        raise ValueError("phi must have at least one feature (row) and one pair (column); "
+                         f"got shape {tuple(phi.shape)}")
     theta_orig = V.as_float_array(theta_orig, "theta_orig", ndim=1, dtype=dtype)
     V.check_shape(theta_orig, "theta_orig", (N,))
     V.check_in_range(theta_orig, "theta_orig", 0.0, 1.0)
@@ -99,7 +136,7 @@ def pcm(
     target: Float[Array, " n"] | None = None,
     weights: Float[Array, " N"] | None = None,
     adaptive_embedding: Float[Array, " n"] | None = None,
-    method: str = "ipm",
+    method: str | IPM | PDHG = "ipm",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -108,27 +145,30 @@ def pcm(
 
     Solves $\min_\theta \sum_i w_i|\theta_i-\theta_{O,i}|$ s.t.
     $\Phi\theta = \Phi\theta_A$, $0\le\theta\le 1$ (module docstring) with
-    `jaxpoison.solvers.linprog`'s methods on the structured operator `[Φ, -Φ]`.
-    Gives the same optimal cost as `scipy.optimize.linprog` (HiGHS) on the p--q LP.
+    `jaxpoison.solvers.linprog`'s core on the structured operator `PairOperator(Φ)` =
+    $[\Phi, -\Phi]$. Gives the same optimal cost as `scipy.optimize.linprog` (HiGHS) on the
+    p--q LP. Callable under `jit`/`vmap`; `jax.grad` of `.cost` is the envelope derivative
+    (module docstring).
 
     Args:
-        phi: feature differences `Φ` (n, N), column i = `φ(x_i, y_i) - φ(x_i, z_i)`.
-        theta_orig: original labels `θ_O` in `[0, 1]` (N,), binary or soft.
-        theta_target: the attack's labels `θ_A` in `[0, 1]` (N,).
-        target: instead of `theta_target`, the required `Φθ` (n,) directly; a target
-            outside `Φ[0,1]^N` makes the LP infeasible (status `INFEASIBLE`).
-        weights: per-pair flip costs `w >= 0` (N,) or scalar; default 1.
-        adaptive_embedding: a reward direction `r_A` (n,): keep only the single constraint
-            `r_A^T Φ θ = r_A^T Φ θ_A` (the paper's adaptive-embedding variant, where the
-            attacker only needs the reward along `r_A`).
-        method: `"ipm"` (default) or `"pdhg"`.
-        tol, max_iter: solver tolerance and iteration limit (see `linprog`).
-        throw: raise `jaxpoison.SolverError` on a failed solve.
+        phi: feature differences $\Phi$ (n, N), column i = $\phi(x_i, y_i) - \phi(x_i, z_i)$.
+        theta_orig: original labels $\theta_O$ in $[0, 1]$ (N,), binary or soft.
+        theta_target: the attack's labels $\theta_A$ in $[0, 1]$ (N,).
+        target: instead of `theta_target`, the required $\Phi\theta$ (n,) directly; a target
+            outside $\Phi[0,1]^N$ makes the LP infeasible (status `INFEASIBLE`).
+        weights: per-pair flip costs $w \ge 0$ (N,) or scalar; default 1.
+        adaptive_embedding: a reward direction $r_A$ (n,): keep only the single constraint
+            $r_A^T \Phi \theta = r_A^T \Phi \theta_A$ (the paper's adaptive-embedding
+            variant, where the attacker only needs the reward along $r_A$).
+        method: `"ipm"` (default), `"pdhg"` or an options object (see `linprog`).
+        tol: solver tolerance (see `linprog`); also sets `flip_tolerance`.
+        max_iter: iteration limit (see `linprog`).
+        throw: raise on a failed solve (host: `jaxpoison.SolverError`; under `jit`: an
+            `equinox` runtime error).
 
     Returns:
-        `PCMResult`; `theta` satisfies `Φθ = Φθ_A` to the solver tolerance.
+        `PCMResult`; `theta` satisfies $\Phi\theta = \Phi\theta_A$ to the solver tolerance.
     """
-    V.check_choice(method, "method", ("ipm", "pdhg"))
     phi, theta_orig, theta_target, weights = check_pcm_inputs(phi, theta_orig, theta_target,
                                                               weights)
     n, N = phi.shape
@@ -143,54 +183,45 @@ def pcm(
         if target is not None:
             target = (r @ target)[None]
         phi = (r @ phi)[None, :]
-    if tol is None:
-        tol = default_tol(phi.dtype, method)
-    if max_iter is None:
-        max_iter = 100 if method == "ipm" else 50_000
-    max_iter = V.check_int(max_iter, "max_iter", low=1)
+    cfg = resolve_method(method, tol, max_iter, phi.dtype)
+    static = eqx.tree_at(lambda m: m.tol, cfg, None)
     if theta_target is None:
-        res = _pcm_target_jit(phi, theta_orig, target, weights, method=method, tol=float(tol),
-                              max_iter=max_iter)
+        res = _pcm_target_jit(static, cfg.tol, phi, theta_orig, target, weights)
     else:
-        res = _pcm_jit(phi, theta_orig, theta_target, weights, method=method, tol=float(tol),
-                       max_iter=max_iter)
+        res = _pcm_jit(static, cfg.tol, phi, theta_orig, theta_target, weights)
     return raise_if_failed(res, "pcm", throw=throw)
 
 
-def _pcm_core(phi, theta_orig, b, naive_theta, weights, method, tol, max_iter) -> PCMResult:
-    n, N = phi.shape
-    # rows of Φ rescaled to unit max-norm: same feasible set, better-conditioned LP
-    rn = jnp.max(jnp.abs(phi), axis=1)
-    rs = jnp.where(rn > 0, 1.0 / jnp.where(rn > 0, rn, 1.0), 1.0)
-    phis, bs = phi * rs[:, None], b * rs
+def _pcm_core(static, tol, phi, theta_orig, b, naive_theta, weights) -> PCMResult:
+    N = phi.shape[1]
     c = jnp.concatenate([weights, weights])
     lower = jnp.zeros((2 * N,), phi.dtype)
     upper = jnp.concatenate([1.0 - theta_orig, theta_orig])
-    raw = solve_lp_operator(PairOperator(phis), c, bs, lower, upper, method=method, tol=tol,
-                            max_iter=max_iter)
-    p = jnp.clip(raw.x[:N], 0.0, 1.0 - theta_orig)
-    q = jnp.clip(raw.x[N:], 0.0, theta_orig)
+    lp = solve_lp(eqx.tree_at(lambda m: m.tol, static, tol, is_leaf=lambda v: v is None),
+                  c, PairOperator(phi), b, lower, upper)
+    p = jnp.clip(lp.x[:N], 0.0, 1.0 - theta_orig)
+    q = jnp.clip(lp.x[N:], 0.0, theta_orig)
     theta = jnp.clip(theta_orig + p - q, 0.0, 1.0)
-    cost = weights @ jnp.abs(theta - theta_orig)
     resid = jnp.linalg.norm(phi @ theta - b - phi @ theta_orig)
     naive_cost = weights @ jnp.abs(naive_theta - theta_orig)
-    return PCMResult(status=raw.status, iterations=raw.iterations, theta=theta, cost=cost,
-                     flips=count_flips(theta, theta_orig), naive_cost=naive_cost,
-                     naive_flips=count_flips(naive_theta, theta_orig), residual=resid,
-                     y=raw.y * rs, primal_residual=raw.primal_residual,
-                     dual_residual=raw.dual_residual, gap=raw.gap)
+    ftol = flip_tolerance(tol).astype(phi.dtype)
+    inside = (theta > ftol) & (theta < 1.0 - ftol)
+    return PCMResult(status=lp.status, iterations=lp.iterations, theta=theta,
+                     cost=lp.objective, flips=count_flips(theta, theta_orig, ftol),
+                     fractional=jnp.sum(inside), naive_cost=naive_cost,
+                     naive_flips=count_flips(naive_theta, theta_orig, ftol), residual=resid,
+                     y=lp.y, flip_tolerance=ftol, primal_residual=lp.primal_residual,
+                     dual_residual=lp.dual_residual, gap=lp.gap)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "tol", "max_iter"))
-def _pcm_jit(phi, theta_orig, theta_target, weights, *, method, tol, max_iter):
+@functools.partial(jax.jit, static_argnums=(0,))
+def _pcm_jit(static, tol, phi, theta_orig, theta_target, weights):
     b = phi @ (theta_target - theta_orig)
-    return _pcm_core(phi, theta_orig, b, theta_target, weights, method, tol, max_iter)
+    return _pcm_core(static, tol, phi, theta_orig, b, theta_target, weights)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "tol", "max_iter"))
-def _pcm_target_jit(phi, theta_orig, target, weights, *, method, tol, max_iter):
+@functools.partial(jax.jit, static_argnums=(0,))
+def _pcm_target_jit(static, tol, phi, theta_orig, target, weights):
     b = target - phi @ theta_orig
     nan = jnp.full_like(theta_orig, jnp.nan)
-    return _pcm_core(phi, theta_orig, b, nan, weights, method, tol, max_iter)
-
-
+    return _pcm_core(static, tol, phi, theta_orig, b, nan, weights)

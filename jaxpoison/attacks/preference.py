@@ -9,37 +9,65 @@ that `y_i` is preferred, and `φ_i = φ(x_i, y_i) - φ(x_i, z_i)`. Flipping a la
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
+from jaxpoison._result import Result, Status
 
 __all__ = ["random_flip", "rlhf_poison", "PreferenceAttack"]
 
 
-class PreferenceAttack(NamedTuple):
-    """`theta`: the attacked labels `θ_A`; `flipped`: boolean mask of flipped pairs."""
+class PreferenceAttack(Result):
+    r"""Result of a preference attack.
+
+    Attributes:
+        theta: the attacked labels $\theta_A$.
+        flipped: boolean mask of the flipped pairs.
+        status: always `SUCCESS` (the attacks are closed-form selections).
+        iterations: 0.
+    """
 
     theta: jax.Array
     flipped: jax.Array
 
 
-def random_flip(theta: Float[Array, " N"], rate: float, *, key) -> PreferenceAttack:
-    """Flip `round(rate * N)` labels chosen uniformly without replacement (`θ -> 1 - θ`).
+def _attack_result(theta, mask):
+    return PreferenceAttack(status=jnp.asarray(Status.SUCCESS, jnp.int32),
+                            iterations=jnp.asarray(0, jnp.int32),
+                            theta=jnp.where(mask, 1.0 - theta, theta), flipped=mask)
+
+
+def _check_fraction(x, name):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1]; got {type(x).__name__} {x!r}")
+    V.check_in_range(x, name, 0.0, 1.0)
+
+
+def random_flip(theta: Float[Array, " N"], budget_fraction: float, *, key,
+                throw: bool = True) -> PreferenceAttack:
+    r"""Flip `round(budget_fraction * N)` labels chosen uniformly without replacement
+    ($\theta \to 1 - \theta$).
 
     Args:
-        theta: original labels in `[0, 1]` (N,).
-        rate: fraction of pairs to flip, in `[0, 1]`.
-        key: JAX PRNG key (keyword-only).
+        theta: original labels in $[0, 1]$ (N,).
+        budget_fraction: fraction of pairs to flip, in $[0, 1]$ (a Python number: it sets
+            the static count).
+        key: JAX PRNG key (keyword-only, required).
+        throw: accepted for the library-wide signature; this attack cannot fail.
+
+    Returns:
+        `PreferenceAttack`.
     """
     V.check_key(key)
     theta = V.as_float_array(theta, "theta", ndim=1)
+    if theta.shape[0] == 0:
+        raise ValueError("theta must have at least one entry; got shape (0,)")
     V.check_in_range(theta, "theta", 0.0, 1.0)
-    V.check_in_range(rate, "rate", 0.0, 1.0)
-    k = int(round(float(rate) * theta.shape[0]))
+    _check_fraction(budget_fraction, "budget_fraction")
+    k = int(round(float(budget_fraction) * theta.shape[0]))
     return _random_flip(theta, key, k)
 
 
@@ -47,7 +75,7 @@ def random_flip(theta: Float[Array, " N"], rate: float, *, key) -> PreferenceAtt
 def _random_flip(theta, key, k):
     idx = jax.random.permutation(key, theta.shape[0])[:k]
     mask = jnp.zeros(theta.shape, bool).at[idx].set(True)
-    return PreferenceAttack(jnp.where(mask, 1.0 - theta, theta), mask)
+    return _attack_result(theta, mask)
 
 
 def rlhf_poison(
@@ -60,6 +88,7 @@ def rlhf_poison(
     quality_fraction: float = 0.25,
     budget_fraction: float = 0.05,
     largest_gap: bool = True,
+    throw: bool = True,
 ) -> PreferenceAttack:
     r"""RLHFPoison-style length attack: make the reward prefer longer responses.
 
@@ -78,10 +107,21 @@ def rlhf_poison(
         theta: original labels in `[0, 1]` (N,).
         reward: clean reward vector `r_o` (n,), e.g. from
             `jaxpoison.models.fit_bradley_terry`.
-        chosen_length, rejected_length: response lengths (N,), e.g. characters.
+        chosen_length: lengths of the first (chosen) responses (N,), e.g. characters.
+        rejected_length: lengths of the second responses (N,).
+        quality_fraction: fraction of N kept by the quality filter, in $[0, 1]$.
+        budget_fraction: fraction of N flipped, in $[0, 1]$.
+        largest_gap: flip the largest length gaps (default) or, with `False`, the smallest
+            ones (what the RLHFPoison authors' code does).
+        throw: accepted for the library-wide signature; this attack cannot fail.
+
+    Returns:
+        `PreferenceAttack`.
     """
     phi = V.as_float_array(phi, "phi", ndim=2)
     n, N = phi.shape
+    if n == 0 or N == 0:
+        raise ValueError(f"phi must have at least one row and one column; got shape {(n, N)}")
     theta = V.as_float_array(theta, "theta", ndim=1, dtype=phi.dtype)
     V.check_shape(theta, "theta", (N,))
     V.check_in_range(theta, "theta", 0.0, 1.0)
@@ -91,8 +131,8 @@ def rlhf_poison(
     rl = V.as_float_array(rejected_length, "rejected_length", ndim=1, dtype=phi.dtype)
     V.check_shape(cl, "chosen_length", (N,))
     V.check_shape(rl, "rejected_length", (N,))
-    V.check_in_range(quality_fraction, "quality_fraction", 0.0, 1.0)
-    V.check_in_range(budget_fraction, "budget_fraction", 0.0, 1.0)
+    _check_fraction(quality_fraction, "quality_fraction")
+    _check_fraction(budget_fraction, "budget_fraction")
     kq = int(quality_fraction * N)
     kb = int(budget_fraction * N)
     return _rlhf_poison(phi, theta, reward, cl, rl, kq, kb, bool(largest_gap))
@@ -111,4 +151,4 @@ def _rlhf_poison(phi, theta, reward, cl, rl, kq, kb, largest_gap):
     order2 = jnp.argsort(key)
     rank2 = jnp.zeros((N,), jnp.int32).at[order2].set(jnp.arange(N, dtype=jnp.int32))
     mask = quality & (rank2 < kb)
-    return PreferenceAttack(jnp.where(mask, 1.0 - theta, theta), mask)
+    return _attack_result(theta, mask)

@@ -17,7 +17,8 @@ from jaxpoison.datasets import embed_texts, review_preference_pairs
 from jaxpoison.experiments import RecipeContext, Report, Table, recipe
 from jaxpoison.models import fit_bradley_terry
 
-L2 = 1e-3
+REG = 1e-3
+M_ANNOT = 5  # annotations per pair for the paper's flip rate
 
 
 def _prefers_longer(reward, phi, chosen_len, rejected_len):
@@ -41,11 +42,14 @@ def pcm_reviews(ctx: RecipeContext) -> Report:
     rl = np.asarray(pairs.rejected_length, float)
     n, N = phi.shape
     theta_o = np.ones(N)
-    r_o = fit_bradley_terry(phi, theta_o, l2=L2).reward
+    r_o = fit_bradley_terry(phi, theta_o, reg=REG).reward
     attacks = {}
     for frac in ((0.05,) if ctx.quick else (0.02, 0.05, 0.10)):
-        attacks[f"RLHFPoison {int(frac * 100)}%"] = np.asarray(
-            rlhf_poison(phi, theta_o, r_o, cl, rl, budget_fraction=frac).theta)
+        # both directions: largest length gaps (our default) and smallest (authors' code)
+        for largest, tag in ((True, "largest gaps"), (False, "smallest gaps")):
+            attacks[f"RLHFPoison {int(frac * 100)}% {tag}"] = np.asarray(
+                rlhf_poison(phi, theta_o, r_o, cl, rl, budget_fraction=frac,
+                            largest_gap=largest).theta)
     # feature sets: the 384-d embedding differences, and their top-32 principal directions
     # (a smaller reward model, where N/n is larger)
     _, _, vt = np.linalg.svd(phi.T - phi.T.mean(0), full_matrices=False)
@@ -55,20 +59,23 @@ def pcm_reviews(ctx: RecipeContext) -> Report:
     for name, fname in ctx.progress(jobs, desc="pcm-reviews"):
         theta_a = attacks[name]
         F = feats.get(fname, phi)
-        r_o_f = fit_bradley_terry(F, theta_o, l2=L2).reward
-        r_a = fit_bradley_terry(F, theta_a, l2=L2).reward
+        r_o_f = fit_bradley_terry(F, theta_o, reg=REG).reward
+        r_a = fit_bradley_terry(F, theta_a, reg=REG).reward
         if fname == "adaptive r_A":   # keep only r_A^T Φ θ = r_A^T Φ θ_A
             res = pcm(F, theta_o, theta_a, adaptive_embedding=r_a)
             lb = ub = float("nan")
         else:
             res = pcm(F, theta_o, theta_a)
-            lb = float(pcm_lower_bound(F, theta_o, theta_a))
-            ub = float(pcm_upper_bound(F, theta_o, theta_a))
-        r_s = fit_bradley_terry(F, res.theta, l2=L2).reward
+            lb = float(pcm_lower_bound(F, theta_o, theta_a).bound)
+            ub = float(pcm_upper_bound(F, theta_o, theta_a).bound)
+        r_s = fit_bradley_terry(F, res.theta, reg=REG).reward
         rel = float(np.linalg.norm(r_s - r_a) / np.linalg.norm(r_a))
         label = f"{name}, {fname}"
+        # the paper's flip rate: flipped annotations out of m N after rounding to m = 5
+        rate = float(discretize(res.theta, M_ANNOT, theta_orig=theta_o).flip_rate)
+        naive_rate = float(discretize(theta_a, M_ANNOT, theta_orig=theta_o).flip_rate)
         rows.append([label, N, F.shape[0] if fname != "adaptive r_A" else 1,
-                     int(res.naive_flips), float(res.cost), int(res.flips),
+                     int(res.naive_flips), float(res.cost), int(res.flips), naive_rate, rate,
                      lb, ub, float(res.residual), rel, _prefers_longer(r_o_f, F, cl, rl),
                      _prefers_longer(r_a, F, cl, rl), _prefers_longer(r_s, F, cl, rl)])
         data[label] = dict(theta_star=np.asarray(res.theta))
@@ -76,7 +83,7 @@ def pcm_reviews(ctx: RecipeContext) -> Report:
             continue
         for m in (1, 3, 5, 10):
             d = discretize(res.theta, m, phi=F)
-            r_m = fit_bradley_terry(F, d.theta, l2=L2).reward
+            r_m = fit_bradley_terry(F, d.theta, reg=REG).reward
             changed = int(np.sum(np.abs(np.asarray(d.theta) - theta_o) > 0))
             annot = float(np.sum(m - np.asarray(d.counts)))   # flipped annotations
             disc_rows.append([label, m, changed, annot / m, float(d.gradient_error),
@@ -84,12 +91,17 @@ def pcm_reviews(ctx: RecipeContext) -> Report:
                               _prefers_longer(r_m, F, cl, rl)])
     main = Table(
         "PCM on Amazon Fine Foods preference pairs (MiniLM features)",
-        ["attack, features", "N", "rows kept", "naive flips", "PCM cost", "PCM changed pairs",
-         "LB sharp", "UB",
+        ["attack, features", "N", "rows kept", "naive flips", "PCM cost", "PCM touched pairs",
+         f"naive flip rate (m={M_ANNOT})", f"PCM flip rate (m={M_ANNOT})", "LB sharp",
+         "UB (ours)",
          "||Φθ*-Φθ_A||", "||r*-r_A||/||r_A||", "longer preferred: clean", "poisoned (θ_A)",
          "PCM (θ*)"],
         rows,
-        caption="θ_O = 1 (chosen = 'great' review); Bradley-Terry with l2 = 1e-3; 'longer "
+        caption="θ_O = 1 (chosen = 'great' review); Bradley-Terry with reg = 1e-3; "
+        "RLHFPoison flips the largest length gaps (our default) or the smallest (the authors' "
+        "code); 'touched pairs' counts every pair whose label changed at all, 'flip rate' is "
+        f"the paper's: flipped annotations out of m·N after rounding to m = {M_ANNOT}; UB is "
+        "our upper bound (not the paper's Theorem 3); 'longer "
         "preferred' = fraction of pairs of unequal length where the reward ranks the longer "
         "response higher; 'adaptive r_A' keeps only r_A^T Φθ = r_A^T Φθ_A (MiniLM-384), so "
         "its reward is equal only along r_A.",

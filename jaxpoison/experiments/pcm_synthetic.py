@@ -11,12 +11,21 @@ import time
 import jax
 import numpy as np
 
-from jaxpoison.attacks import pcm, pcm_lower_bound, pcm_upper_bound, random_flip, rlhf_poison
+from jaxpoison.attacks import (
+    discretize,
+    pcm,
+    pcm_lower_bound,
+    pcm_upper_bound,
+    random_flip,
+    rlhf_poison,
+)
 from jaxpoison.datasets import gaussian_preference_features
 from jaxpoison.experiments import RecipeContext, Report, Table, demo, recipe
 from jaxpoison.models import fit_bradley_terry
 
 RATE = 0.05  # random-flip rate = RLHFPoison budget (5% of N)
+M_ANNOT = 5  # annotations per pair for the paper's flip rate
+ATTACKS = ("random flip", "RLHFPoison largest gaps", "RLHFPoison smallest gaps")
 
 
 def _targets(phi, seed):
@@ -27,9 +36,14 @@ def _targets(phi, seed):
     rng = np.random.default_rng(seed)
     chosen = rng.integers(20, 400, N).astype(float)
     rejected = rng.integers(20, 400, N).astype(float)
-    r_o = fit_bradley_terry(phi, theta_o, l2=1e-2).reward
-    rp = rlhf_poison(phi, theta_o, r_o, chosen, rejected, budget_fraction=RATE)
-    return theta_o, {"random flip": np.asarray(rf.theta), "RLHFPoison": np.asarray(rp.theta)}
+    r_o = fit_bradley_terry(phi, theta_o, reg=1e-2).reward
+    # RLHFPoison in both directions: ours defaults to the largest length gaps; the authors'
+    # code takes the smallest
+    big = rlhf_poison(phi, theta_o, r_o, chosen, rejected, budget_fraction=RATE)
+    small = rlhf_poison(phi, theta_o, r_o, chosen, rejected, budget_fraction=RATE,
+                        largest_gap=False)
+    return theta_o, dict(zip(ATTACKS, (np.asarray(rf.theta), np.asarray(big.theta),
+                                       np.asarray(small.theta)), strict=True))
 
 
 def _pad(phi, theta_o, theta_a, N_pad):
@@ -49,12 +63,21 @@ def _cell(phi, theta_o, theta_a, N_pad=None):
     res = pcm(phi, theta_o, theta_a)
     opt = float(res.cost)
     secs = time.perf_counter() - t0  # includes compilation for a new shape
-    lb2 = float(pcm_lower_bound(phi, theta_o, theta_a, sharpen=False))
-    lb = float(pcm_lower_bound(phi, theta_o, theta_a))
+    lb2 = float(pcm_lower_bound(phi, theta_o, theta_a, sharpen=False).bound)
+    lb = float(pcm_lower_bound(phi, theta_o, theta_a).bound)
     ub = float(pcm_upper_bound(phi, theta_o, theta_a,
-                               support_pad=None if N_pad is None else max(8, N_pad // 8)))
-    return dict(naive=float(res.naive_cost), pcm=opt, flips=int(res.flips), lb_thm2=lb2,
-                lb=lb, ub=ub, residual=float(res.residual), seconds=secs)
+                               support_pad=None if N_pad is None else max(8, N_pad // 8)).bound)
+    # the paper's flip rate: flipped annotations out of m N after discretisation (m = 5),
+    # over the real pairs (padding excluded)
+    n_real = int(np.sum(np.any(phi != 0, axis=0) | (theta_o != 0)))
+    disc = discretize(res.theta, M_ANNOT, theta_orig=theta_o)
+    rate = float(disc.flipped_annotations) / (M_ANNOT * n_real)
+    naive_rate = float(np.sum(np.abs(np.round(theta_a * M_ANNOT) - np.round(theta_o * M_ANNOT)))
+                       ) / (M_ANNOT * n_real)
+    return dict(naive=float(res.naive_cost), pcm=opt, flips=int(res.flips),
+                naive_flips=int(res.naive_flips), fractional=int(res.fractional),
+                rate=rate, naive_rate=naive_rate, lb_thm2=lb2, lb=lb, ub=ub,
+                residual=float(res.residual), status=int(res.status), seconds=secs)
 
 
 def _plot(rows, path, ns, attacks):
@@ -76,7 +99,8 @@ def _plot(rows, path, ns, attacks):
         ax.set_xscale("log")
         ax.set_xlabel("N / n")
         ax.set_ylabel("cost / N (fraction of pairs flipped)")
-        ax.set_title(f"{attack}: PCM vs naive (band: sharp lower .. upper bound)", fontsize=9)
+        ax.set_title(f"{attack}: PCM vs naive (band: sharp lower .. our upper bound)",
+                     fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -96,16 +120,24 @@ def _run(ctx: RecipeContext, ns, ratios, name, title, pad=False) -> Report:
                              **_cell(phi, theta_o, theta_a, N_pad)))
     table = Table(
         title,
-        ["attack", "n", "N", "N/n", "naive cost", "PCM cost", "PCM flips", "reduction",
-         "LB Thm2", "LB sharp", "UB", "OPT/LB Thm2", "OPT/LB sharp", "UB/OPT", "PCM s"],
-        [[r["attack"], r["n"], r["N"], r["ratio"], r["naive"], r["pcm"], r["flips"],
+        ["attack", "n", "N", "N/n", "naive cost", "PCM cost", "naive touched pairs",
+         "PCM touched pairs", "PCM fractional pairs", f"naive flip rate (m={M_ANNOT})",
+         f"PCM flip rate (m={M_ANNOT})", "reduction", "LB Thm2", "LB sharp", "UB (ours)",
+         "OPT/LB Thm2", "OPT/LB sharp", "UB/OPT", "status", "PCM s"],
+        [[r["attack"], r["n"], r["N"], r["ratio"], r["naive"], r["pcm"], r["naive_flips"],
+          r["flips"], r["fractional"], r["naive_rate"], r["rate"],
           r["naive"] - r["pcm"], r["lb_thm2"], r["lb"], r["ub"],
           r["pcm"] / r["lb_thm2"] if r["lb_thm2"] > 0 else float("nan"),
           r["pcm"] / r["lb"] if r["lb"] > 0 else float("nan"),
-          r["ub"] / r["pcm"] if r["pcm"] > 0 else float("nan"), r["seconds"]] for r in rows],
+          r["ub"] / r["pcm"] if r["pcm"] > 0 else float("nan"),
+          "SUCCESS" if r["status"] == 0 else r["status"], r["seconds"]] for r in rows],
         caption=f"θ_O = 1, Φ Gaussian, {int(RATE * 100)}% of N flipped by the attack; costs in "
-        "(fractional) flips; LB Thm2 = ||PΔ||²/||PΔ||∞, LB sharp = best dual value on the same "
-        "ray, UB = min(null-space line search, support-restricted PCM).",
+        "(fractional) flips; 'touched pairs' counts every pair whose label changed at all; "
+        f"'flip rate' is the paper's: flipped annotations out of m·N after rounding θ* to m = "
+        f"{M_ANNOT} annotations per pair; RLHFPoison flips the largest length gaps (our "
+        "default) or the smallest (the authors' code); LB Thm2 = ||PΔ||²/||PΔ||∞ (the paper's "
+        "Theorem 2), LB sharp = best dual value on the same ray, UB (ours, not the paper's "
+        "Theorem 3) = min(null-space line search, support-restricted PCM).",
     )
     fig = f"{name}.png"
     _plot(rows, ctx.figure_path(fig), ns, list(dict.fromkeys(r["attack"] for r in rows)))

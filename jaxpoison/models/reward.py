@@ -42,56 +42,68 @@ class RewardResult(Result):
     grad_norm: jax.Array
 
 
-def bradley_terry_loss(r, phi, theta, l2):
-    """The objective of `fit_bradley_terry` at `r`."""
+def bradley_terry_loss(r, phi, theta, reg):
+    r"""The objective of `fit_bradley_terry` at `r` (`reg` is the L2 weight $\lambda$)."""
     s = r @ phi
     nll = theta * jax.nn.softplus(-s) + (1.0 - theta) * jax.nn.softplus(s)
-    return jnp.mean(nll) + 0.5 * l2 * (r @ r)
+    return jnp.mean(nll) + 0.5 * reg * (r @ r)
 
 
 def fit_bradley_terry(
     phi: Float[Array, "n N"],
     theta: Float[Array, " N"],
     *,
-    l2: float = 1e-3,
+    reg: float = 1e-3,
     tol: float | None = None,
     max_iter: int = 100,
     throw: bool = True,
 ) -> RewardResult:
-    """Fit the linear Bradley--Terry reward on soft labels (module docstring).
+    r"""Fit the linear Bradley--Terry reward on soft labels (module docstring).
 
     Args:
         phi: feature differences (n, N).
         theta: soft labels in `[0, 1]` (N,).
-        l2: ridge `λ >= 0` (`0` only when the labels make the minimiser finite).
-        tol: gradient-norm tolerance (default 1e-10 in float64, 1e-5 in float32).
+        reg: ridge $\lambda \ge 0$ (`0` only when the labels make the minimiser finite).
+        tol: gradient-norm tolerance (default 1e-10 in float64, 1e-5 in float32), at least
+            10 eps of the working precision. Traced.
         max_iter: Newton iterations.
+        throw: raise when the status is not `SUCCESS`.
+
+    Returns:
+        `RewardResult`.
     """
     phi = V.as_float_array(phi, "phi", ndim=2)
     theta = V.as_float_array(theta, "theta", ndim=1, dtype=phi.dtype)
     V.check_same_length(phi, "phi", theta, "theta", axis_a=1)
+    if phi.shape[0] == 0 or phi.shape[1] == 0:
+        raise ValueError("phi must have at least one row and one column; got shape "
+                         f"{tuple(phi.shape)}")
     V.check_in_range(theta, "theta", 0.0, 1.0)
-    V.check_nonnegative(l2, "l2")
+    V.check_nonnegative(reg, "reg")
     max_iter = V.check_int(max_iter, "max_iter", low=1)
     if tol is None:
         tol = 1e-10 if phi.dtype == jnp.float64 else 1e-5
-    res = _fit(phi, theta, jnp.asarray(l2, phi.dtype), float(tol), max_iter)
+    V.check_positive(tol, "tol")
+    if V.is_concrete(tol) and float(tol) < 10 * float(jnp.finfo(phi.dtype).eps):
+        raise ValueError(f"tol must be at least 10 * eps of {jnp.dtype(phi.dtype).name} "
+                         f"({10 * float(jnp.finfo(phi.dtype).eps):.3g}); got {float(tol)!r}")
+    res = _fit(phi, theta, jnp.asarray(reg, phi.dtype), jnp.asarray(tol, phi.dtype), max_iter)
     return raise_if_failed(res, "fit_bradley_terry", throw=throw)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _fit(phi, theta, l2, tol, max_iter):
+@functools.partial(jax.jit, static_argnums=(4,))
+def _fit(phi, theta, reg, tol, max_iter):
     n, N = phi.shape
     target = phi @ theta / N
 
     def grad_hess(r):
         p = jax.nn.sigmoid(r @ phi)
-        g = phi @ p / N - target + l2 * r
-        H = (phi * (p * (1.0 - p))) @ phi.T / N + l2 * jnp.eye(n, dtype=phi.dtype)
+        g = phi @ p / N - target + reg * r
+        H = (phi * (p * (1.0 - p))) @ phi.T / N + reg * jnp.eye(n, dtype=phi.dtype)
         return g, H
 
     def loss(r):
-        return bradley_terry_loss(r, phi, theta, l2)
+        return bradley_terry_loss(r, phi, theta, reg)
 
     def cond(s):
         r, it, gn = s

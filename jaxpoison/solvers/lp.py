@@ -4,12 +4,22 @@ $$
 \min_x c^T x \quad\text{s.t.}\quad A_{eq} x = b_{eq},\; l \le x \le u
 $$
 
-Two methods share one result type and one derivative rule:
+The methods share one result type and one derivative rule; each is a small options
+object (an `equinox.Module`: `tol` is a traced leaf, `max_iter` static), so its defaults
+live in one place:
 
-* `"ipm"` -- Mehrotra predictor--corrector interior point (`.lp_ipm`), m x m normal
-  equations by Cholesky; the accurate default (float64 to ~1e-9 relative).
-* `"pdhg"` -- restarted primal--dual hybrid gradient in the PDLP manner (`.lp_pdhg`),
-  matrix-free; for large or accelerator runs at moderate accuracy.
+* `IPM(tol, max_iter)` (`method="ipm"`) -- Mehrotra predictor--corrector interior point,
+  m x m normal equations by Cholesky, a final crossover to the identified vertex; the
+  accurate default (float64 to ~1e-9 relative, 1e-5 in float32).
+* `PDHG(tol, max_iter)` (`method="pdhg"`) -- restarted primal--dual hybrid gradient in the
+  PDLP manner, matrix-free; for large or accelerator runs at moderate accuracy.
+
+`LP_METHODS` maps each `method` string to its options class. Before any method runs, the
+rows of `A` (and `b`) are scaled to unit max-norm and `c` to unit max-norm; the solution,
+multipliers and residuals are reported for the problem as given.
+
+`A_eq` may be a dense array or a structured operator: `PairOperator(Φ)` is `[Φ, -Φ]`
+without forming it (the PCM LP), with normal matrix `Φ(D_1 + D_2)Φ^T` in `m^2 N` flops.
 
 **Derivatives** are defined from the KKT conditions, not by differentiating the iterations.
 The optimal value `f` has the envelope (dual) derivative
@@ -30,39 +40,44 @@ vertex* (`|F| = m`, `A_F` invertible, strict complementarity) -- the only place 
 from __future__ import annotations
 
 import functools
+from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
-from jaxpoison._result import Result, raise_if_failed
+from jaxpoison._result import Result, is_concrete, raise_if_failed
 from jaxpoison.solvers._lp_common import LPRaw, make_bounds
-from jaxpoison.solvers._lp_ops import DenseOperator
+from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 from jaxpoison.solvers.lp_ipm import ipm_solve
 from jaxpoison.solvers.lp_pdhg import pdhg_solve
 
-__all__ = ["linprog", "LPResult", "solve_lp_operator", "default_tol"]
-
-_METHODS = ("ipm", "pdhg")
+__all__ = ["linprog", "LPResult", "IPM", "PDHG", "LP_METHODS", "DenseOperator",
+           "PairOperator"]
 
 
 class LPResult(Result):
-    """Solution of a bounded-variable LP (fields batch along leading axes under `vmap`).
+    r"""Solution of a bounded-variable LP (fields batch along leading axes under `vmap`).
 
     Attributes:
         x: primal solution.
-        objective: `c^T x`.
+        objective: $c^T x$.
         y: equality multipliers (`scipy.optimize.linprog(...).eqlin.marginals`: the
             derivative of the optimal value with respect to `b_eq`).
-        z_lower, z_upper: bound multipliers `>= 0` (derivative of the value with respect to
-            `lower` and `-upper`; HiGHS's `lower.marginals` and `-upper.marginals`).
-        reduced_costs: `c - A^T y = z_lower - z_upper`.
-        status, iterations: see `jaxpoison.Status`.
-        primal_residual: `||A x - b||_inf / (1 + ||b||_inf)`.
-        dual_residual: `||c - A^T y - z_l + z_u||_inf / (1 + ||c||_inf)`.
-        gap: `|c^T x - dual objective| / (1 + |c^T x| + |dual objective|)`.
+        z_lower: multipliers $\ge 0$ of the lower bounds (derivative of the value with
+            respect to `lower`; HiGHS's `lower.marginals`).
+        z_upper: multipliers $\ge 0$ of the upper bounds (derivative of the value with
+            respect to `-upper`; HiGHS's `-upper.marginals`).
+        status: a `jaxpoison.Status` code.
+        iterations: iterations of the method.
+        primal_residual: $\|A x - b\|_\infty / (1 + \|b\|_\infty)$ (rows of `A`, `b`
+            scaled to unit max-norm).
+        dual_residual: $\|c - A^T y - z_l + z_u\|_\infty / (1 + \|c\|_\infty)$ (`c`
+            scaled to unit max-norm).
+        gap: $|c^T x - \text{dual objective}| / (1 + |c^T x| + |\text{dual objective}|)$.
     """
 
     x: jax.Array
@@ -76,31 +91,110 @@ class LPResult(Result):
 
     @property
     def reduced_costs(self) -> jax.Array:
+        """$c - A^T y = z_l - z_u$."""
         return self.z_lower - self.z_upper
 
 
-def default_tol(dtype, method: str) -> float:
-    if jnp.dtype(dtype) == jnp.float64:
-        return 1e-9 if method == "ipm" else 1e-7
-    return 1e-5 if method == "ipm" else 1e-4
+def _check_tol(tol, dtype) -> None:
+    if not is_concrete(tol):
+        return
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.ndarray,
+                                                     jax.Array)):
+        raise TypeError(f"tol must be a positive number; got {type(tol).__name__} {tol!r}")
+    t = float(np.asarray(tol))
+    floor = 10 * float(jnp.finfo(dtype).eps)
+    if not np.isfinite(t) or t <= 0:
+        raise ValueError(f"tol must be a positive number; got {t!r}")
+    if t < floor:
+        raise ValueError(f"tol must be at least 10 * eps of the working precision "
+                         f"({jnp.dtype(dtype).name}: {floor:.3g}) to be reachable; got {t!r}")
 
 
-def _default_max_iter(method: str) -> int:
-    return 100 if method == "ipm" else 50_000
+class IPM(eqx.Module):
+    """Options of the interior-point method (`method="ipm"`).
+
+    Attributes:
+        tol: relative tolerance on the primal and dual residuals and the gap; `None` means
+            `1e-9` in float64 and `1e-5` in float32. Traced: changing it does not recompile.
+        max_iter: iteration limit (static).
+    """
+
+    tol: float | jax.Array | None = None
+    max_iter: int = eqx.field(static=True, default=100)
+    name: ClassVar[str] = "ipm"
+
+    def default_tol(self, dtype) -> float:
+        return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+
+    def solve(self, op, c, b, lower, upper) -> LPRaw:
+        return ipm_solve(op, c, b, lower, upper, tol=self.tol, max_iter=self.max_iter)
 
 
-def solve_lp_operator(op, c, b, lower, upper, *, method: str, tol: float,
-                      max_iter: int) -> LPRaw:
-    """Run a core LP method on an operator (no validation, no derivative rule)."""
-    if method == "ipm":
-        return ipm_solve(op, c, b, lower, upper, tol=tol, max_iter=max_iter)
-    return pdhg_solve(op, c, b, lower, upper, tol=tol, max_iter=max_iter)
+class PDHG(eqx.Module):
+    """Options of restarted PDHG (`method="pdhg"`).
+
+    Attributes:
+        tol: relative KKT tolerance; `None` means `1e-7` in float64 and `1e-4` in float32.
+            Traced.
+        max_iter: iteration limit (static).
+    """
+
+    tol: float | jax.Array | None = None
+    max_iter: int = eqx.field(static=True, default=50_000)
+    name: ClassVar[str] = "pdhg"
+
+    def default_tol(self, dtype) -> float:
+        return 1e-7 if jnp.dtype(dtype) == jnp.float64 else 1e-4
+
+    def solve(self, op, c, b, lower, upper) -> LPRaw:
+        return pdhg_solve(op, c, b, lower, upper, tol=self.tol, max_iter=self.max_iter)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
-def _solve(method, tol, max_iter, c, A, b, lower, upper):
-    raw = solve_lp_operator(DenseOperator(A), c, b, lower, upper, method=method, tol=tol,
-                            max_iter=max_iter)
+LP_METHODS: dict[str, type] = {"ipm": IPM, "pdhg": PDHG}
+"""`method` string -> options class (an `equinox.Module` with `tol`, `max_iter`,
+`default_tol(dtype)` and `solve(op, c, b, lower, upper)`)."""
+
+
+def resolve_method(method, tol, max_iter, dtype):
+    """The options object for `method` (a name in `LP_METHODS` or an options object) with
+    `tol` filled in for `dtype` and checked. Used by `linprog` and `jaxpoison.attacks.pcm`.
+    """
+    if isinstance(method, str):
+        V.check_choice(method, "method", tuple(LP_METHODS))
+        cls = LP_METHODS[method]
+        kw = {} if max_iter is None else {"max_iter": V.check_int(max_iter, "max_iter", low=1)}
+        cfg = cls(tol=tol, **kw)
+    elif isinstance(method, tuple(LP_METHODS.values())):
+        if tol is not None or max_iter is not None:
+            raise ValueError("give tol and max_iter inside the method object "
+                             f"({type(method).__name__}(tol=..., max_iter=...)), not beside it")
+        cfg = method
+        V.check_int(cfg.max_iter, "max_iter", low=1)
+    else:
+        raise TypeError(f"method must be one of {list(LP_METHODS)} or one of their options "
+                        f"objects; got {type(method).__name__} {method!r}")
+    t = cfg.default_tol(dtype) if cfg.tol is None else cfg.tol
+    _check_tol(t, dtype)
+    return eqx.tree_at(lambda m: m.tol, cfg, jnp.asarray(t, dtype),
+                       is_leaf=lambda v: v is None)
+
+
+def _scaled_solve(cfg, op, c, b, lower, upper) -> LPRaw:
+    """Row-equilibrate `A`, normalise `c`, solve, and map the answer back."""
+    rn = op.row_abs_max()
+    rs = jnp.where(rn > 0, 1.0 / jnp.where(rn > 0, rn, 1.0), 1.0)
+    cmax = jnp.max(jnp.abs(c), initial=0.0)
+    gam = jnp.where(cmax > 0, cmax, 1.0)
+    ones = jnp.ones((op.shape[1],), c.dtype)
+    raw = cfg.solve(op.scale(rs, ones), c / gam, b * rs, lower, upper)
+    return raw._replace(y=raw.y * rs * gam, z_lower=raw.z_lower * gam,
+                        z_upper=raw.z_upper * gam)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _solve(cfg, tol, c, A, b, lower, upper):
+    raw = _scaled_solve(eqx.tree_at(lambda m: m.tol, cfg, tol, is_leaf=lambda v: v is None),
+                        A, c, b, lower, upper)
     return raw, raw.x @ c
 
 
@@ -113,32 +207,35 @@ def _active_sets(raw: LPRaw, lower, upper):
 
 
 @_solve.defjvp
-def _solve_jvp(method, tol, max_iter, primals, tangents):
-    c, A, b, lower, upper = primals
-    dc, dA, db, dl, du = tangents
-    raw, obj = _solve(method, tol, max_iter, c, A, b, lower, upper)
+def _solve_jvp(cfg, primals, tangents):
+    tol, c, A, b, lower, upper = primals
+    _, dc, dA, db, dl, du = tangents
+    raw, obj = _solve(cfg, tol, c, A, b, lower, upper)
     x, y = raw.x, raw.y
     bd, at_lo, at_hi, free = _active_sets(raw, lower, upper)
     dl = jnp.where(jnp.isfinite(lower), dl, 0.0)
     du = jnp.where(jnp.isfinite(upper), du, 0.0)
+    dAx = dA.matvec(x)
+    ydA = dA.rmatvec(y)
     # envelope derivative of the optimal value
-    dobj = (dc @ x + db @ y - y @ (dA @ x) + jnp.sum(jnp.where(bd.has_lo | bd.fixed,
-                                                               raw.z_lower * dl, 0.0))
+    dobj = (dc @ x + db @ y - y @ dAx + jnp.sum(jnp.where(bd.has_lo | bd.fixed,
+                                                          raw.z_lower * dl, 0.0))
             - jnp.sum(jnp.where(bd.has_hi | bd.fixed, raw.z_upper * du, 0.0)))
     # solution derivative on the active set
-    m = A.shape[0]
-    f = free.astype(A.dtype)
+    m = b.shape[0]
+    dtype = c.dtype
+    f = free.astype(dtype)
     dx_n = jnp.where(at_lo, dl, 0.0) + jnp.where(at_hi, du, 0.0) + jnp.where(
         bd.fixed, 0.5 * (dl + du), 0.0)
-    MF = (A * f) @ A.T
-    reg = jnp.finfo(A.dtype).eps * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
-    MF = MF + reg * jnp.eye(m, dtype=A.dtype)
-    r = db - dA @ x - A @ dx_n
-    dx = f * (jnp.linalg.solve(MF, r) @ A) + dx_n
-    g = f * (dc - y @ dA)
-    dy = jnp.linalg.solve(MF, A @ g)
-    dred = dc - y @ dA - dy @ A
-    red = c - y @ A
+    MF = A.normal(f)
+    reg = jnp.finfo(dtype).eps * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
+    MF = MF + reg * jnp.eye(m, dtype=dtype)
+    r = db - dAx - A.matvec(dx_n)
+    dx = f * A.rmatvec(jnp.linalg.solve(MF, r)) + dx_n
+    g = f * (dc - ydA)
+    dy = jnp.linalg.solve(MF, A.matvec(g))
+    dred = dc - ydA - A.rmatvec(dy)
+    red = c - A.rmatvec(y)
     nf = ~free
     dzl = jnp.where(nf & (at_lo | (bd.fixed & (red > 0))), dred, 0.0)
     dzu = jnp.where(nf & (at_hi | (bd.fixed & (red < 0))), -dred, 0.0)
@@ -164,14 +261,22 @@ def _as_bound(v, name, n, default, dtype):
     return jnp.broadcast_to(arr, (n,))
 
 
+def _as_operator(A_eq, dtype):
+    if isinstance(A_eq, (DenseOperator, PairOperator)):
+        leaf = A_eq.A if isinstance(A_eq, DenseOperator) else A_eq.Phi
+        arr = V.as_float_array(leaf, "A_eq", ndim=2, dtype=dtype)
+        return type(A_eq)(arr)
+    return DenseOperator(V.as_float_array(A_eq, "A_eq", ndim=2, dtype=dtype))
+
+
 def linprog(
     c: Float[Array, " n"],
-    A_eq: Float[Array, "m n"],
+    A_eq: Float[Array, "m n"] | DenseOperator | PairOperator,
     b_eq: Float[Array, " m"],
     lower: Float[Array, " n"] | float | None = 0.0,
     upper: Float[Array, " n"] | float | None = None,
     *,
-    method: str = "ipm",
+    method: str | IPM | PDHG = "ipm",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -180,38 +285,41 @@ def linprog(
 
     Equivalent to `scipy.optimize.linprog(c, A_eq=A_eq, b_eq=b_eq, bounds=..., method="highs")`
     (which the tests compare against), but a pure JAX function: `jit`-compiled, `vmap`-able
-    over `c`, `b_eq` or whole problems, and differentiable with respect to `c`, `A_eq`,
-    `b_eq`, `lower` and `upper` through the KKT conditions (see the module docstring).
+    over `c`, `b_eq` or whole problems, and differentiable with respect to `c`, `A_eq`
+    (also through a `PairOperator`'s `Phi`), `b_eq`, `lower` and `upper` through the KKT
+    conditions (see the module docstring).
 
     Args:
         c: cost vector (n,).
-        A_eq: equality constraint matrix (m, n); should have full row rank (a small dual
-            regularisation handles mild rank deficiency).
+        A_eq: equality constraint matrix (m, n), or a `DenseOperator` / `PairOperator`.
+            Rank-deficient `A_eq` (redundant rows) is handled by a small dual regularisation.
         b_eq: right-hand side (m,).
-        lower, upper: bounds, scalars or (n,) arrays; `-inf`/`inf` allowed; `None` means
-            `0` for `lower` (scipy's default) and `+inf` for `upper`; `lower == upper`
-            fixes a variable.
-        method: `"ipm"` (interior point, default) or `"pdhg"` (restarted PDHG).
-        tol: relative tolerance on primal/dual residuals and gap (default 1e-9 for ipm, 1e-7
-            for pdhg in float64; 1e-5 / 1e-4 in float32).
-        max_iter: iteration limit (default 100 for ipm, 50,000 for pdhg).
-        throw: raise `jaxpoison.SolverError` when the status is not `SUCCESS`
-            (skipped when called under a JAX transformation).
+        lower: lower bounds, a scalar or (n,) array; `-inf` allowed; `None` means `0`
+            (scipy's default).
+        upper: upper bounds, a scalar or (n,) array; `inf` allowed; `None` means `+inf`;
+            `lower == upper` fixes a variable.
+        method: `"ipm"` (default), `"pdhg"`, or an options object `IPM(...)`/`PDHG(...)`.
+        tol: relative tolerance on primal/dual residuals and gap (default: the method's,
+            see `IPM`, `PDHG`); at least `10 * eps` of the working precision. Traced.
+        max_iter: iteration limit (default: the method's).
+        throw: raise when the status is not `SUCCESS` (`jaxpoison.SolverError` on the host,
+            an `equinox` runtime error under the caller's `jit`/`vmap`).
 
     Returns:
         `LPResult`. Infeasible and unbounded problems give `Status.INFEASIBLE` and
         `Status.UNBOUNDED`.
     """
-    V.check_choice(method, "method", _METHODS)
     c = V.as_float_array(c, "c", ndim=1)
     dtype = c.dtype
-    A_eq = V.as_float_array(A_eq, "A_eq", ndim=2, dtype=dtype)
+    op = _as_operator(A_eq, dtype)
     b_eq = V.as_float_array(b_eq, "b_eq", ndim=1, dtype=dtype)
-    m, n = A_eq.shape
+    m, n = op.shape
+    if n == 0:
+        raise ValueError("c and A_eq must have at least one variable (column); got 0")
+    if m == 0:
+        raise ValueError(f"A_eq must have at least one row; got shape {op.shape}")
     V.check_shape(c, "c", (n,))
     V.check_shape(b_eq, "b_eq", (m,))
-    if m == 0:
-        raise ValueError("A_eq must have at least one row")
     lower = _as_bound(lower, "lower", n, 0.0, dtype)
     upper = _as_bound(upper, "upper", n, jnp.inf, dtype)
     if V.is_concrete(lower) and V.is_concrete(upper):
@@ -223,23 +331,25 @@ def linprog(
         if np.any(lo > hi):
             raise ValueError(f"lower must be <= upper; violated at {int(np.sum(lo > hi))} "
                              "coordinate(s)")
-    if tol is None:
-        tol = default_tol(dtype, method)
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"tol must be a positive number; got {tol!r}")
-    if max_iter is None:
-        max_iter = _default_max_iter(method)
-    max_iter = V.check_int(max_iter, "max_iter", low=1)
-    result = _linprog_jit(c, A_eq, b_eq, lower, upper, method=method, tol=float(tol),
-                          max_iter=max_iter)
-    return raise_if_failed(result, f"linprog(method={method!r})", throw=throw)
+    cfg = resolve_method(method, tol, max_iter, dtype)
+    result = solve_lp(cfg, c, op, b_eq, lower, upper)
+    return raise_if_failed(result, f"linprog(method={cfg.name!r})", throw=throw)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "tol", "max_iter"))
-def _linprog_jit(c, A, b, lower, upper, *, method, tol, max_iter) -> LPResult:
-    raw, obj = _solve(method, tol, max_iter, c, A, b, lower, upper)
+def solve_lp(cfg, c, op, b, lower, upper) -> LPResult:
+    """The jit-compiled core of `linprog`, with its derivative rule: no validation.
+
+    `cfg` comes from `resolve_method`; `op` is a `DenseOperator` or `PairOperator`; all
+    arrays already of one float dtype and consistent shapes. Callable from compiled code.
+    """
+    static = eqx.tree_at(lambda m: m.tol, cfg, None)
+    return _linprog_jit(static, cfg.tol, c, op, b, lower, upper)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _linprog_jit(static, tol, c, op, b, lower, upper) -> LPResult:
+    raw, obj = _solve(static, tol, c, op, b, lower, upper)
     return LPResult(status=raw.status, iterations=raw.iterations, x=raw.x, objective=obj,
                     y=raw.y, z_lower=raw.z_lower, z_upper=raw.z_upper,
                     primal_residual=raw.primal_residual, dual_residual=raw.dual_residual,
                     gap=raw.gap)
-

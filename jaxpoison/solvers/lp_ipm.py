@@ -26,6 +26,16 @@ Float32 safety: slacks are stored (not recomputed as `x - l`) and floored at a t
 value, steps stay a fraction `η < 1` of the distance to the boundary, and an iterate with a
 NaN/inf is rejected (status `NUMERICAL_ERROR` with the last finite iterate).
 
+The normal equations are factorised with a small dual regularisation and then refined
+against the *unregularised* matrix (near the optimum its diagonal spans ~1e10, where the
+regularisation alone leaves an error that stalls the primal residual). The loop stops at
+the tolerance, at `max_iter`, or when the KKT error has not fallen by 10% in 6 iterations;
+a final *crossover* (`_polish`) then snaps the variables the iterate identifies as bound to
+their bounds, completes the free set to `m` variables when the vertex is degenerate, and
+solves for the free variables and `y` exactly. Its result is kept when it passes `tol`
+(status `SUCCESS`, also after a stall or the iteration limit), so a solution at a vertex
+has its bound coordinates exactly at the bounds.
+
 Infeasibility is detected from the iterates (residual-based): a Farkas ray in the direction of
 `y` gives `INFEASIBLE`; a recession ray of the box with `A d ~ 0, c^T d < 0` in the
 direction of the diverging `x` gives `UNBOUNDED` (see `._lp_common`).
@@ -63,6 +73,13 @@ class _State(NamedTuple):
     pres: jax.Array
     dres: jax.Array
     gap: jax.Array
+    best: jax.Array      # smallest KKT error max(pres, dres, gap) so far
+    best_it: jax.Array   # iteration where it was reached (stall detection)
+
+
+# iterations without a 10% decrease of the KKT error after which the loop stops and the
+# final crossover (`_polish`) decides the status
+_STALL = 6
 
 
 def _max_step(s, ds, mask):
@@ -105,11 +122,14 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
         return pres, dres, gap
 
     p0, d0, g0 = measures(x0, y0, zl0, zu0)
-    init = _State(x0, sl0, su0, y0, zl0, zu0, jnp.asarray(0, jnp.int32),
-                  jnp.asarray(Status.MAX_ITERATIONS, jnp.int32), p0, d0, g0)
+    zero = jnp.asarray(0, jnp.int32)
+    init = _State(x0, sl0, su0, y0, zl0, zu0, zero,
+                  jnp.asarray(Status.MAX_ITERATIONS, jnp.int32), p0, d0, g0,
+                  jnp.maximum(jnp.maximum(p0, d0), g0), zero)
 
     def cond(s: _State):
-        return (s.status == Status.MAX_ITERATIONS) & (s.it < max_iter)
+        return ((s.status == Status.MAX_ITERATIONS) & (s.it < max_iter)
+                & (s.it - s.best_it < _STALL))
 
     def body(s: _State):
         x, sl, su, y, zl, zu = s.x, s.sl, s.su, s.y, s.zl, s.zu
@@ -119,14 +139,18 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
         mu = (jnp.sum(jnp.where(hl, sl * zl, 0.0)) + jnp.sum(jnp.where(hu, su * zu, 0.0))) / nb
         qinv = jnp.where(hl, zl / sl, 0.0) + jnp.where(hu, zu / su, 0.0) + rho
         theta = jnp.where(fixed, 0.0, 1.0 / qinv)
-        M = op.normal(theta)
-        dmax = jnp.max(jnp.diag(M), initial=0.0)
-        M = M + (delta * (1.0 + dmax)) * jnp.eye(m, dtype=dtype)
-        L = jnp.linalg.cholesky(M)
+        M0 = op.normal(theta)
+        dmax = jnp.max(jnp.diag(M0), initial=0.0)
+        L = jnp.linalg.cholesky(M0 + (delta * (1.0 + dmax)) * jnp.eye(m, dtype=dtype))
 
         def msolve(r):
+            # the regularised factor preconditions refinement against the *unregularised*
+            # normal matrix: near the optimum `dmax` reaches 1e10 and the regularisation
+            # alone would leave an error that stalls the primal residual
             v = jax.scipy.linalg.cho_solve((L, True), r)
-            return v + jax.scipy.linalg.cho_solve((L, True), r - M @ v)
+            for _ in range(2):
+                v = v + jax.scipy.linalg.cho_solve((L, True), r - M0 @ v)
+            return v
 
         def newton(rcl, rcu):
             rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
@@ -179,13 +203,90 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
                                      jnp.where(infeas, Status.INFEASIBLE,
                                                jnp.where(unb, Status.UNBOUNDED,
                                                          Status.MAX_ITERATIONS))))
+        err = jnp.maximum(jnp.maximum(pres, dres), gap)
+        better = err < 0.9 * s.best
         return _State(xn, sln, sun, yn, zln, zun, s.it + 1, status.astype(jnp.int32),
-                      pres, dres, gap)
+                      pres, dres, gap, jnp.where(better, err, s.best),
+                      jnp.where(better, s.it + 1, s.best_it))
 
     s = lax.while_loop(cond, body, init)
+    # crossover: snap the identified active set to its bounds and solve for the rest
+    px, py, pzl, pzu, pp, pd, pg = _polish(op, c, b, bd, s.x, s.sl, s.su, s.y, s.zl, s.zu)
+    ok = ((pp <= tol) & (pd <= tol) & (pg <= tol)
+          & ((s.status == Status.SUCCESS) | (s.status == Status.MAX_ITERATIONS)))
+    status = jnp.where(ok, Status.SUCCESS, s.status).astype(jnp.int32)
+
+    def pick(a, b_):
+        return jnp.where(ok, a, b_)
+
+    x, y, zl, zu = pick(px, s.x), pick(py, s.y), pick(pzl, s.zl), pick(pzu, s.zu)
+    pres, dres, gap = pick(pp, s.pres), pick(pd, s.dres), pick(pg, s.gap)
     # bound multipliers of fixed variables: split the reduced cost by sign
-    red = c - op.rmatvec(s.y)
-    zl = jnp.where(fixed, jnp.maximum(red, 0.0), s.zl)
-    zu = jnp.where(fixed, jnp.maximum(-red, 0.0), s.zu)
-    x = jnp.where(fixed, bd.lo, s.x)
-    return LPRaw(x, s.y, zl, zu, s.status, s.it, s.pres, s.dres, s.gap)
+    red = c - op.rmatvec(y)
+    zl = jnp.where(fixed, jnp.maximum(red, 0.0), zl)
+    zu = jnp.where(fixed, jnp.maximum(-red, 0.0), zu)
+    x = jnp.where(fixed, bd.lo, x)
+    return LPRaw(x, y, zl, zu, status, s.it, pres, dres, gap)
+
+
+def _polish(op, c, b, bd, x, sl, su, y, zl, zu):
+    """Crossover to the face identified by the interior point.
+
+    A variable with a finite lower bound is *at* it when its slack is smaller than its
+    multiplier (`s_l < z_l`), likewise for the upper bound; the others are free (`F`). The
+    bound variables are set exactly to their bounds, `x_F` receives the least-norm correction
+    that restores `A x = b`, and `y` the least-squares correction of `A_F^T y = c_F`
+    (both through `A_F A_F^T`, m x m, regularised by `sqrt(eps)` and refined four
+    times); bound multipliers are the reduced costs on the bound variables. At a vertex
+    this is the exact basic solution, so coordinates at a bound are exact (not `1e-9`
+    away) and the KKT measures drop to rounding level. The caller accepts the result only
+    when its KKT measures pass `tol`.
+    """
+    dtype = c.dtype
+    m = b.shape[0]
+    eps = jnp.finfo(dtype).eps
+    at_lo0 = bd.has_lo & (sl < zl)
+    at_hi0 = bd.has_hi & (su < zu) & ~at_lo0
+    free0 = ~(at_lo0 | at_hi0 | bd.fixed)
+    # basis completion: at a degenerate or not yet resolved vertex fewer than m variables
+    # look free; add the bound variables that are least clearly at their bound (largest
+    # slack / multiplier) until m are free, so that `A_F` can be square
+    sc_lo = jnp.where(bd.has_lo, sl / jnp.maximum(zl, jnp.finfo(dtype).tiny), jnp.inf)
+    sc_hi = jnp.where(bd.has_hi, su / jnp.maximum(zu, jnp.finfo(dtype).tiny), jnp.inf)
+    score = jnp.where(bd.fixed | free0, -jnp.inf, jnp.log(jnp.minimum(sc_lo, sc_hi)))
+    k = min(m, score.shape[0])
+    need = m - jnp.sum(free0)
+    kth = jnp.sort(score)[::-1][jnp.clip(need - 1, 0, k - 1)]
+    extra = (need > 0) & (score >= kth) & jnp.isfinite(score)
+    free = free0 | extra
+    at_lo = at_lo0 & ~free
+    at_hi = at_hi0 & ~free
+    f = free.astype(dtype)
+    xs = jnp.where(at_lo | bd.fixed, bd.lo, jnp.where(at_hi, bd.hi, x))
+    MF = op.normal(f)
+    # sqrt(eps) regularisation: directions outside the range of A_F (fewer than m free
+    # variables) stay small, and refinement against MF recovers the range part
+    reg = jnp.sqrt(eps) * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
+    L = jnp.linalg.cholesky(MF + reg * jnp.eye(m, dtype=dtype))
+
+    def fsolve(r):
+        v = jax.scipy.linalg.cho_solve((L, True), r)
+        for _ in range(4):
+            v = v + jax.scipy.linalg.cho_solve((L, True), r - MF @ v)
+        return v
+
+    for _ in range(2):
+        xs = xs + f * op.rmatvec(fsolve(b - op.matvec(xs)))
+        y = y + fsolve(op.matvec(f * (c - op.rmatvec(y))))
+    # free coordinates must lie in the box (to rounding); clip, then measure honestly
+    lo = jnp.where(bd.has_lo, bd.lo, -jnp.inf)
+    hi = jnp.where(bd.has_hi, bd.hi, jnp.inf)
+    xs = jnp.where(free, jnp.clip(xs, lo, hi), xs)
+    red = c - op.rmatvec(y)
+    zl = jnp.where(at_lo, jnp.maximum(red, 0.0), 0.0)
+    zu = jnp.where(at_hi, jnp.maximum(-red, 0.0), 0.0)
+    pres, dres, gap, _, _ = kkt_measures(op, c, b, bd, xs, y, zl, zu)
+    finite = jnp.all(jnp.isfinite(xs)) & jnp.all(jnp.isfinite(y))
+    big = jnp.asarray(jnp.inf, dtype)
+    return (xs, y, zl, zu, jnp.where(finite, pres, big), jnp.where(finite, dres, big),
+            jnp.where(finite, gap, big))
