@@ -37,6 +37,7 @@ from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
 from jaxpoison.solvers.box_hyperplane import box_hyperplane_multiplier
 from jaxpoison.solvers.smoothing import (
+    SMOOTHINGS,
     check_scale,
     no_derivative,
     perturbed,
@@ -46,7 +47,6 @@ from jaxpoison.solvers.smoothing import (
 
 __all__ = ["SmoothLabelFlipResult", "smooth_topk_sv_flip", "smooth_label_flip_validation_loss"]
 
-SMOOTHINGS = ("entropic", "perturbed", "exact")
 _EXACT_MSG = ("smoothing='exact' has no derivative: the top-`budget` choice is piecewise "
               "constant in the duals; pass smoothing='entropic' or 'perturbed' with a "
               "scale > 0")

@@ -64,12 +64,17 @@ from jaxpoison import _validate as v
 from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
-from jaxpoison.solvers.smoothing import check_scale, no_derivative, perturbed, soft_topk
+from jaxpoison.solvers.smoothing import (
+    SMOOTHINGS,
+    check_scale,
+    no_derivative,
+    perturbed,
+    soft_topk,
+)
 
-__all__ = ["SMOOTHINGS", "SmoothFloralResult", "smooth_floral",
+__all__ = ["SmoothFloralResult", "smooth_floral",
            "smooth_floral_validation_loss"]
 
-SMOOTHINGS = ("entropic", "perturbed", "exact")
 _TIE = 1e-9        # index tie-break, relative to C
 _EXACT_MSG = ("smoothing='exact' has no derivative in the attacker's choices (a hard "
               "top-k of the duals); pass smoothing='entropic' or 'perturbed' with a "

@@ -68,8 +68,13 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
 
-__all__ = ["soft_topk", "topk_mask", "perturbed", "check_scale", "no_derivative",
+__all__ = ["SMOOTHINGS", "soft_topk", "topk_mask", "perturbed", "check_scale", "no_derivative",
            "NoDerivativeError"]
+
+
+SMOOTHINGS = ("entropic", "perturbed", "exact")
+"""The `smoothing` modes of the smoothed attackers: entropic soft top-k, perturbed
+optimiser, or the exact choice (no derivative)."""
 
 
 class NoDerivativeError(ValueError):
