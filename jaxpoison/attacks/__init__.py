@@ -26,6 +26,11 @@ from jaxpoison.attacks.pcm_bounds import pcm_upper_bound as pcm_upper_bound
 from jaxpoison.attacks.preference import PreferenceAttack as PreferenceAttack
 from jaxpoison.attacks.preference import random_flip as random_flip
 from jaxpoison.attacks.preference import rlhf_poison as rlhf_poison
+from jaxpoison.attacks.smooth_label_flip import SmoothLabelFlipResult as SmoothLabelFlipResult
+from jaxpoison.attacks.smooth_label_flip import (
+    smooth_label_flip_validation_loss as smooth_label_flip_validation_loss,
+)
+from jaxpoison.attacks.smooth_label_flip import smooth_topk_sv_flip as smooth_topk_sv_flip
 from jaxpoison.attacks.target_models import TargetModels as TargetModels
 from jaxpoison.attacks.target_models import indiscriminate_targets as indiscriminate_targets
 from jaxpoison.attacks.target_models import subpopulation_target as subpopulation_target

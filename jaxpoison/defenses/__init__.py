@@ -30,6 +30,11 @@ from jaxpoison.defenses.floral import floral_attack as floral_attack
 from jaxpoison.defenses.floral import floral_game as floral_game
 from jaxpoison.defenses.floral import floral_multiclass as floral_multiclass
 from jaxpoison.defenses.floral import floral_validation_loss as floral_validation_loss
+from jaxpoison.defenses.floral_smooth import SmoothFloralResult as SmoothFloralResult
+from jaxpoison.defenses.floral_smooth import smooth_floral as smooth_floral
+from jaxpoison.defenses.floral_smooth import (
+    smooth_floral_validation_loss as smooth_floral_validation_loss,
+)
 from jaxpoison.defenses.nn_baselines import MLPResult as MLPResult
 from jaxpoison.defenses.nn_baselines import mlp_baseline as mlp_baseline
 from jaxpoison.defenses.nn_baselines import mlp_pgd_baseline as mlp_pgd_baseline

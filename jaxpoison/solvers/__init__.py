@@ -13,6 +13,11 @@ from jaxpoison.solvers.lp import Wide as Wide
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
+from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
+from jaxpoison.solvers.smoothing import no_derivative as no_derivative
+from jaxpoison.solvers.smoothing import perturbed as perturbed
+from jaxpoison.solvers.smoothing import soft_topk as soft_topk
+from jaxpoison.solvers.smoothing import topk_mask as topk_mask
 from jaxpoison.solvers.svm_dual import PGD as PGD
 from jaxpoison.solvers.svm_dual import SMO as SMO
 from jaxpoison.solvers.svm_dual import SVMDualResult as SVMDualResult

@@ -5,9 +5,10 @@ P(v) = \arg\min_{\alpha} \tfrac12 \lVert \alpha - v \rVert_2^2
 \quad\text{s.t.}\quad y^\top \alpha = 0,\; 0 \le \alpha \le C,
 $$
 
-with $y \in \{-1, +1\}^n$ and $C$ a positive scalar or a vector of per-point
-upper bounds. The KKT conditions give $\alpha(\mu) = \operatorname{clip}(v - \mu y,
-0, C)$ for the multiplier $\mu$ of the equality, and
+with $y \in \{-1, +1\}^n$ (or any real weights, e.g. the soft labels of a smoothed
+attacker) and $C$ a positive scalar or a vector of per-point upper bounds. The KKT
+conditions give $\alpha(\mu) = \operatorname{clip}(v - \mu y, 0, C)$ for the
+multiplier $\mu$ of the equality, and
 $g(\mu) = y^\top \alpha(\mu)$ is continuous, piecewise linear and non-increasing, so
 the projection is the root of a monotone 1-D function. Two root finders:
 
@@ -18,8 +19,9 @@ the projection is the root of a monotone 1-D function. Two root finders:
   (enough to reach machine precision of the bracket).
 
 Both are `jit`/`vmap`-able. Derivatives: the root is computed without gradient and
-then corrected by one Newton step $\mu \leftarrow \mu + g(\mu)/m$ (`m` = number of
-free coordinates, held constant), which leaves the value unchanged and gives the exact
+then corrected by one Newton step $\mu \leftarrow \mu + g(\mu)/m$
+($m = \sum_{i\,\text{free}} y_i^2$, the number of free coordinates for $\pm1$ labels,
+held constant), which leaves the value unchanged and gives the exact
 implicit-function derivative of $\mu$ with respect to `v` and `C` wherever the
 active set is locally constant (i.e. wherever the projection is differentiable).
 
@@ -42,7 +44,11 @@ def _g(mu, v, y, C):
 
 
 def _root_bisect(v, y, C, iters):
-    big = jnp.max(jnp.abs(v)) + jnp.max(C) + 1.0
+    # beyond |mu| = (|v| + C) / |y_i| every coordinate with y_i != 0 is at a bound
+    ay = jnp.abs(y)
+    ymin = jnp.min(jnp.where(ay > 0, ay, jnp.inf))
+    ymin = jnp.where(jnp.isfinite(ymin), ymin, 1.0)
+    big = (jnp.max(jnp.abs(v)) + jnp.max(C) + 1.0) / jnp.minimum(ymin, 1.0)
     lo, hi = -big, big
 
     def body(_, bounds):
@@ -59,9 +65,12 @@ def _root_bisect(v, y, C, iters):
 
 
 def _root_sort(v, y, C):
-    # Breakpoints of g: mu where v_i - mu y_i hits 0 or C, i.e. mu = y_i v_i, y_i (v_i - C).
+    # Breakpoints of g: mu where v_i - mu y_i hits 0 or C, i.e. mu = v_i / y_i, (v_i - C) / y_i
+    # (= y_i v_i, y_i (v_i - C) for labels +-1; a coordinate with y_i = 0 has none).
     Cb = jnp.broadcast_to(C, v.shape)
-    bps = jnp.sort(jnp.concatenate([y * v, y * (v - Cb)]))
+    nz = y != 0
+    inv = jnp.where(nz, 1.0 / jnp.where(nz, y, 1.0), 0.0)
+    bps = jnp.sort(jnp.concatenate([inv * v, inv * (v - Cb)]))
     n2 = bps.shape[0]
     # g(bps) is non-increasing along the sorted breakpoints; find the last index with g > 0.
     steps = max(1, int(n2).bit_length())
@@ -104,7 +113,7 @@ def box_hyperplane_multiplier(v, y, C, *, method: str = "sort", iters: int | Non
     mu0 = jax.lax.stop_gradient(mu0)
     z = v_ng - mu0 * y
     free = (z > 0) & (z < C_ng)
-    m = jnp.sum(free).astype(v.dtype)
+    m = jnp.sum(jnp.where(free, y * y, 0.0))
     # Newton correction: value-neutral at the root, carries the implicit derivative.
     g = jnp.sum(y * jnp.where(free, v - mu0 * y, jnp.where(z >= C_ng, C, 0.0)))
     g_ng = jax.lax.stop_gradient(g)
@@ -124,7 +133,7 @@ def project_box_hyperplane(
 
     Args:
         v: point to project.
-        y: labels in $\{-1, +1\}$ (any numeric dtype).
+        y: labels in $\{-1, +1\}$ (any numeric dtype), or real weights.
         C: upper bound, scalar or per coordinate (positive).
         method: `"sort"` (exact breakpoint search) or `"bisect"`.
         iters: bisection halvings (default 110 in float64, 64 in float32).
