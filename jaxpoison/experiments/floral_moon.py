@@ -377,7 +377,7 @@ def floral_moon(ctx: RecipeContext) -> Report:
                             "the trajectory baselines are the same for every seed; the NN "
                             "columns are left out here)")))
         report.data["published_split"] = res_pub
-    if getattr(ctx, "plotting", True):     # figures need matplotlib
+    if ctx.plotting:     # figures need matplotlib
         fig = "floral_moon_curves.png"
         _curves_figure(ctx.figure_path(fig), curves, levels)
         report.figures.append(fig)
@@ -425,7 +425,7 @@ def floral_demo(ctx: RecipeContext) -> Report:
                float(res.best_accuracy)]],
         caption=f"C={C}, gamma={GAMMA}, k={K_ATTACK}, lr={LR}; the best round is chosen on "
                 f"test data (optimistic). {elapsed:.1f}s incl. compilation"))
-    if getattr(ctx, "plotting", True):     # figures need matplotlib
+    if ctx.plotting:     # figures need matplotlib
         fig = "floral_demo_boundary.png"
         _boundary_figure(ctx.figure_path(fig), X, poisoned,
                          {"SVM": svm.model, "FLORAL (last round)": res.model},

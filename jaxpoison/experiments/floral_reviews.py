@@ -98,7 +98,7 @@ def floral_reviews(ctx: RecipeContext) -> Report:
                 "Best/Last: max / final value of the seed-averaged test curve (Best is "
                 "chosen on test data); val-selected: test accuracy at the round of best "
                 "validation accuracy, averaged over replications."))
-    if getattr(ctx, "plotting", True):     # figures need matplotlib
+    if ctx.plotting:     # figures need matplotlib
         fig = "floral_reviews_accuracy.png"
         _figure(ctx.figure_path(fig), levels, res, methods)
         report.figures.append(fig)
