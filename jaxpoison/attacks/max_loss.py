@@ -31,7 +31,9 @@ it with HiGHS and with enumeration of the box's vertices). Cost $O(d\log d)$
 expected per label.
 
 **Logistic loss.** The difference of two softplus terms is not concave; we run projected
-Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. The
+Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. An
+exact tie between the two labels' maxima goes to $y=-1$, as in the authors' code (the
+hinge search breaks ties toward $+1$). The
 result is a lower estimate of the maximum, so bounds built from it are not certified.
 """
 
@@ -209,7 +211,8 @@ def _logistic_diff(x, y, model_t, model_p):
 
 def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr):
     d = lo.shape[0]
-    labels = jnp.array([1.0, -1.0], lo.dtype)
+    # label -1 first: an exact tie between the labels goes to -1, as in the authors' code
+    labels = jnp.array([-1.0, 1.0], lo.dtype)
     starts = lo + (hi - lo) * jax.random.uniform(key, (2, restarts, d), lo.dtype)
     # add the exact hinge maximiser of each label as one more start
     hx = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(
