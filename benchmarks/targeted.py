@@ -72,7 +72,7 @@ def highs_max_loss(wt, bt, wp, bp, lo, hi):
     return arg[0], arg[1], best
 
 
-def reference_attack(X, y, wp, bp, eps, max_points):
+def reference_attack(X, y, wp, bp, eps, budget):
     """Algorithm 1 with sklearn LinearSVC refits (from scratch: liblinear has no warm
     start) and the HiGHS inner max. Returns (points, seconds per round, max-loss values)."""
     from sklearn.svm import LinearSVC
@@ -87,7 +87,7 @@ def reference_attack(X, y, wp, bp, eps, max_points):
         x, yy, v = highs_max_loss(m.coef_[0], m.intercept_[0], wp, bp, 0.0, 1.0)
         times.append(time.perf_counter() - t0)
         vals.append(v)
-        if v <= eps or len(ys) - len(y) >= max_points:
+        if v <= eps or len(ys) - len(y) >= budget:
             return len(ys) - len(y), times, vals
         Xs, ys = np.vstack([Xs, x[None]]), np.r_[ys, yy]
 

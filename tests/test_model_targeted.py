@@ -289,3 +289,24 @@ def test_bad_input(problem):
         gradient_poisoning_attack(X, y, X, y, reg=LAM, lower=0.0, upper=1.0, budget=2)
     with pytest.raises(ValueError, match="upper"):
         max_loss_difference(target, target, lower=np.zeros(D), upper=np.ones(D + 1))
+
+
+def test_authors_target_selection(problem):
+    """selection="authors": error strictly above the goal, scored by mean hinge loss +
+    lambda/2 |w|^2 without the bias (their generate_target_theta.py), recomputed here."""
+    X, y, _, _ = problem
+    tm = indiscriminate_targets(X, y, loss="logistic", reg=LAM, target_errors=[0.1],
+                                quantiles=(0.2, 0.4), repeats=(1, 3), selection="authors",
+                                throw=False)
+    w, b = np.asarray(tm.candidates.w), np.asarray(tm.candidates.b)
+    score = np.maximum(0, 1 - y[None] * (w @ X.T + b[:, None])).mean(1) + 0.5 * LAM * (
+        w * w).sum(1)
+    np.testing.assert_allclose(tm.clean_loss, score, rtol=1e-12)
+    err = np.asarray(tm.error)
+    ok = err > 0.1
+    if ok.any():
+        assert int(tm.chosen[0]) == int(np.where(ok)[0][np.argmin(score[ok])])
+    else:
+        assert int(tm.chosen[0]) == -1
+    with pytest.raises(ValueError, match="selection"):
+        indiscriminate_targets(X, y, reg=LAM, target_errors=[0.1], selection="theirs")

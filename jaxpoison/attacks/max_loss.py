@@ -31,7 +31,9 @@ it with HiGHS and with enumeration of the box's vertices). Cost $O(d\log d)$
 expected per label.
 
 **Logistic loss.** The difference of two softplus terms is not concave; we run projected
-Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. The
+Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. An
+exact tie between the two labels' maxima goes to $y=-1$, as in the authors' code (the
+hinge search breaks ties toward $+1$). The
 result is a lower estimate of the maximum, so bounds built from it are not certified.
 """
 
@@ -60,8 +62,9 @@ class MaxLossPoint(Result):
       x: the maximising point, `(d,)`.
       y: its label (+1 or -1, int32).
       value: the loss difference $\\ell(\\theta_t;x,y)-\\ell(\\theta_p;x,y)$ at `(x, y)`.
-      bound: hinge: a certified upper bound on the maximum (the dual value; equal to
-        `value` up to rounding); logistic: NaN (the search is local).
+      bound: hinge: a certified upper bound on the exact maximum (the dual value rounded
+        up by a bound on its rounding error; equal to `value` up to that); logistic: NaN
+        (the search is local).
       status: SUCCESS, or NUMERICAL_ERROR on a non-finite result; iterations: 1 (hinge)
         or the Adam steps per start (logistic).
     """
@@ -190,7 +193,15 @@ def _hinge_max(model_t, model_p, lo, hi):
     xs, vals, bounds = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(
         model_t.w, model_t.b, model_p.w, model_p.b, labels, lo, hi)
     j = jnp.argmax(vals)
-    return xs[j], labels[j], vals[j], jnp.max(bounds)
+    # the dual value is computed in working precision: round it up by a bound on its
+    # rounding error, (d + 4) eps times the magnitude of the terms it sums, so that `bound`
+    # is an upper bound on the exact maximum in float32 too
+    d = lo.shape[0]
+    box = jnp.maximum(jnp.abs(lo), jnp.abs(hi))
+    terms = (2.0 + jnp.abs(model_t.b) + jnp.abs(model_p.b)
+             + (jnp.abs(model_t.w) + jnp.abs(model_p.w)) @ box)
+    slack = (d + 4) * jnp.finfo(lo.dtype).eps * terms
+    return xs[j], labels[j], vals[j], jnp.max(bounds) + slack
 
 
 def _logistic_diff(x, y, model_t, model_p):
@@ -200,7 +211,8 @@ def _logistic_diff(x, y, model_t, model_p):
 
 def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr):
     d = lo.shape[0]
-    labels = jnp.array([1.0, -1.0], lo.dtype)
+    # label -1 first: an exact tie between the labels goes to -1, as in the authors' code
+    labels = jnp.array([-1.0, 1.0], lo.dtype)
     starts = lo + (hi - lo) * jax.random.uniform(key, (2, restarts, d), lo.dtype)
     # add the exact hinge maximiser of each label as one more start
     hx = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(

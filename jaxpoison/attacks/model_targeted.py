@@ -78,6 +78,8 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
     `max_loss` is $\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)$ for this pair
     (an upper bound on it keeps the result valid). Returns the real-valued bound, or 0 when
     the denominator is not positive (no information). The integer bound is its ceiling.
+    The value is rounded toward zero by bounds on the rounding errors of the numerator and
+    the denominator, so it is a valid bound in float32 as well as in float64.
     jit/vmap-safe (shapes checked before tracing, values when concrete).
     """
     V.check_choice(loss, "loss", LOSSES)
@@ -88,13 +90,26 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
     target = as_linear_model(target, "target", X.shape[1], X.dtype)
     V.check_positive(reg, "reg")
     max_loss = V.as_float_array(max_loss, "max_loss", ndim=0, dtype=X.dtype)
-    n = X.shape[0]
+    n, d = X.shape
     l_p = jnp.sum(linear_losses(target, X, y, loss=loss))
     l_t = jnp.sum(linear_losses(model, X, y, loss=loss))
-    dreg = _reg(model) - _reg(target)
+    r_t, r_p = _reg(model), _reg(target)
+    dreg = r_t - r_p
     num = l_p - l_t - n * reg * dreg
     den = max_loss + reg * dreg
-    return jnp.where(den > 0, jnp.maximum(num, 0.0) / jnp.where(den > 0, den, 1.0), 0.0)
+    # evaluated in working precision: lower the numerator and raise the denominator by
+    # bounds on their rounding errors (losses are 1-Lipschitz in the margin, whose error is
+    # at most (d + 2) eps times the size of its terms), so the bound stays valid in float32
+    eps = jnp.finfo(X.dtype).eps
+    absX = jnp.abs(X)
+    size = (jnp.sum(absX @ (jnp.abs(model.w) + jnp.abs(target.w)))
+            + n * (jnp.abs(model.b) + jnp.abs(target.b) + 2.0))
+    err_num = eps * ((d + 2) * size + (n + 4) * (l_p + l_t + n * reg * (r_t + r_p)))
+    err_den = eps * 4 * (jnp.abs(max_loss) + reg * (r_t + r_p))
+    num_lo = num - err_num
+    den_hi = den + err_den
+    ok = (den - err_den > 0) & (num_lo > 0)
+    return jnp.where(ok, num_lo / jnp.where(ok, den_hi, 1.0), 0.0)
 
 
 class AttackState(Result):
@@ -371,7 +386,7 @@ def model_targeted_attack(
     y_p = jnp.repeat(state.y_all[n + slots], copies).astype(jnp.int32)
     lb_hist = state.lower_bound[: k + 1]
     best = float(jnp.nanmax(lb_hist)) if k + 1 > 0 else 0.0
-    best_int = int(math.ceil(best - 1e-9 * max(1.0, best))) if best > 0 else 0
+    best_int = math.ceil(best) if best > 0 else 0  # the bound's rounding is inside it
     result = ModelTargetedResult(
         status=jnp.asarray(int(status), jnp.int32), iterations=jnp.asarray(k, jnp.int32),
         X_poison=X_p, y_poison=y_p, model=state.fit.model, num_poison=int(k * copies),

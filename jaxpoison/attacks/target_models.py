@@ -112,10 +112,13 @@ def _check_common(X, y, loss, reg, solver):
     return X, y, solver.resolve(loss, X.dtype)
 
 
-def _select(errors, losses, wanted):
+SELECTIONS = ("ours", "authors")
+
+
+def _select(errors, losses, wanted, strict=False):
     chosen = []
     for e in np.atleast_1d(wanted):
-        ok = errors >= e - 1e-12
+        ok = errors > e if strict else errors >= e - 1e-12
         if ok.any():
             idx = np.where(ok)[0]
             chosen.append(int(idx[np.argmin(losses[idx])]))
@@ -126,7 +129,7 @@ def _select(errors, losses, wanted):
 
 
 def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, X_eval, y_eval,
-                    *, loss, reg, solver, throw, what) -> TargetModels:
+                    *, loss, reg, solver, throw, what, selection="ours") -> TargetModels:
     """Fit one candidate per row of `weights` on `(X, y) ∪ (X_extra, y_extra)` (warm
     started one after another), measure each one's error on `(X_eval, y_eval)` and
     regularised clean loss, and pick per wanted error the lowest-loss candidate reaching it
@@ -139,9 +142,14 @@ def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, X_ev
     models = fits.model
     err = jax.vmap(lambda mdl: jnp.mean(
         jnp.where(X_eval @ mdl.w + mdl.b >= 0, 1.0, -1.0) != y_eval))(models)
-    cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(models)
+    if selection == "authors":  # hinge loss + lambda/2 |w|^2, the bias left out
+        cl = jax.vmap(lambda mdl: jnp.mean(jnp.maximum(0.0, 1.0 - y * (X @ mdl.w + mdl.b)))
+                      + 0.5 * reg * mdl.w @ mdl.w)(models)
+    else:
+        cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(
+            models)
     err_np, cl_np = np.asarray(err), np.asarray(cl)
-    chosen = _select(err_np, cl_np, wanted_errors)
+    chosen = _select(err_np, cl_np, wanted_errors, strict=selection == "authors")
     pick = np.where(chosen >= 0, chosen, int(np.argmax(err_np)))
     targets = jax.tree_util.tree_map(lambda a: a[pick], models)
     fit_status = np.asarray(fits.status)
@@ -164,7 +172,7 @@ def indiscriminate_targets(
                                   0.55, 0.6),
     repeats: Sequence[int] = (1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 50, 60),
     X_pool=None, y_pool=None, X_eval=None, y_eval=None,
-    solver: LinearSolver | None = None, throw: bool = True,
+    solver: LinearSolver | None = None, selection: str = "ours", throw: bool = True,
 ) -> TargetModels:
     """Indiscriminate target models by margin-quantile label flipping (module docstring).
 
@@ -178,6 +186,12 @@ def indiscriminate_targets(
       X_pool, y_pool: points whose flipped copies are added (default: the training data).
       X_eval, y_eval: data on which the error is measured (default: the pool).
       solver: `LinearSolver` for the candidate fits.
+      selection: `"ours"`: per wanted error, the candidate of lowest regularised clean
+        loss of the model's own kind ($\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w
+        \\rVert^2 + b^2)$) among those with error $\\ge$ the goal; `"authors"`: as the
+        authors' `generate_target_theta.py`, error strictly above the goal and the score
+        $\\frac1N\\sum \\text{hinge} + \\frac\\lambda2\\lVert w\\rVert^2$ (hinge loss
+        for either model, no bias term). `clean_loss` holds the score used.
       throw: raise `jaxpoison.SolverError` unless every wanted error was reached
         (BUDGET_EXHAUSTED) and every fit converged. With `False`, read `status` and
         `chosen` (-1 where not reached).
@@ -185,6 +199,7 @@ def indiscriminate_targets(
       `TargetModels`; `targets` has one model per requested error.
     """
     X, y, solver = _check_common(X, y, loss, reg, solver)
+    V.check_choice(selection, "selection", SELECTIONS)
     dtype = X.dtype
     d = X.shape[1]
     pool = as_eval_data(X_pool, y_pool, d, dtype, names=("X_pool", "y_pool"))
@@ -214,7 +229,7 @@ def indiscriminate_targets(
             weights.append(np.concatenate([np.asarray(ones), r * mask]))
     return _fit_candidates(X, y, pool_X, -pool_y, np.stack(weights), np.asarray(grid),
                            target_errors, X_eval, y_eval, loss=loss, reg=reg, solver=solver,
-                           throw=throw, what="indiscriminate_targets")
+                           throw=throw, what="indiscriminate_targets", selection=selection)
 
 
 def subpopulation_target(
@@ -222,7 +237,8 @@ def subpopulation_target(
     target_error: float = 1.0,
     rates: Sequence[float] = (0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 1.1,
                               1.2, 1.3, 1.4, 1.5),
-    X_eval=None, y_eval=None, solver: LinearSolver | None = None, throw: bool = True,
+    X_eval=None, y_eval=None, solver: LinearSolver | None = None, selection: str = "ours",
+    throw: bool = True,
 ) -> TargetModels:
     """Subpopulation target model by flipping the subpopulation's labels (module docstring).
 
@@ -235,11 +251,13 @@ def subpopulation_target(
       X_eval, y_eval: the subpopulation's evaluation points (default: the training
         subpopulation) on which the error is measured.
       solver: `LinearSolver` for the candidate fits.
+      selection: `"ours"` or `"authors"`, as in `indiscriminate_targets`.
       throw: as in `indiscriminate_targets`.
     Returns:
       `TargetModels` with one target.
     """
     X, y, solver = _check_common(X, y, loss, reg, solver)
+    V.check_choice(selection, "selection", SELECTIONS)
     dtype = X.dtype
     mask = np.asarray(subpop)
     if mask.dtype != bool:
@@ -277,4 +295,4 @@ def subpopulation_target(
         weights.append(np.concatenate([base, extra]))
     return _fit_candidates(X, y, Xs, -ys, np.stack(weights), np.asarray(rates)[:, None],
                            [target_error], X_eval, y_eval, loss=loss, reg=reg, solver=solver,
-                           throw=throw, what="subpopulation_target")
+                           throw=throw, what="subpopulation_target", selection=selection)
