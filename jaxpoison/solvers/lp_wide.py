@@ -45,6 +45,7 @@ the iterates, `._lp_common`).
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import equinox as eqx
@@ -61,10 +62,14 @@ from jaxpoison.solvers._lp_common import (
 )
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
-__all__ = ["WideOptions", "DEFAULT_OPTIONS", "wide_solve", "wide_solve_info", "gram_by_blocks",
-           "is_wide", "wide_memory_bytes"]
+__all__ = ["WideOptions", "DEFAULT_OPTIONS", "WIDE_METHODS", "wide_options", "wide_solve",
+           "wide_solve_info", "gram_by_blocks", "is_wide", "wide_memory_bytes", "check_wide_memory",
+           "available_memory_bytes"]
 
 PRECISIONS = ("float64", "mixed")
+WIDE_METHODS = ("wide", "wide-f64")
+"""Method names of this solver in `linprog`/`pcm`: `"wide"` (mixed precision) and
+`"wide-f64"` (float64 throughout)."""
 
 
 class WideOptions(eqx.Module):
@@ -89,6 +94,13 @@ class WideOptions(eqx.Module):
 DEFAULT_OPTIONS = WideOptions()
 
 
+def wide_options(method: str) -> WideOptions:
+    """The options a `linprog`/`pcm` method name stands for (one of `WIDE_METHODS`)."""
+    if method == "wide-f64":
+        return WideOptions(precision="float64")
+    return DEFAULT_OPTIONS
+
+
 def is_wide(m: int, n: int) -> bool:
     """Whether `linprog`/`pcm` should use the wide solver for an (m, n) constraint matrix:
     at least 20,000 columns and at most one row per 20 columns."""
@@ -104,6 +116,35 @@ def wide_memory_bytes(m: int, n: int, itemsize: int = 8, precision: str = "mixed
     data = m * n * itemsize
     copy = m * n * 4 if (precision == "mixed" and itemsize == 8) else 0
     return int(2 * data + copy + 20 * n * itemsize + 8 * m * m * 8)
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (`MemAvailable` of `/proc/meminfo`, else the
+    physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_wide_memory(m: int, n: int, itemsize: int = 8, precision: str = "mixed",
+                      available: int | None = None) -> int:
+    """Raise `MemoryError` *before allocating* when the wide solver's estimated peak memory
+    (`wide_memory_bytes`) on an (m, n) base matrix exceeds `available` (default: what the
+    system has available now). Returns the estimate in bytes."""
+    need = wide_memory_bytes(m, n, itemsize, precision)
+    if available is None:
+        available = available_memory_bytes()
+    if need > available:
+        raise MemoryError(
+            f"the wide LP solver on a {m} x {n} matrix ({jnp.dtype(f'f{itemsize}').name}, "
+            f"precision={precision!r}) needs about {need / 2**30:.1f} GB; only "
+            f"{available / 2**30:.1f} GB is available")
+    return need
 
 
 def gram_by_blocks(A: jax.Array, block: int = 512) -> jax.Array:
@@ -172,6 +213,7 @@ class _State(NamedTuple):
     crossed: jax.Array
     ax: jax.Array         # A x and A^T y of the current iterate
     aty: jax.Array
+    free: jax.Array       # complementarity classification of the previous iterate
 
 
 def _inf(v):
@@ -235,7 +277,11 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol):
     score = jnp.where(free, jnp.minimum(rl, ru), -1.0)
     _, idx = lax.top_k(score, m)
     mask = free[idx]
-    xn = jnp.where(at_lo, bd.lo, jnp.where(at_hi, bd.hi, 0.0))
+    # free variables beyond the m kept ones go to their nearer finite bound
+    near_hi = hu & (~hl | (su < sl))
+    extra = jnp.where(near_hi, bd.hi, jnp.where(hl, bd.lo, x))
+    xn = jnp.where(at_lo, bd.lo, jnp.where(at_hi, bd.hi, extra))
+    xn = xn.at[idx].set(jnp.where(mask, 0.0, xn[idx]))
     B = cols.gather(idx) * mask.astype(x.dtype)
     G = B.T @ B
     scale = 1.0 + jnp.max(jnp.diag(G), initial=0.0)
@@ -326,7 +372,8 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
     zero = jnp.asarray(0, jnp.int32)
     init = _State(x0, sl0, su0, y0, zl0, zu0, zero,
                   jnp.asarray(Status.MAX_ITERATIONS, jnp.int32), p0, d0, g0, zero,
-                  x0, y0, zl0, zu0, jnp.asarray(False), ax0, aty0)
+                  x0, y0, zl0, zu0, jnp.asarray(False), ax0, aty0,
+                  jnp.zeros(c.shape, bool))
 
     def cond(s: _State):
         return (s.status == Status.MAX_ITERATIONS) & (s.it < max_iter)
@@ -406,7 +453,12 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         atyn = jnp.where(finite, s.aty + ad * atdy, s.aty)
         pres, dres, gap, _ = _measures(c, b, bd, xn, yn, zln, zun, axn, atyn)
         conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
-        near = (pres <= options.crossover_tol) & (dres <= options.crossover_tol) \
+        # try the crossover when near optimal and the free set has not changed since the
+        # previous iterate (or once the interior point alone is within 100 tol)
+        free_now = ~((hl & (sln < zln)) | (hu & (sun < zun)) | fixed)
+        stable = jnp.all(free_now == s.free) | (jnp.maximum(jnp.maximum(pres, dres), gap)
+                                                <= 100 * tol)
+        near = stable & (pres <= options.crossover_tol) & (dres <= options.crossover_tol) \
             & (gap <= options.crossover_tol) & finite
 
         def try_cross(_):
@@ -430,7 +482,7 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         pres, dres, gap = (jnp.where(ok, po, pres), jnp.where(ok, do, dres),
                            jnp.where(ok, go, gap))
         return _State(xn, sln, sun, yn, zln, zun, s.it + 1, status.astype(jnp.int32),
-                      pres, dres, gap, s.cg + k1 + k2, xo, yo, zlo, zuo, ok, axn, atyn)
+                      pres, dres, gap, s.cg + k1 + k2, xo, yo, zlo, zuo, ok, axn, atyn, free_now)
 
     s = lax.while_loop(cond, body, init)
     red = c - op.rmatvec(s.y)
