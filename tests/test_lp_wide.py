@@ -88,6 +88,7 @@ def test_wide_float32_stated_accuracy():
         assert float(res.primal_residual) <= 1e-5
 
 
+@pytest.mark.slow
 def test_auto_picks_wide_and_agrees_with_dense_ipm():
     assert is_wide(100, 20_000) and not is_wide(100, 1_000) and not is_wide(2_000, 20_000)
     c, A, b, lo, hi = wide_problem(5, m=10, n=20_000)
@@ -100,15 +101,16 @@ def test_auto_picks_wide_and_agrees_with_dense_ipm():
 
 
 def test_wide_infeasible_status():
-    c, A, b, lo, hi = wide_problem(6, m=5, n=500)
+    c, A, b, lo, hi = wide_problem(6)
     lo, hi = np.zeros_like(lo), np.ones_like(hi)
     A = np.abs(A)
-    res = linprog(c, A, -np.ones(5), lo, hi, method="wide", throw=False)
+    res = linprog(c, A, -np.ones(A.shape[0]), lo, hi, method="wide", throw=False)
     assert int(res.status) == Status.INFEASIBLE
 
 
+@pytest.mark.slow
 def test_wide_jit_vmap_and_envelope_gradient():
-    c, A, b, lo, hi = wide_problem(7, m=8, n=600)
+    c, A, b, lo, hi = wide_problem(7)
     bs = jnp.stack([jnp.asarray(b), jnp.asarray(b) * 0.9])
     f = jax.jit(jax.vmap(lambda bb: linprog(c, A, bb, lo, hi, method="wide", throw=False)))
     out = f(bs)
