@@ -54,9 +54,10 @@ from jaxpoison.solvers._lp_common import LPRaw, make_bounds
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 from jaxpoison.solvers.lp_ipm import ipm_solve
 from jaxpoison.solvers.lp_pdhg import pdhg_solve
+from jaxpoison.solvers.lp_wide import Wide, WideF64, is_wide
 
-__all__ = ["linprog", "LPResult", "IPM", "PDHG", "LP_METHODS", "DenseOperator",
-           "PairOperator"]
+__all__ = ["linprog", "LPResult", "IPM", "PDHG", "Wide", "auto_method", "LP_METHODS",
+           "DenseOperator", "PairOperator"]
 
 
 class LPResult(Result):
@@ -150,9 +151,17 @@ class PDHG(eqx.Module):
         return pdhg_solve(op, c, b, lower, upper, tol=self.tol, max_iter=self.max_iter)
 
 
-LP_METHODS: dict[str, type] = {"ipm": IPM, "pdhg": PDHG}
+LP_METHODS: dict[str, type] = {"ipm": IPM, "pdhg": PDHG, "wide": Wide, "wide-f64": WideF64}
 """`method` string -> options class (an `equinox.Module` with `tol`, `max_iter`,
 `default_tol(dtype)` and `solve(op, c, b, lower, upper)`)."""
+
+
+def auto_method(method, m: int, n: int):
+    """`method`, with `"auto"` replaced by `"wide"` for a wide (m, n) constraint matrix
+    (`jaxpoison.solvers.lp_wide.is_wide`) and `"ipm"` otherwise."""
+    if isinstance(method, str) and method == "auto":
+        return "wide" if is_wide(m, n) else "ipm"
+    return method
 
 
 def resolve_method(method, tol, max_iter, dtype):
@@ -160,7 +169,10 @@ def resolve_method(method, tol, max_iter, dtype):
     `tol` filled in for `dtype` and checked. Used by `linprog` and `jaxpoison.attacks.pcm`.
     """
     if isinstance(method, str):
-        V.check_choice(method, "method", tuple(LP_METHODS))
+        V.check_choice(method, "method", ("auto",) + tuple(LP_METHODS))
+        if method == "auto":
+            raise ValueError("method='auto' needs the problem's shape; resolve it with "
+                             "auto_method(m, n) first")
         cls = LP_METHODS[method]
         kw = {} if max_iter is None else {"max_iter": V.check_int(max_iter, "max_iter", low=1)}
         cfg = cls(tol=tol, **kw)
@@ -276,7 +288,7 @@ def linprog(
     lower: Float[Array, " n"] | float | None = 0.0,
     upper: Float[Array, " n"] | float | None = None,
     *,
-    method: str | IPM | PDHG = "ipm",
+    method: str | IPM | PDHG | Wide = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -298,7 +310,10 @@ def linprog(
             (scipy's default).
         upper: upper bounds, a scalar or (n,) array; `inf` allowed; `None` means `+inf`;
             `lower == upper` fixes a variable.
-        method: `"ipm"` (default), `"pdhg"`, or an options object `IPM(...)`/`PDHG(...)`.
+        method: `"auto"` (default: `"wide"` when `A_eq` is wide -- at least 20,000 columns
+            and at most one row per 20 columns -- else `"ipm"`), `"ipm"`, `"pdhg"`,
+            `"wide"`/`"wide-f64"` (`jaxpoison.solvers.lp_wide`), or an options object
+            `IPM(...)`/`PDHG(...)`/`Wide(...)`.
         tol: relative tolerance on primal/dual residuals and gap (default: the method's,
             see `IPM`, `PDHG`); at least `10 * eps` of the working precision. Traced.
         max_iter: iteration limit (default: the method's).
@@ -331,7 +346,7 @@ def linprog(
         if np.any(lo > hi):
             raise ValueError(f"lower must be <= upper; violated at {int(np.sum(lo > hi))} "
                              "coordinate(s)")
-    cfg = resolve_method(method, tol, max_iter, dtype)
+    cfg = resolve_method(auto_method(method, m, n), tol, max_iter, dtype)
     result = solve_lp(cfg, c, op, b_eq, lower, upper)
     return raise_if_failed(result, f"linprog(method={cfg.name!r})", throw=throw)
 
