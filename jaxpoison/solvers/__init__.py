@@ -10,6 +10,8 @@ from jaxpoison.solvers.lp import DenseOperator as DenseOperator
 from jaxpoison.solvers.lp import LPResult as LPResult
 from jaxpoison.solvers.lp import PairOperator as PairOperator
 from jaxpoison.solvers.lp import Wide as Wide
+from jaxpoison.solvers.lp import WideF64 as WideF64
+from jaxpoison.solvers.lp import auto_method as auto_method
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
