@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxpoison import SolverError
-from jaxpoison.models import LinearModel, fit_linear, linear_objective
+from jaxpoison.models import LinearModel, LinearSolver, fit_linear, linear_objective
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.datasets import load_breast_cancer  # noqa: E402
@@ -124,8 +124,8 @@ def test_implicit_gradients_match_finite_differences(small, loss):
     tol = 1e-13 if loss == "hinge" else 1e-12
 
     def scalar(X_, y_, s_, lam_):
-        fit = fit_linear(X_, y_, loss=loss, reg=lam_, sample_weight=s_, tol=tol,
-                         max_iter=100_000)
+        fit = fit_linear(X_, y_, loss=loss, reg=lam_, sample_weight=s_,
+                         solver=LinearSolver(tol=tol, max_iter=100_000))
         return fit.model.w @ c + 2.0 * fit.model.b
 
     gX, gy, gs, glam = jax.grad(scalar, argnums=(0, 1, 2, 3))(X, yf, s, 0.05)
@@ -190,4 +190,57 @@ def test_bad_input(small):
     with pytest.raises(ValueError, match="init"):
         fit_linear(X, y, reg=0.1, init=LinearModel(jnp.zeros(3), jnp.zeros(())))
     with pytest.raises(SolverError):
-        fit_linear(X, y, reg=1e-4, max_iter=1, tol=1e-14)
+        fit_linear(X, y, reg=1e-4, solver=LinearSolver(max_iter=1, tol=1e-14))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_defaults_converge_on_library_data(loss, dtype):
+    """Issue 11: default settings reach their (scaled, precision-aware) stopping test on the
+    library's own data sets in both precisions -- e.g. logistic, reg = 0.09 on breast cancer
+    used to stop at MAX_ITERATIONS with a residual just above an unreachable tol."""
+    from jaxpoison.datasets import load_breast_cancer as bc
+    from jaxpoison.datasets import load_mnist17
+
+    s = load_mnist17()
+    for X, y in (bc(), (s.X_train, s.y_train)):
+        res = fit_linear(np.asarray(X, dtype), y, loss=loss, reg=0.09)  # throws on failure
+        assert res.model.w.dtype == dtype and res.success
+        ref = _sklearn(loss, np.asarray(X, np.float64), y, 1.0 / (len(y) * 0.09))
+        ours = float(linear_objective(res.model, np.asarray(X, dtype), y, loss=loss, reg=0.09))
+        theirs = float(linear_objective(LinearModel(ref.w.astype(dtype), ref.b.astype(dtype)),
+                                        np.asarray(X, dtype), y, loss=loss, reg=0.09))
+        rtol = 1e-7 if dtype == np.float64 else 1e-3
+        assert ours <= theirs * (1 + rtol), (ours, theirs)
+
+
+def test_single_class_and_solver_options(small):
+    X, y = small
+    with pytest.raises(ValueError, match="both classes"):
+        fit_linear(X, np.ones_like(y), reg=0.1)
+    # a class present only on rows of weight 0 does not count
+    with pytest.raises(ValueError, match="both classes"):
+        fit_linear(X, y, reg=0.1, sample_weight=(y > 0).astype(float))
+    with pytest.raises(ValueError, match="tol"):
+        fit_linear(X, y, reg=0.1, solver=LinearSolver(tol=-1.0))
+    with pytest.raises(ValueError, match="max_iter"):
+        fit_linear(X, y, reg=0.1, solver=LinearSolver(max_iter=0))
+    with pytest.raises(TypeError, match="solver"):
+        fit_linear(X, y, reg=0.1, solver={"tol": 1e-3})
+    # an unreachable tol is raised to the precision floor instead of failing
+    res = fit_linear(X, y, loss="logistic", reg=0.1, solver=LinearSolver(tol=1e-300))
+    assert res.success
+    with pytest.raises(ValueError, match="X"):
+        res.model.predict(np.zeros((2, 4)))
+
+
+def test_throw_inside_jit(small):
+    """With throw=True a failed solve raises even under the caller's jit."""
+    import equinox as eqx
+
+    X, y = small
+    f = jax.jit(lambda X: fit_linear(X, y, reg=1e-4,
+                                     solver=LinearSolver(max_iter=1, tol=1e-14)).model.w)
+    with pytest.raises((eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError),
+                       match="fit_linear"):
+        jax.block_until_ready(f(jnp.asarray(X)))

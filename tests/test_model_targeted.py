@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpoison import Status
+from jaxpoison import SolverError, Status
 from jaxpoison.attacks import (
     gradient_poisoning_attack,
     indiscriminate_targets,
@@ -86,9 +87,12 @@ def test_hinge_inner_max_is_exact():
         mp = (rng.normal(size=D), rng.normal())
         lo = rng.normal(size=D) - 1
         hi = lo + rng.uniform(0.2, 2.0, size=D)
-        x, y, v = max_loss_difference(LinearModel(jnp.asarray(mt[0]), jnp.asarray(mt[1])),
-                                      LinearModel(jnp.asarray(mp[0]), jnp.asarray(mp[1])),
-                                      lower=lo, upper=hi)
+        pt = max_loss_difference(LinearModel(jnp.asarray(mt[0]), jnp.asarray(mt[1])),
+                                 LinearModel(jnp.asarray(mp[0]), jnp.asarray(mp[1])),
+                                 lower=lo, upper=hi)
+        x, y, v = pt.x, pt.y, pt.value
+        assert pt.success and float(pt.bound) >= float(v) - 1e-12
+        assert abs(float(pt.bound) - float(v)) <= 1e-9 * max(1.0, abs(float(v)))
         ref = _highs_max(mt, mp, lo, hi)
         assert abs(float(v) - ref) <= 1e-7 * max(1.0, abs(ref))
         assert abs(float(v) - _arrangement_max(mt, mp, lo, hi)) <= 1e-9 * max(1.0, abs(ref))
@@ -103,7 +107,8 @@ def test_hinge_inner_max_is_exact():
 def test_logistic_inner_max_beats_dense_grid(key):
     mt = LinearModel(jnp.array([2.0, -1.0, 0.5]), jnp.array(0.3))
     mp = LinearModel(jnp.array([-1.0, 1.5, 0.2]), jnp.array(-0.2))
-    x, y, v = max_loss_difference(mt, mp, loss="logistic", lower=0.0, upper=1.0, key=key)
+    pt = max_loss_difference(mt, mp, loss="logistic", lower=0.0, upper=1.0, key=key)
+    x, y, v = pt.x, pt.y, pt.value
     g = np.linspace(0, 1, 21)
     pts = np.array(list(itertools.product(g, g, g)))
 
@@ -131,7 +136,7 @@ def problem():
 def run(problem):
     X, y, target, _ = problem
     return model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, eps=0.01,
-                                 max_points=60)
+                                 budget=60, key=jax.random.key(0))
 
 
 def test_attack_reaches_target_and_bound_is_valid(problem, run):
@@ -148,27 +153,28 @@ def test_attack_reaches_target_and_bound_is_valid(problem, run):
     assert dist[-1] < 0.25 * dist[0]
     assert np.all(np.asarray(run.max_loss[1:]) <= float(run.max_loss[0]) + 1e-12)
     # poison points are in the box, and retraining on clean + poison gives the model
-    assert run.X_poison.shape == (run.n_poison, D)
+    assert run.X_poison.shape == (run.num_poison, D)
     assert np.all((np.asarray(run.X_poison) >= 0) & (np.asarray(run.X_poison) <= 1))
     refit = fit_linear(np.vstack([X, np.asarray(run.X_poison)]),
                        np.r_[y, np.asarray(run.y_poison)], reg=LAM)
     np.testing.assert_allclose(refit.model.theta, run.model.theta, atol=1e-6)
     # the lower bound evaluated for our own induced model cannot exceed our point count
     own = model_targeted_attack(X, y, run.model, reg=LAM, lower=0.0, upper=1.0,
-                                max_points=5)
-    assert own.best_lower_bound <= run.n_poison
+                                budget=5, key=jax.random.key(0))
+    assert own.best_lower_bound <= run.num_poison
 
 
 def test_resume_matches_single_run(problem, run):
     X, y, target, _ = problem
-    part = model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, max_points=60,
-                                 eps=0.01, state=None)
+    part = model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, budget=60,
+                                 eps=0.01, state=None, key=jax.random.key(0))
     np.testing.assert_allclose(part.max_loss, run.max_loss, atol=1e-9)
-    short = model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, max_points=3)
-    assert short.n_poison == 3 and short.status == Status.SUCCESS
+    short = model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, budget=3,
+                                  key=jax.random.key(0))
+    assert short.num_poison == 3 and short.status == Status.SUCCESS
     resumed = model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0,
-                                    max_points=60, eps=0.01, state=short.state)
-    assert resumed.n_poison == run.n_poison
+                                    budget=60, eps=0.01, state=short.state)
+    assert resumed.num_poison == run.num_poison
     np.testing.assert_allclose(resumed.max_loss, run.max_loss, atol=1e-9)
 
 
@@ -176,8 +182,11 @@ def test_unattainable_target_exhausts_budget(problem):
     X, y, _, _ = problem
     far = LinearModel(jnp.array([50.0, 50.0, 50.0]), jnp.array(-80.0))
     res = model_targeted_attack(X, y, far, reg=LAM, lower=0.0, upper=1.0, eps=1e-3,
-                                max_points=4)
-    assert res.status == Status.BUDGET_EXHAUSTED and res.n_poison == 4
+                                budget=4, key=jax.random.key(0), throw=False)
+    assert res.status == Status.BUDGET_EXHAUSTED and res.num_poison == 4
+    with pytest.raises(SolverError, match="BUDGET_EXHAUSTED"):
+        model_targeted_attack(X, y, far, reg=LAM, lower=0.0, upper=1.0, eps=1e-3,
+                              budget=4, key=jax.random.key(0))
 
 
 def test_logistic_attack_and_float32(problem, key):
@@ -185,7 +194,7 @@ def test_logistic_attack_and_float32(problem, key):
     target = fit_linear(np.vstack([X, X[:6]]), np.r_[y, -y[:6]], loss="logistic",
                         reg=LAM).model
     res = model_targeted_attack(np.asarray(X, np.float32), y, target, loss="logistic",
-                                reg=LAM, lower=0.0, upper=1.0, eps=0.02, max_points=30,
+                                reg=LAM, lower=0.0, upper=1.0, eps=0.02, budget=30,
                                 key=key, steps=100, restarts=8)
     assert not res.certified
     assert res.X_poison.dtype == jnp.float32
@@ -196,15 +205,17 @@ def test_logistic_attack_and_float32(problem, key):
 def test_target_models(problem):
     X, y, _, _ = problem
     tm = indiscriminate_targets(X, y, reg=LAM, target_errors=[0.1, 0.2],
-                                quantiles=(0.2, 0.4), repeats=(1, 3))
+                                quantiles=(0.2, 0.4), repeats=(1, 3), throw=False)
     err, loss, chosen = np.asarray(tm.error), np.asarray(tm.clean_loss), np.asarray(tm.chosen)
+    reached_all = all(err.max() >= e for e in (0.1, 0.2))
+    assert int(tm.status) == (Status.SUCCESS if reached_all else Status.BUDGET_EXHAUSTED)
     for e, c in zip([0.1, 0.2], chosen, strict=True):
         ok = err >= e
         if ok.any():  # the chosen one has the lowest loss among those reaching the error
             assert err[c] >= e and loss[c] == loss[ok].min()
     sub = y == -1
     sub &= X[:, 0] < 0.4
-    st = subpopulation_target(X, y, sub, reg=LAM, rates=(0.05, 0.2, 0.5, 1.0))
+    st = subpopulation_target(X, y, sub, reg=LAM, rates=(0.05, 0.2, 0.5, 1.0), throw=False)
     m = st.target(0)
     assert float(jnp.mean(m.predict(X[sub]) == y[sub])) <= float(jnp.mean(
         fit_linear(X, y, reg=LAM).model.predict(X[sub]) == y[sub]))
@@ -217,7 +228,7 @@ def test_kkt_attack_beats_a_known_feasible_poisoning(problem):
     target = fit_linear(Xa, np.r_[y, np.ones(5), -np.ones(5)], reg=LAM).model
     w, b = np.asarray(target.w), float(target.b)
     assert w @ xp + b <= 1 and -(w @ xn + b) <= 1  # the known points satisfy the constraints
-    res = kkt_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, n_poison=10, splits=3)
+    res = kkt_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, budget=10, splits=3)
 
     def residual(x_pos, x_neg, k_pos, k_neg):  # Koh et al.'s stationarity residual
         m = y * (X @ w + b)
@@ -238,14 +249,14 @@ def test_kkt_attack_beats_a_known_feasible_poisoning(problem):
 
 def test_gradient_attack_increases_validation_loss(problem, key):
     X, y, _, _ = problem
-    res = gradient_poisoning_attack(X, y, X, y, reg=LAM, lower=0.0, upper=1.0, n_poison=6,
+    res = gradient_poisoning_attack(X, y, X, y, reg=LAM, lower=0.0, upper=1.0, budget=6,
                                     steps=15, lr=0.1, key=key)
     assert float(res.val_loss[-1]) > float(res.val_loss[0])
 
 
 def test_bad_input(problem):
     X, y, target, _ = problem
-    kw = dict(reg=LAM, lower=0.0, upper=1.0, max_points=2)
+    kw = dict(reg=LAM, lower=0.0, upper=1.0, budget=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="lower"):
         model_targeted_attack(X, y, target, reg=LAM, lower=1.0, upper=1.0)
     with pytest.raises(ValueError, match="target"):
@@ -260,6 +271,42 @@ def test_bad_input(problem):
     with pytest.raises(ValueError, match="target.w"):
         model_targeted_attack(X, y, LinearModel(jnp.zeros(2), jnp.array(0.0)), **kw)
     with pytest.raises(TypeError, match="key"):
-        model_targeted_attack(X, y, target, loss="logistic", **kw)
+        model_targeted_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, budget=2)
+    with pytest.raises(ValueError, match="budget"):
+        model_targeted_attack(X, y, target, **{**kw, "budget": 0})
+    with pytest.raises(ValueError, match="X_eval and y_eval"):
+        model_targeted_attack(X, y, target, X_eval=X, **kw)
+    with pytest.raises(ValueError, match="y must contain both classes"):
+        model_targeted_attack(X, np.ones_like(y), target, **kw)
+    with pytest.raises(ValueError, match="lr"):
+        max_loss_difference(target, target, loss="logistic", lower=0.0, upper=1.0,
+                            key=jax.random.key(0), lr=-1.0)
+    with pytest.raises(TypeError, match="key"):
+        max_loss_difference(target, target, loss="logistic", lower=0.0, upper=1.0)
+    with pytest.raises(ValueError, match="budget"):
+        kkt_attack(X, y, target, reg=LAM, lower=0.0, upper=1.0, budget=0)
+    with pytest.raises(TypeError, match="key"):
+        gradient_poisoning_attack(X, y, X, y, reg=LAM, lower=0.0, upper=1.0, budget=2)
     with pytest.raises(ValueError, match="upper"):
         max_loss_difference(target, target, lower=np.zeros(D), upper=np.ones(D + 1))
+
+
+def test_authors_target_selection(problem):
+    """selection="authors": error strictly above the goal, scored by mean hinge loss +
+    lambda/2 |w|^2 without the bias (their generate_target_theta.py), recomputed here."""
+    X, y, _, _ = problem
+    tm = indiscriminate_targets(X, y, loss="logistic", reg=LAM, target_errors=[0.1],
+                                quantiles=(0.2, 0.4), repeats=(1, 3), selection="authors",
+                                throw=False)
+    w, b = np.asarray(tm.candidates.w), np.asarray(tm.candidates.b)
+    score = np.maximum(0, 1 - y[None] * (w @ X.T + b[:, None])).mean(1) + 0.5 * LAM * (
+        w * w).sum(1)
+    np.testing.assert_allclose(tm.clean_loss, score, rtol=1e-12)
+    err = np.asarray(tm.error)
+    ok = err > 0.1
+    if ok.any():
+        assert int(tm.chosen[0]) == int(np.where(ok)[0][np.argmin(score[ok])])
+    else:
+        assert int(tm.chosen[0]) == -1
+    with pytest.raises(ValueError, match="selection"):
+        indiscriminate_targets(X, y, reg=LAM, target_errors=[0.1], selection="theirs")

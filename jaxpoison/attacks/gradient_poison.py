@@ -25,9 +25,9 @@ import optax
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
-from jaxpoison._result import Result, Status
-from jaxpoison.attacks.max_loss import _check_poisoning_problem
-from jaxpoison.models.linear import LinearModel, _fit, default_tol
+from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison.attacks._poisoning import as_labels, check_poisoning_problem
+from jaxpoison.models.linear import LinearModel, LinearSolver, fit_linear
 
 __all__ = ["GradientAttackResult", "gradient_poisoning_attack"]
 
@@ -48,8 +48,8 @@ def _val_loss(model, X, y, loss):
     return jnp.mean(ell)
 
 
-@partial(jax.jit, static_argnames=("loss", "steps", "max_iter"))
-def _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, lr, tol, *, loss, steps, max_iter):
+@partial(jax.jit, static_argnames=("loss", "steps"))
+def _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, lr, solver, *, loss, steps):
     n, d = X.shape
     n_p = Xp0.shape[0]
     s = jnp.ones(n + n_p, X.dtype)
@@ -58,12 +58,11 @@ def _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, lr, tol, *, loss, steps, max_iter):
     opt = optax.adam(lr)
 
     def train(Xp, warm):
-        return _fit(jnp.concatenate([X, Xp]), y_all, s, reg, warm.model.w, warm.model.b,
-                    warm.dual, loss=loss, tol=tol, max_iter=max_iter)
+        return fit_linear(jnp.concatenate([X, Xp]), y_all, loss=loss, reg=reg,
+                          sample_weight=s, init=warm, solver=solver, throw=False)
 
-    zeros = _fit(jnp.concatenate([X, Xp0]), y_all, s, reg, jnp.zeros(d, X.dtype),
-                 jnp.zeros((), X.dtype), jnp.zeros(n + n_p, X.dtype), loss=loss, tol=tol,
-                 max_iter=max_iter)
+    zeros = fit_linear(jnp.concatenate([X, Xp0]), y_all, loss=loss, reg=reg, sample_weight=s,
+                       solver=solver, throw=False)
 
     def objective(Xp, warm):
         fit = train(Xp, warm)
@@ -85,48 +84,59 @@ def _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, lr, tol, *, loss, steps, max_iter):
 
 def gradient_poisoning_attack(
     X: Float[Array, "n d"], y, X_val, y_val, *, loss: str = "hinge", reg, lower, upper,
-    n_poison: int, steps: int = 50, lr: float = 0.05, key=None, init_X=None, init_y=None,
-    tol: float | None = None,
+    budget: int, steps: int = 50, lr: float = 0.05, key=None, X_init=None, y_init=None,
+    solver: LinearSolver | None = None, throw: bool = True,
 ) -> GradientAttackResult:
-    r"""Validation-loss ascent on `n_poison` points through the trained model.
+    r"""Validation-loss ascent on `budget` points through the trained model.
 
     Args:
-      X, y: clean training data; X_val, y_val: the attacker's validation data.
+      X, y: clean training data; X_val, y_val: the attacker's validation data (it enters
+        the objective).
       loss, reg: the victim's training problem; lower, upper: the feasible box.
-      n_poison: number of poison points.
-      steps: projected Adam steps; lr: step size relative to the box width.
-      key: PRNG key used to pick the initial points (training points with flipped labels),
-        unless `init_X`, `init_y` are given.
+      budget: number of poison points.
+      steps: projected Adam steps; lr: step size relative to the box width (> 0).
+      key: PRNG key used to pick the initial points (training points with flipped labels);
+        required unless `X_init`, `y_init` are given.
+      X_init, y_init: initial poison points and their (fixed) labels, `(budget, d)`.
+      solver: `LinearSolver` for the retrainings.
+      throw: raise if a retraining failed or the loss became non-finite.
     Returns:
       `GradientAttackResult`.
     """
-    X, y, _, lo, hi = _check_poisoning_problem(loss, X, y, None, reg, lower, upper)
+    X, y, _, lo, hi = check_poisoning_problem(loss, X, y, None, reg, lower, upper)
     dtype = X.dtype
     Xv = V.as_float_array(X_val, "X_val", ndim=2, dtype=dtype)
-    yv = V.as_label_array(y_val, "y_val").astype(dtype)
+    yv = as_labels(y_val, "y_val", dtype)
     V.check_same_length(Xv, "X_val", yv, "y_val")
     n, d = X.shape
-    if Xv.shape[1] != d:
-        raise ValueError(f"X_val must have {d} columns; got {Xv.shape[1]}")
-    n_poison = V.check_int(n_poison, "n_poison", low=1)
+    V.check_shape(Xv, "X_val", (None, d))
+    budget = V.check_int(budget, "budget", low=1)
     steps = V.check_int(steps, "steps", low=1)
-    if init_X is None:
+    V.check_positive(lr, "lr")
+    if X_init is None:
+        if y_init is not None:
+            raise ValueError("y_init is only used with X_init; got y_init without X_init")
         V.check_key(key)
-        idx = jax.random.choice(key, n, (n_poison,), replace=n_poison > n)
+        idx = jax.random.choice(key, n, (budget,), replace=budget > n)
         Xp0, yp = jnp.clip(X[idx], lo, hi), -y[idx]
     else:
-        Xp0 = V.as_float_array(init_X, "init_X", ndim=2, dtype=dtype)
-        V.check_shape(Xp0, "init_X", (n_poison, d))
-        if init_y is None:
-            raise ValueError("init_y is required with init_X")
-        yp = V.as_label_array(init_y, "init_y").astype(dtype)
-        V.check_same_length(Xp0, "init_X", yp, "init_y")
+        Xp0 = V.as_float_array(X_init, "X_init", ndim=2, dtype=dtype)
+        V.check_shape(Xp0, "X_init", (budget, d))
+        if y_init is None:
+            raise ValueError("y_init is required with X_init")
+        yp = as_labels(y_init, "y_init", dtype)
+        V.check_same_length(Xp0, "X_init", yp, "y_init")
         Xp0 = jnp.clip(Xp0, lo, hi)
-    tol = default_tol(loss, dtype) if tol is None else tol
-    Xp, fit, hist = _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, lr, tol, loss=loss, steps=steps,
-                         max_iter=2000 if loss == "hinge" else 100)
+    if solver is None:
+        solver = LinearSolver()
+    if not isinstance(solver, LinearSolver):
+        raise TypeError(f"solver must be a LinearSolver; got {type(solver).__name__}")
+    solver = solver.resolve(loss, dtype)
+    Xp, fit, hist = _run(X, y, Xp0, yp, Xv, yv, lo, hi, reg, jnp.asarray(lr, dtype), solver,
+                         loss=loss, steps=steps)
     status = jnp.where(jnp.all(jnp.isfinite(hist)), fit.status, Status.NUMERICAL_ERROR)
-    return GradientAttackResult(status=status.astype(jnp.int32),
-                                iterations=jnp.asarray(steps, jnp.int32), X_poison=Xp,
-                                y_poison=yp.astype(jnp.int32), model=fit.model,
-                                val_loss=hist)
+    result = GradientAttackResult(status=status.astype(jnp.int32),
+                                  iterations=jnp.asarray(steps, jnp.int32), X_poison=Xp,
+                                  y_poison=yp.astype(jnp.int32), model=fit.model,
+                                  val_loss=hist)
+    return raise_if_failed(result, "gradient_poisoning_attack", throw=throw)

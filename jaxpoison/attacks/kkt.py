@@ -32,8 +32,8 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
-from jaxpoison.attacks.max_loss import _check_poisoning_problem
-from jaxpoison.models.linear import LinearModel, _fit, default_tol
+from jaxpoison.attacks._poisoning import check_poisoning_problem
+from jaxpoison.models.linear import LinearModel, LinearSolver, fit_linear
 
 __all__ = ["KKTResult", "kkt_attack", "project_box_halfspace"]
 
@@ -42,7 +42,7 @@ class KKTResult(Result):
     """Result of `kkt_attack`.
 
     Attributes:
-      X_poison, y_poison: the `n_poison` poison points (copies of `x_+` and `x_-`).
+      X_poison, y_poison: the `budget` poison points (copies of `x_+` and `x_-`).
       x_pos, x_neg: the two distinct points; n_pos, n_neg: their copy counts.
       residual: the stationarity residual norm at the target (0 = target exactly induced).
       model: the model trained on clean + poison data.
@@ -58,7 +58,7 @@ class KKTResult(Result):
     model: LinearModel
 
 
-def project_box_halfspace(v, a, beta, lo, hi, iters: int = 80):
+def project_box_halfspace(v, a, beta, lo, hi, steps: int = 80):
     r"""Euclidean projection of `v` onto $\{l\le x\le u,\ a^\top x\le\beta\}$.
 
     $x(\nu) = \mathrm{clip}(v-\nu a, l, u)$; $a^\top x(\nu)$ decreases in
@@ -76,7 +76,7 @@ def project_box_halfspace(v, a, beta, lo, hi, iters: int = 80):
         ok = a @ jnp.clip(v - mid * a, lo, hi) <= beta
         return jnp.where(ok, left, mid), jnp.where(ok, mid, right)
 
-    _, nu = jax.lax.fori_loop(0, iters, body, (jnp.zeros_like(beta), hi_nu + 0 * beta))
+    _, nu = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(beta), hi_nu + 0 * beta))
     return jnp.where(feasible0, x0, jnp.clip(v - nu * a, lo, hi))
 
 
@@ -140,27 +140,30 @@ def _kkt_solve(X, y, theta, n_pos, n_neg, reg, lo, hi, *, loss, steps):
 
 
 def kkt_attack(X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "hinge", reg,
-               lower, upper, n_poison: int, splits: int = 11, steps: int = 2000,
-               tol: float | None = None, throw: bool = True) -> KKTResult:
-    r"""KKT attack: `n_poison` copies of two points that make `target` stationary.
+               lower, upper, budget: int, splits: int = 11, steps: int = 2000,
+               solver: LinearSolver | None = None, throw: bool = True) -> KKTResult:
+    r"""KKT attack: `budget` copies of two points that make `target` stationary.
 
     Args:
       X, y: clean training data; target: $\theta_p$; loss, reg: the training problem.
       lower, upper: the feasible box.
-      n_poison: number of poison points $n_p$ (e.g. the size found by
+      budget: number of poison points $n_p$ (e.g. the size found by
         `model_targeted_attack`, as in the paper's comparison).
-      splits: number of values of $n_+/n_p$ on a uniform grid of [0, 1].
+      splits: number of values of $n_+/n_p$ on a uniform grid of [0, 1] ($\ge 2$).
       steps: projected-gradient (hinge) or Adam (logistic) steps.
+      solver: `LinearSolver` for the final retraining.
+      throw: raise if the retraining failed.
     Returns:
-      `KKTResult` (status SUCCESS unless the retraining failed).
+      `KKTResult` (status: the retraining's).
     """
-    X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
+    X, y, target, lo, hi = check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype
     n, d = X.shape
-    n_poison = V.check_int(n_poison, "n_poison", low=1)
+    budget = V.check_int(budget, "budget", low=1)
     splits = V.check_int(splits, "splits", low=2)
-    n_pos = np.unique(np.round(np.linspace(0, 1, splits) * n_poison)).astype(int)
-    n_neg = n_poison - n_pos
+    steps = V.check_int(steps, "steps", low=1)
+    n_pos = np.unique(np.round(np.linspace(0, 1, splits) * budget)).astype(int)
+    n_neg = budget - n_pos
     theta = target.theta
     xp, xn, res = jax.vmap(
         lambda a, c: _kkt_solve(X, y, theta, a, c, reg, lo, hi, loss=loss, steps=steps))(
@@ -173,10 +176,8 @@ def kkt_attack(X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "h
     X_all = jnp.concatenate([X, jnp.stack([xp[j], xn[j]])])
     y_all = jnp.concatenate([y, jnp.array([1.0, -1.0], dtype)])
     s_all = jnp.concatenate([jnp.ones(n, dtype), jnp.array([k_pos, k_neg], dtype)])
-    tol = default_tol(loss, dtype) if tol is None else tol
-    fit = _fit(X_all, y_all, s_all, reg, jnp.zeros(d, dtype), jnp.zeros((), dtype),
-               jnp.zeros(n + 2, dtype), loss=loss, tol=tol,
-               max_iter=2000 if loss == "hinge" else 100)
+    fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s_all, solver=solver,
+                     throw=False)
     result = KKTResult(status=fit.status, iterations=jnp.asarray(steps, jnp.int32),
                        X_poison=X_p, y_poison=y_p, x_pos=xp[j], x_neg=xn[j],
                        n_pos=jnp.asarray(k_pos), n_neg=jnp.asarray(k_neg), residual=res[j],

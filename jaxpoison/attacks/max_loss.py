@@ -31,14 +31,15 @@ it with HiGHS and with enumeration of the box's vertices). Cost $O(d\log d)$
 expected per label.
 
 **Logistic loss.** The difference of two softplus terms is not concave; we run projected
-Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. The
+Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. An
+exact tie between the two labels' maxima goes to $y=-1$, as in the authors' code (the
+hinge search breaks ties toward $+1$). The
 result is a lower estimate of the maximum, so bounds built from it are not certified.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,17 +48,31 @@ import optax
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
+from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison.attacks._poisoning import as_box, as_linear_model
 from jaxpoison.models.linear import LOSSES, LinearModel
 
 __all__ = ["MaxLossPoint", "max_loss_difference"]
 
 
-class MaxLossPoint(NamedTuple):
-    """The maximising point `x`, its label `y` (+1 or -1) and the loss difference."""
+class MaxLossPoint(Result):
+    """Result of `max_loss_difference`.
+
+    Attributes:
+      x: the maximising point, `(d,)`.
+      y: its label (+1 or -1, int32).
+      value: the loss difference $\\ell(\\theta_t;x,y)-\\ell(\\theta_p;x,y)$ at `(x, y)`.
+      bound: hinge: a certified upper bound on the exact maximum (the dual value rounded
+        up by a bound on its rounding error; equal to `value` up to that); logistic: NaN
+        (the search is local).
+      status: SUCCESS, or NUMERICAL_ERROR on a non-finite result; iterations: 1 (hinge)
+        or the Adam steps per start (logistic).
+    """
 
     x: Array
     y: Array
     value: Array
+    bound: Array
 
 
 def _box_max_linear(k, lo, hi):
@@ -178,7 +193,15 @@ def _hinge_max(model_t, model_p, lo, hi):
     xs, vals, bounds = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(
         model_t.w, model_t.b, model_p.w, model_p.b, labels, lo, hi)
     j = jnp.argmax(vals)
-    return xs[j], labels[j], vals[j], jnp.max(bounds)
+    # the dual value is computed in working precision: round it up by a bound on its
+    # rounding error, (d + 4) eps times the magnitude of the terms it sums, so that `bound`
+    # is an upper bound on the exact maximum in float32 too
+    d = lo.shape[0]
+    box = jnp.maximum(jnp.abs(lo), jnp.abs(hi))
+    terms = (2.0 + jnp.abs(model_t.b) + jnp.abs(model_p.b)
+             + (jnp.abs(model_t.w) + jnp.abs(model_p.w)) @ box)
+    slack = (d + 4) * jnp.finfo(lo.dtype).eps * terms
+    return xs[j], labels[j], vals[j], jnp.max(bounds) + slack
 
 
 def _logistic_diff(x, y, model_t, model_p):
@@ -188,7 +211,8 @@ def _logistic_diff(x, y, model_t, model_p):
 
 def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr):
     d = lo.shape[0]
-    labels = jnp.array([1.0, -1.0], lo.dtype)
+    # label -1 first: an exact tie between the labels goes to -1, as in the authors' code
+    labels = jnp.array([-1.0, 1.0], lo.dtype)
     starts = lo + (hi - lo) * jax.random.uniform(key, (2, restarts, d), lo.dtype)
     # add the exact hinge maximiser of each label as one more start
     hx = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(
@@ -223,85 +247,59 @@ def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr):
 
 
 @partial(jax.jit, static_argnames=("loss", "restarts", "steps"))
-def _max_loss(model_t, model_p, lo, hi, key, *, loss, restarts=32, steps=300, lr=0.05):
-    """Jitted core: returns (x, y, value, certified upper bound or nan)."""
+def _max_loss(model_t, model_p, lo, hi, key, lr, *, loss, restarts, steps):
+    """Jitted core: returns a `MaxLossPoint`."""
     if loss == "hinge":
-        return _hinge_max(model_t, model_p, lo, hi)
-    x, y, v = _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr)
-    return x, y, v, jnp.asarray(jnp.nan, v.dtype)
-
-
-def _as_box(lower, upper, d, dtype):
-    lo = V.as_float_array(lower, "lower", ndim=(0, 1), dtype=dtype)
-    hi = V.as_float_array(upper, "upper", ndim=(0, 1), dtype=dtype)
-    for arr, name in ((lo, "lower"), (hi, "upper")):
-        if arr.ndim == 1 and arr.shape[0] != d:
-            raise ValueError(f"{name} must be a scalar or have shape ({d},); got shape "
-                             f"{tuple(arr.shape)}")
-    lo, hi = jnp.broadcast_to(lo, (d,)), jnp.broadcast_to(hi, (d,))
-    V.check_less(lo, "lower", hi, "upper")
-    return lo, hi
-
-
-def _as_model(model, name: str, d: int | None = None, dtype=None) -> LinearModel:
-    if not isinstance(model, LinearModel):
-        raise TypeError(f"{name} must be a LinearModel; got {type(model).__name__}")
-    w = V.as_float_array(model.w, f"{name}.w", ndim=1, dtype=dtype)
-    b = V.as_float_array(model.b, f"{name}.b", ndim=0, dtype=dtype)
-    if d is not None and w.shape[0] != d:
-        raise ValueError(f"{name}.w must have shape ({d},); got {tuple(w.shape)}")
-    return LinearModel(w, b)
-
-
-def _check_poisoning_problem(loss, X, y, target, reg, lower, upper):
-    """Validate a poisoning problem's victim side: the loss name, the clean data `(X, y)`,
-    the target model (`None` when there is none), the regularisation and the feasible box.
-
-    Returns `(X, y, target, lo, hi)` with `y` cast to `X`'s float dtype and the box
-    broadcast to `(d,)`.
-    """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
-    dtype = X.dtype
-    y = V.as_label_array(y, "y").astype(dtype)
-    V.check_same_length(X, "X", y, "y")
-    d = X.shape[1]
-    if target is not None:
-        target = _as_model(target, "target", d, dtype)
-    V.check_positive(reg, "reg")
-    lo, hi = _as_box(lower, upper, d, dtype)
-    return X, y, target, lo, hi
+        x, y, v, ub = _hinge_max(model_t, model_p, lo, hi)
+    else:
+        x, y, v = _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr)
+        ub = jnp.asarray(jnp.nan, v.dtype)
+    ok = jnp.all(jnp.isfinite(x)) & jnp.isfinite(v)
+    status = jnp.where(ok, Status.SUCCESS, Status.NUMERICAL_ERROR).astype(jnp.int32)
+    iters = jnp.asarray(1 if loss == "hinge" else steps, jnp.int32)
+    return MaxLossPoint(status=status, iterations=iters, x=x, y=y.astype(jnp.int32), value=v,
+                        bound=ub)
 
 
 def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str = "hinge",
                         lower: Float[Array, " d"] | float,
                         upper: Float[Array, " d"] | float, key=None, restarts: int = 32,
-                        steps: int = 300, lr: float = 0.05) -> MaxLossPoint:
+                        steps: int = 300, lr: float = 0.05,
+                        throw: bool = True) -> MaxLossPoint:
     r"""Find $\arg\max_{x\in[l,u],\,y\in\{\pm1\}} \ell(\theta_t;x,y)-\ell(\theta_p;x,y)$.
+
+    Works under `jax.jit` and `jax.vmap` (the attacks call it inside their compiled
+    rounds): the models' shapes, the box's shape and the options are checked before
+    tracing; `lower < upper`, finiteness and `lr > 0` only on concrete input.
 
     Args:
       model_t: the current model $\theta_t$.
-      model_p: the target model $\theta_p$.
-      loss: `"hinge"` (exact, see module docstring) or `"logistic"` (projected Adam
-        from `restarts` random starts per label plus the hinge maximiser, `steps`
-        steps of size `lr` in box-normalised coordinates; needs `key`).
+      model_p: the target model $\theta_p$ (same number of features).
+      loss: `"hinge"` (exact, see module docstring; deterministic, `key` is not used) or
+        `"logistic"` (projected Adam from `restarts` random starts per label plus the
+        hinge maximiser, `steps` steps of size `lr` in box-normalised coordinates).
       lower, upper: box bounds, scalars or per-feature `(d,)` arrays, `lower < upper`.
-      key: PRNG key (logistic only).
+      key: PRNG key; required for `"logistic"`.
+      restarts, steps, lr: the logistic search (integers $\ge 1$; `lr > 0`).
+      throw: raise if the result is not finite (NUMERICAL_ERROR).
 
     Returns:
-      `MaxLossPoint` `(x, y, value)`; unpacks as a 3-tuple.
+      `MaxLossPoint`.
     """
     V.check_choice(loss, "loss", LOSSES)
-    model_t = _as_model(model_t, "model_t")
+    model_t = as_linear_model(model_t, "model_t")
     d = model_t.w.shape[0]
-    model_p = _as_model(model_p, "model_p", d, model_t.w.dtype)
-    lo, hi = _as_box(lower, upper, d, model_t.w.dtype)
+    dtype = model_t.w.dtype
+    model_p = as_linear_model(model_p, "model_p", d, dtype)
+    lo, hi = as_box(lower, upper, d, dtype)
     if loss == "logistic":
         V.check_key(key)
         restarts = V.check_int(restarts, "restarts", low=1)
         steps = V.check_int(steps, "steps", low=1)
-    else:
-        key = jax.random.key(0)
-    x, y, v, _ = _max_loss(model_t, model_p, lo, hi, key, loss=loss, restarts=restarts,
-                           steps=steps, lr=lr)
-    return MaxLossPoint(x, y.astype(jnp.int32), v)
+        V.check_positive(lr, "lr")
+    else:  # the exact hinge search uses no randomness and no step size
+        key, restarts, steps = jax.random.key(0), 1, 1
+        lr = 1.0
+    out = _max_loss(model_t, model_p, lo, hi, key, jnp.asarray(lr, dtype), loss=loss,
+                    restarts=restarts, steps=steps)
+    return raise_if_failed(out, f"max_loss_difference(loss={loss!r})", throw=throw)

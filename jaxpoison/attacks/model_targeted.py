@@ -46,13 +46,20 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
-from jaxpoison._result import Result, Status
-from jaxpoison.attacks.max_loss import _check_poisoning_problem, _max_loss
+from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison.attacks._poisoning import (
+    as_eval_data,
+    as_labels,
+    as_linear_model,
+    check_poisoning_problem,
+)
+from jaxpoison.attacks.max_loss import max_loss_difference
 from jaxpoison.models.linear import (
+    LOSSES,
     LinearFit,
     LinearModel,
-    _fit,
-    default_tol,
+    LinearSolver,
+    fit_linear,
     linear_losses,
 )
 
@@ -71,18 +78,44 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
     `max_loss` is $\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)$ for this pair
     (an upper bound on it keeps the result valid). Returns the real-valued bound, or 0 when
     the denominator is not positive (no information). The integer bound is its ceiling.
+    The value is rounded toward zero by bounds on the rounding errors of the numerator and
+    the denominator, so it is a valid bound in float32 as well as in float64.
+    jit/vmap-safe (shapes checked before tracing, values when concrete).
     """
-    n = X.shape[0]
+    V.check_choice(loss, "loss", LOSSES)
+    X = V.as_float_array(X, "X", ndim=2)
+    y = as_labels(y, "y", X.dtype)
+    V.check_same_length(X, "X", y, "y")
+    model = as_linear_model(model, "model", X.shape[1], X.dtype)
+    target = as_linear_model(target, "target", X.shape[1], X.dtype)
+    V.check_positive(reg, "reg")
+    max_loss = V.as_float_array(max_loss, "max_loss", ndim=0, dtype=X.dtype)
+    n, d = X.shape
     l_p = jnp.sum(linear_losses(target, X, y, loss=loss))
     l_t = jnp.sum(linear_losses(model, X, y, loss=loss))
-    dreg = _reg(model) - _reg(target)
+    r_t, r_p = _reg(model), _reg(target)
+    dreg = r_t - r_p
     num = l_p - l_t - n * reg * dreg
     den = max_loss + reg * dreg
-    return jnp.where(den > 0, jnp.maximum(num, 0.0) / jnp.where(den > 0, den, 1.0), 0.0)
+    # evaluated in working precision: lower the numerator and raise the denominator by
+    # bounds on their rounding errors (losses are 1-Lipschitz in the margin, whose error is
+    # at most (d + 2) eps times the size of its terms), so the bound stays valid in float32
+    eps = jnp.finfo(X.dtype).eps
+    absX = jnp.abs(X)
+    size = (jnp.sum(absX @ (jnp.abs(model.w) + jnp.abs(target.w)))
+            + n * (jnp.abs(model.b) + jnp.abs(target.b) + 2.0))
+    err_num = eps * ((d + 2) * size + (n + 4) * (l_p + l_t + n * reg * (r_t + r_p)))
+    err_den = eps * 4 * (jnp.abs(max_loss) + reg * (r_t + r_p))
+    num_lo = num - err_num
+    den_hi = den + err_den
+    ok = (den - err_den > 0) & (num_lo > 0)
+    return jnp.where(ok, num_lo / jnp.where(ok, den_hi, 1.0), 0.0)
 
 
-class AttackState(eqx.Module):
-    """Everything needed to resume `model_targeted_attack` (fixed-shape buffers)."""
+class AttackState(Result):
+    """Everything needed to resume `model_targeted_attack` (fixed-shape buffers).
+
+    `status` is the status of the last refit, `iterations` the rounds run."""
 
     X_all: Array          # (n + capacity, d): clean rows, then the poison buffer
     y_all: Array
@@ -105,9 +138,9 @@ class ModelTargetedResult(Result):
     """Result of `model_targeted_attack`.
 
     Attributes:
-      X_poison, y_poison: the poison points added (copies expanded), `(n_poison, d)`.
+      X_poison, y_poison: the poison points added (copies expanded), `(num_poison, d)`.
       model: the induced model $\\theta_t$ trained on clean + poison data.
-      n_poison: number of poison points (rows of `X_poison`).
+      num_poison: number of poison points used (rows of `X_poison`; at most `budget`).
       max_loss: per iteration (entry k: after k rounds), the max loss difference.
       param_distance: per iteration, $\\lVert\\theta_t-\\theta_p\\rVert_2$
         (w and b stacked).
@@ -118,14 +151,15 @@ class ModelTargetedResult(Result):
       certified: True for hinge loss (exact inner maximum); False for logistic.
       state: an `AttackState` to pass back as `state=` to continue the run.
       status: SUCCESS when a goal (eps, param_distance, target_accuracy) was reached, or
-        when only `max_points` was given and used up; BUDGET_EXHAUSTED when a goal was
-        set but `max_points` ran out first.
+        when no goal was set and the `budget` was used up; BUDGET_EXHAUSTED when a goal
+        was set but the `budget` ran out first; the refit's status (MAX_ITERATIONS,
+        NUMERICAL_ERROR) when a retraining failed (the run stops there).
     """
 
     X_poison: Array
     y_poison: Array
     model: LinearModel
-    n_poison: int = eqx.field(static=True)
+    num_poison: int = eqx.field(static=True)
     max_loss: Array
     param_distance: Array
     lower_bound: Array
@@ -135,21 +169,21 @@ class ModelTargetedResult(Result):
     state: AttackState
 
 
-def _metrics(fit, target, X_c, y_c, X_ev, y_ev, lo, hi, key, reg, loss, restarts, steps):
+def _metrics(fit, target, X_c, y_c, X_ev, y_ev, lo, hi, key, reg, loss, restarts, steps,
+             lr):
     model = fit.model
-    x, y, v, ub = _max_loss(model, target, lo, hi, key, loss=loss, restarts=restarts,
-                            steps=steps)
-    cert = ub if loss == "hinge" else v
+    pt = max_loss_difference(model, target, loss=loss, lower=lo, upper=hi, key=key,
+                             restarts=restarts, steps=steps, lr=lr, throw=False)
+    cert = pt.bound if loss == "hinge" else pt.value
     lb = theorem2_lower_bound(model, target, X_c, y_c, loss=loss, reg=reg, max_loss=cert)
     dist = jnp.sqrt(jnp.sum((model.w - target.w) ** 2) + (model.b - target.b) ** 2)
     acc = jnp.mean(jnp.where(X_ev @ model.w + model.b >= 0, 1.0, -1.0) == y_ev)
-    return x, y, v, ub, lb, dist, acc
+    return pt.x, pt.y.astype(X_c.dtype), pt.value, pt.bound, lb, dist, acc
 
 
-@partial(jax.jit, static_argnames=("n", "loss", "max_iter", "restarts", "steps"),
-         donate_argnums=(0,))
-def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, tol, *, n, loss,
-          max_iter, restarts, steps):
+@partial(jax.jit, static_argnames=("n", "loss", "restarts", "steps"), donate_argnums=(0,))
+def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, solver, lr, *, n,
+          loss, restarts, steps):
     k = state.count
     buf_x = state.X_all[n:]
     used = state.s_all[n:] > 0
@@ -162,13 +196,14 @@ def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, tol, *, n
     y_all = state.y_all.at[row].set(state.next_y)
     s_all = state.s_all.at[row].add(copies)
     slots = state.slots + jnp.where(repeat, 0, 1).astype(jnp.int32)
-    fit = _fit(X_all, y_all, s_all, reg, state.fit.model.w, state.fit.model.b,
-               state.fit.dual, loss=loss, tol=tol, max_iter=max_iter)
+    fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s_all, init=state.fit,
+                     solver=solver, throw=False)
     key, sub = jax.random.split(state.key)
     x, y, v, ub, lb, dist, acc = _metrics(fit, target, X_all[:n], y_all[:n], X_ev, y_ev, lo,
-                                          hi, sub, reg, loss, restarts, steps)
+                                          hi, sub, reg, loss, restarts, steps, lr)
     k1 = k + 1
-    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, slots=slots,
+    return AttackState(status=fit.status, iterations=k1,
+                       X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, slots=slots,
                        round_slot=state.round_slot.at[k].set(slot), next_x=x,
                        next_y=y, max_loss=state.max_loss.at[k1].set(v),
                        bound=state.bound.at[k1].set(ub),
@@ -177,22 +212,24 @@ def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, tol, *, n
                        accuracy=state.accuracy.at[k1].set(acc), key=key)
 
 
-@partial(jax.jit, static_argnames=("n", "capacity", "loss", "max_iter", "restarts", "steps"))
-def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key, *, n, capacity, loss,
-                max_iter, restarts, steps):
+@partial(jax.jit, static_argnames=("n", "capacity", "loss", "restarts", "steps"))
+def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key, *, n, capacity,
+                loss, restarts, steps):
     dtype = X.dtype
     d = X.shape[1]
     X_all = jnp.concatenate([X, jnp.zeros((capacity, d), dtype)])
     y_all = jnp.concatenate([y, jnp.ones(capacity, dtype)])
     s_all = jnp.concatenate([jnp.ones(n, dtype), jnp.zeros(capacity, dtype)])
-    fit = _fit(X_all, y_all, s_all, reg, jnp.zeros(d, dtype), jnp.zeros((), dtype),
-               jnp.zeros(n + capacity, dtype), loss=loss, tol=tol, max_iter=max_iter)
+    fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s_all, solver=solver,
+                     throw=False)
     key, sub = jax.random.split(key)
     x, yy, v, ub, lb, dist, acc = _metrics(fit, target, X, y, X_ev, y_ev, lo, hi, sub, reg,
-                                           loss, restarts, steps)
+                                           loss, restarts, steps, lr)
     hist = jnp.full(capacity + 1, jnp.nan, dtype)
-    return AttackState(X_all=X_all, y_all=y_all, s_all=s_all, fit=fit,
-                       count=jnp.asarray(0, jnp.int32), slots=jnp.asarray(0, jnp.int32),
+    zero = jnp.asarray(0, jnp.int32)
+    return AttackState(status=fit.status, iterations=zero,
+                       X_all=X_all, y_all=y_all, s_all=s_all, fit=fit,
+                       count=zero, slots=zero,
                        round_slot=jnp.zeros(capacity, jnp.int32), next_x=x, next_y=yy,
                        max_loss=hist.at[0].set(v), bound=hist.at[0].set(ub),
                        distance=hist.at[0].set(dist), lower_bound=hist.at[0].set(lb),
@@ -214,6 +251,7 @@ def _grow(state: AttackState, capacity: int, n: int) -> AttackState:
     fit = eqx.tree_at(lambda f: f.dual, fit,
                       jnp.concatenate([fit.dual, jnp.zeros(extra, dtype)]))
     return AttackState(
+        status=state.status, iterations=state.iterations,
         X_all=jnp.concatenate([state.X_all, jnp.zeros((extra, d), dtype)]),
         y_all=jnp.concatenate([state.y_all, jnp.ones(extra, dtype)]),
         s_all=jnp.concatenate([state.s_all, jnp.zeros(extra, dtype)]), fit=fit,
@@ -227,42 +265,51 @@ def _grow(state: AttackState, capacity: int, n: int) -> AttackState:
 
 def model_targeted_attack(
     X: Float[Array, "n d"], y, target: LinearModel, *, loss: str = "hinge", reg,
-    lower, upper, eps: float | None = None, max_points: int | None = None,
+    lower, upper, eps: float | None = None, budget: int | None = None,
     copies: int = 1, target_accuracy: float | None = None,
-    param_distance: float | None = None, eval_X=None, eval_y=None,
-    state: AttackState | None = None, key=None, tol: float | None = None,
-    max_iter: int | None = None, restarts: int = 16, steps: int = 200,
-    progress: Callable[[int, float, float], None] | None = None,
+    param_distance: float | None = None, X_eval=None, y_eval=None,
+    state: AttackState | None = None, key=None, solver: LinearSolver | None = None,
+    restarts: int = 16, steps: int = 200, lr: float = 0.05,
+    progress: Callable[[int, float, float], None] | None = None, throw: bool = True,
 ) -> ModelTargetedResult:
     r"""Algorithm 1 of Suya et al. (ICML 2021): poison points that induce `target`.
 
+    A host-side loop of compiled rounds (each round: one warm-started `fit_linear` and one
+    `max_loss_difference`, jitted together); the function itself is not meant to be
+    traced.
+
     Args:
-      X, y: clean training data $D_c$ (labels in {-1, +1}).
+      X, y: clean training data $D_c$ (labels in {-1, +1}, both present).
       target: the target model $\theta_p$ (finite `LinearModel`).
       loss: `"hinge"` (linear SVM, exact inner maximum, certified lower bound) or
         `"logistic"`.
       reg: $\lambda > 0$ of the training problem (`fit_linear`).
       lower, upper: the feasible box for poison features (scalars or `(d,)`).
       eps: stop once $\max_{x,y}\ell(\theta_t)-\ell(\theta_p)\le\epsilon$.
-      max_points: budget of poison points (copies count); also the buffer capacity.
+      budget: most poison points to add (copies count); also the buffer capacity.
         Default: `N` (a 100% poisoning rate).
       copies: copies of each max-loss point added per round (the authors' `repeat_num`).
       target_accuracy: stop once the accuracy of $\theta_t$ on the evaluation data is
         $\le$ this (e.g. `1 - target error`).
       param_distance: stop once $\lVert\theta_t-\theta_p\rVert_2\le$ this.
-      eval_X, eval_y: evaluation data for `target_accuracy` and the accuracy history
-        (default: the clean training data).
+      X_eval, y_eval: evaluation data for `target_accuracy` and the accuracy history
+        (reporting only; default: the clean training data).
       state: a previous result's `state` to resume (same data and arguments; a larger
-        `max_points` extends the buffer).
-      key: PRNG key, required for logistic loss (random restarts of the inner search).
-      tol, max_iter: training tolerance and iteration cap (see `fit_linear`).
-      restarts, steps: logistic inner search (starts per label, Adam steps).
+        `budget` extends the buffer). The run continues with the state's key.
+      key: PRNG key, keyword-only; required for a new run (not with `state`). The hinge
+        attack is deterministic (the key is carried but unused); the logistic inner search
+        draws its random restarts from it.
+      solver: `LinearSolver` for the refits (default `LinearSolver()`).
+      restarts, steps, lr: logistic inner search (random starts per label, Adam steps,
+        Adam step size; see `max_loss_difference`).
       progress: optional callback `progress(points, max_loss, distance)` per round.
+      throw: raise `jaxpoison.SolverError` unless the status is SUCCESS (a goal set but
+        the budget used up, or a failed refit). With `False`, read `status`.
 
     Returns:
       `ModelTargetedResult`.
     """
-    X, y, target, lo, hi = _check_poisoning_problem(loss, X, y, target, reg, lower, upper)
+    X, y, target, lo, hi = check_poisoning_problem(loss, X, y, target, reg, lower, upper)
     dtype = X.dtype
     n, d = X.shape
     if eps is not None:
@@ -272,39 +319,38 @@ def model_targeted_attack(
     if target_accuracy is not None:
         V.check_in_range(target_accuracy, "target_accuracy", 0.0, 1.0)
     copies = V.check_int(copies, "copies", low=1)
-    if max_points is None:
-        max_points = n
-    max_points = V.check_int(max_points, "max_points", low=1)
-    if eval_X is None:
+    restarts = V.check_int(restarts, "restarts", low=1)
+    steps = V.check_int(steps, "steps", low=1)
+    V.check_positive(lr, "lr")
+    if budget is None:
+        budget = n
+    budget = V.check_int(budget, "budget", low=1)
+    X_ev, y_ev = as_eval_data(X_eval, y_eval, d, dtype)
+    if X_ev is None:
         X_ev, y_ev = X, y
-    else:
-        if eval_y is None:
-            raise ValueError("eval_y is required when eval_X is given")
-        X_ev = V.as_float_array(eval_X, "eval_X", ndim=2, dtype=dtype)
-        y_ev = V.as_label_array(eval_y, "eval_y").astype(dtype)
-        V.check_same_length(X_ev, "eval_X", y_ev, "eval_y")
-        if X_ev.shape[1] != d:
-            raise ValueError(f"eval_X must have {d} columns; got {X_ev.shape[1]}")
-    if loss == "logistic":
-        if key is None and state is None:
-            V.check_key(key)
-    if key is None:
-        key = jax.random.key(0)
-    if tol is None:
-        tol = default_tol(loss, dtype)
-    if max_iter is None:
-        max_iter = 2000 if loss == "hinge" else 100
-    # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
-    capacity = 64 * math.ceil(math.ceil(max_points / copies) / 64)
-    statics = dict(n=n, loss=loss, max_iter=max_iter, restarts=restarts, steps=steps)
     if state is None:
-        state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, tol, key,
+        V.check_key(key)
+    elif key is not None:
+        raise ValueError("key: a resumed run continues with state.key; pass key=None with "
+                         "state")
+    if solver is None:
+        solver = LinearSolver()
+    if not isinstance(solver, LinearSolver):
+        raise TypeError(f"solver must be a LinearSolver; got {type(solver).__name__}")
+    solver = solver.resolve(loss, dtype)
+    lr = jnp.asarray(lr, dtype)
+    # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
+    capacity = 64 * math.ceil(math.ceil(budget / copies) / 64)
+    statics = dict(n=n, loss=loss, restarts=restarts, steps=steps)
+    if state is None:
+        state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key,
                             capacity=capacity, **statics)
     else:
         if not isinstance(state, AttackState):
             raise TypeError(f"state must be an AttackState; got {type(state).__name__}")
         if state.X_all.shape[1] != d or state.X_all.shape[0] < n:
-            raise ValueError("state does not belong to this data (shape mismatch)")
+            raise ValueError(f"state does not belong to this data: its buffer has shape "
+                             f"{tuple(state.X_all.shape)}, X has shape {(n, d)}")
         state = _grow(state, capacity, n)
     goals = eps is not None or param_distance is not None or target_accuracy is not None
 
@@ -319,27 +365,32 @@ def model_targeted_attack(
     k = int(state.count)
     status = Status.BUDGET_EXHAUSTED if goals else Status.SUCCESS
     while True:
-        if goals and reached(k):
-            status = Status.SUCCESS
+        if int(state.status) != Status.SUCCESS:
+            status = Status(int(state.status))
             break
-        if (k + 1) * copies > max_points:
-            break
-        state = _step(state, target, X_ev, y_ev, lo, hi, reg, float(copies), tol, **statics)
-        k = int(state.count)
-        if progress is not None:
-            progress(k * copies, float(state.max_loss[k]), float(state.distance[k]))
         if not bool(jnp.all(jnp.isfinite(state.fit.model.w))):
             status = Status.NUMERICAL_ERROR
             break
+        if goals and reached(k):
+            status = Status.SUCCESS
+            break
+        if (k + 1) * copies > budget:
+            break
+        state = _step(state, target, X_ev, y_ev, lo, hi, reg, jnp.asarray(copies, dtype),
+                      solver, lr, **statics)
+        k = int(state.count)
+        if progress is not None:
+            progress(k * copies, float(state.max_loss[k]), float(state.distance[k]))
     slots = np.asarray(state.round_slot[:k])
     X_p = jnp.repeat(state.X_all[n + slots], copies, axis=0)
     y_p = jnp.repeat(state.y_all[n + slots], copies).astype(jnp.int32)
     lb_hist = state.lower_bound[: k + 1]
     best = float(jnp.nanmax(lb_hist)) if k + 1 > 0 else 0.0
-    best_int = int(math.ceil(best - 1e-9 * max(1.0, best))) if best > 0 else 0
-    return ModelTargetedResult(
+    best_int = math.ceil(best) if best > 0 else 0  # the bound's rounding is inside it
+    result = ModelTargetedResult(
         status=jnp.asarray(int(status), jnp.int32), iterations=jnp.asarray(k, jnp.int32),
-        X_poison=X_p, y_poison=y_p, model=state.fit.model, n_poison=int(k * copies),
+        X_poison=X_p, y_poison=y_p, model=state.fit.model, num_poison=int(k * copies),
         max_loss=state.max_loss[: k + 1], param_distance=state.distance[: k + 1],
         lower_bound=lb_hist, accuracy=state.accuracy[: k + 1], best_lower_bound=best_int,
         certified=loss == "hinge", state=state)
+    return raise_if_failed(result, f"model_targeted_attack(loss={loss!r})", throw=throw)

@@ -26,20 +26,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
-from jaxpoison.models.linear import LOSSES, LinearModel, _fit, default_tol
+from jaxpoison._result import Result, Status, raise_if_failed
+from jaxpoison.attacks._poisoning import as_eval_data, as_labels, as_linear_model
+from jaxpoison.models.linear import (
+    LOSSES,
+    LinearModel,
+    LinearSolver,
+    fit_linear,
+    linear_losses,
+)
 
 __all__ = ["TargetModels", "indiscriminate_targets", "subpopulation_target",
            "regularized_clean_loss"]
 
 
-class TargetModels(eqx.Module):
+class TargetModels(Result):
     """Candidates and the chosen target model(s).
 
     Attributes:
@@ -52,6 +59,9 @@ class TargetModels(eqx.Module):
       targets: the chosen models (batched, one per requested error; the highest-error
         candidate where none reached the goal).
       wanted_error: the requested error(s).
+      status: SUCCESS when every requested error was reached; BUDGET_EXHAUSTED when some
+        was not (the grid was used up); a candidate fit's failure status otherwise.
+      iterations: number of candidates fitted.
     """
 
     candidates: LinearModel
@@ -63,43 +73,52 @@ class TargetModels(eqx.Module):
     wanted_error: Array
 
     def target(self, i: int = 0) -> LinearModel:
+        """The `i`-th chosen target model."""
         return jax.tree_util.tree_map(lambda a: a[i], self.targets)
 
 
 def regularized_clean_loss(model: LinearModel, X, y, *, loss: str, reg) -> Array:
-    """$\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w\\rVert^2+b^2)$ on clean data."""
-    m = y * (X @ model.w + model.b)
-    ell = jnp.maximum(0.0, 1.0 - m) if loss == "hinge" else jnp.logaddexp(0.0, -m)
+    """$\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w\\rVert^2+b^2)$ on clean data
+    (jit/vmap-safe; shapes checked before tracing, values when concrete)."""
+    V.check_positive(reg, "reg")
+    X = V.as_float_array(X, "X", ndim=2)
+    model = as_linear_model(model, "model", X.shape[1], X.dtype)
+    ell = linear_losses(model, X, y, loss=loss)
     return jnp.mean(ell) + 0.5 * reg * (model.w @ model.w + model.b ** 2)
 
 
-def _fit_many(X_all, y_all, S, reg, tol, *, loss, max_iter):
+def _fit_many(X_all, y_all, S, reg, solver, *, loss):
     """Fit one model per row of weights `S`, each warm-started from the previous one
     (sequential warm starts beat a vmapped batch, whose loops run to the slowest member)."""
-    n, d = X_all.shape
-    w, b = jnp.zeros(d, X_all.dtype), jnp.zeros((), X_all.dtype)
-    alpha = jnp.zeros(n, X_all.dtype)
-    fits = []
+    fits, init = [], None
     for s in S:
-        fit = _fit(X_all, y_all, s, reg, w, b, alpha, loss=loss, tol=tol, max_iter=max_iter)
-        w, b, alpha = fit.model.w, fit.model.b, fit.dual
+        fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s, init=init,
+                         solver=solver, throw=False)
+        init = fit
         fits.append(fit)
     return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *fits)
 
 
-def _check_common(X, y, loss, reg):
+def _check_common(X, y, loss, reg, solver):
     V.check_choice(loss, "loss", LOSSES)
     X = V.as_float_array(X, "X", ndim=2)
-    y = V.as_label_array(y, "y").astype(X.dtype)
+    y = as_labels(y, "y", X.dtype)
     V.check_same_length(X, "X", y, "y")
     V.check_positive(reg, "reg")
-    return X, y
+    if solver is None:
+        solver = LinearSolver()
+    if not isinstance(solver, LinearSolver):
+        raise TypeError(f"solver must be a LinearSolver; got {type(solver).__name__}")
+    return X, y, solver.resolve(loss, X.dtype)
 
 
-def _select(errors, losses, wanted):
+SELECTIONS = ("ours", "authors")
+
+
+def _select(errors, losses, wanted, strict=False):
     chosen = []
     for e in np.atleast_1d(wanted):
-        ok = errors >= e - 1e-12
+        ok = errors > e if strict else errors >= e - 1e-12
         if ok.any():
             idx = np.where(ok)[0]
             chosen.append(int(idx[np.argmin(losses[idx])]))
@@ -109,64 +128,97 @@ def _select(errors, losses, wanted):
 
 
 
-def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, eval_X, eval_y, *,
-                    loss, reg, tol, max_iter) -> TargetModels:
-    """Fit one candidate per row of `weights` on `(X, y) ∪ (X_extra, y_extra)` in one
-    vmapped call, measure each one's error on `(eval_X, eval_y)` and regularised clean
-    loss, and pick per wanted error the lowest-loss candidate reaching it (the most
-    damaging candidate where none does)."""
+def _fit_candidates(X, y, X_extra, y_extra, weights, params, wanted_errors, X_eval, y_eval,
+                    *, loss, reg, solver, throw, what, selection="ours") -> TargetModels:
+    """Fit one candidate per row of `weights` on `(X, y) ∪ (X_extra, y_extra)` (warm
+    started one after another), measure each one's error on `(X_eval, y_eval)` and
+    regularised clean loss, and pick per wanted error the lowest-loss candidate reaching it
+    (the most damaging candidate where none does)."""
     dtype = X.dtype
     S = jnp.asarray(weights, dtype)
     X_all = jnp.concatenate([X, X_extra])
     y_all = jnp.concatenate([y, y_extra])
-    models = _fit_many(X_all, y_all, S, reg, tol, loss=loss, max_iter=max_iter).model
+    fits = _fit_many(X_all, y_all, S, reg, solver, loss=loss)
+    models = fits.model
     err = jax.vmap(lambda mdl: jnp.mean(
-        jnp.where(eval_X @ mdl.w + mdl.b >= 0, 1.0, -1.0) != eval_y))(models)
-    cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(models)
+        jnp.where(X_eval @ mdl.w + mdl.b >= 0, 1.0, -1.0) != y_eval))(models)
+    if selection == "authors":  # hinge loss + lambda/2 |w|^2, the bias left out
+        cl = jax.vmap(lambda mdl: jnp.mean(jnp.maximum(0.0, 1.0 - y * (X @ mdl.w + mdl.b)))
+                      + 0.5 * reg * mdl.w @ mdl.w)(models)
+    else:
+        cl = jax.vmap(lambda mdl: regularized_clean_loss(mdl, X, y, loss=loss, reg=reg))(
+            models)
     err_np, cl_np = np.asarray(err), np.asarray(cl)
-    chosen = _select(err_np, cl_np, wanted_errors)
+    chosen = _select(err_np, cl_np, wanted_errors, strict=selection == "authors")
     pick = np.where(chosen >= 0, chosen, int(np.argmax(err_np)))
     targets = jax.tree_util.tree_map(lambda a: a[pick], models)
-    return TargetModels(candidates=models, params=jnp.asarray(params, dtype), error=err,
-                        clean_loss=cl, chosen=jnp.asarray(chosen), targets=targets,
-                        wanted_error=jnp.asarray(np.atleast_1d(wanted_errors), dtype))
+    fit_status = np.asarray(fits.status)
+    if np.any(fit_status != Status.SUCCESS):
+        status = int(fit_status[fit_status != Status.SUCCESS][0])
+    elif np.any(chosen < 0):
+        status = int(Status.BUDGET_EXHAUSTED)
+    else:
+        status = int(Status.SUCCESS)
+    result = TargetModels(status=jnp.asarray(status, jnp.int32),
+                          iterations=jnp.asarray(len(weights), jnp.int32),
+                          candidates=models, params=jnp.asarray(params, dtype), error=err,
+                          clean_loss=cl, chosen=jnp.asarray(chosen), targets=targets,
+                          wanted_error=jnp.asarray(np.atleast_1d(wanted_errors), dtype))
+    return raise_if_failed(result, what, throw=throw)
 
 def indiscriminate_targets(
     X: Float[Array, "n d"], y, *, loss: str = "hinge", reg, target_errors: Sequence[float],
     quantiles: Sequence[float] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5,
                                   0.55, 0.6),
     repeats: Sequence[int] = (1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 50, 60),
-    pool_X=None, pool_y=None, eval_X=None, eval_y=None, tol: float | None = None,
-    max_iter: int | None = None,
+    X_pool=None, y_pool=None, X_eval=None, y_eval=None,
+    solver: LinearSolver | None = None, selection: str = "ours", throw: bool = True,
 ) -> TargetModels:
     """Indiscriminate target models by margin-quantile label flipping (module docstring).
 
     Args:
       X, y: clean training data.
       loss, reg: the victim's training problem (`fit_linear`).
-      target_errors: wanted error rates on the evaluation data, e.g. `(0.05, 0.1, 0.15)`.
-      quantiles, repeats: the grid (defaults: the authors' MNIST-17 grid).
-      pool_X, pool_y: points whose flipped copies are added (default: the training data).
-      eval_X, eval_y: data on which the error is measured (default: the pool).
+      target_errors: wanted error rates on the evaluation data, e.g. `(0.05, 0.1, 0.15)`,
+        each in $[0, 1]$.
+      quantiles, repeats: the grid (defaults: the authors' MNIST-17 grid); quantiles in
+        $[0, 1]$, repeats positive integers.
+      X_pool, y_pool: points whose flipped copies are added (default: the training data).
+      X_eval, y_eval: data on which the error is measured (default: the pool).
+      solver: `LinearSolver` for the candidate fits.
+      selection: `"ours"`: per wanted error, the candidate of lowest regularised clean
+        loss of the model's own kind ($\\frac1N\\sum\\ell + \\frac\\lambda2(\\lVert w
+        \\rVert^2 + b^2)$) among those with error $\\ge$ the goal; `"authors"`: as the
+        authors' `generate_target_theta.py`, error strictly above the goal and the score
+        $\\frac1N\\sum \\text{hinge} + \\frac\\lambda2\\lVert w\\rVert^2$ (hinge loss
+        for either model, no bias term). `clean_loss` holds the score used.
+      throw: raise `jaxpoison.SolverError` unless every wanted error was reached
+        (BUDGET_EXHAUSTED) and every fit converged. With `False`, read `status` and
+        `chosen` (-1 where not reached).
     Returns:
       `TargetModels`; `targets` has one model per requested error.
     """
-    X, y = _check_common(X, y, loss, reg)
+    X, y, solver = _check_common(X, y, loss, reg, solver)
+    V.check_choice(selection, "selection", SELECTIONS)
     dtype = X.dtype
-    pool_X = X if pool_X is None else V.as_float_array(pool_X, "pool_X", ndim=2, dtype=dtype)
-    pool_y = y if pool_y is None else V.as_label_array(pool_y, "pool_y").astype(dtype)
-    V.check_same_length(pool_X, "pool_X", pool_y, "pool_y")
-    eval_X = pool_X if eval_X is None else V.as_float_array(eval_X, "eval_X", ndim=2,
-                                                             dtype=dtype)
-    eval_y = pool_y if eval_y is None else V.as_label_array(eval_y, "eval_y").astype(dtype)
-    for e in np.atleast_1d(target_errors):
-        V.check_in_range(e, "target_errors", 0.0, 1.0)
-    tol = default_tol(loss, dtype) if tol is None else tol
-    max_iter = (2000 if loss == "hinge" else 100) if max_iter is None else max_iter
+    d = X.shape[1]
+    pool = as_eval_data(X_pool, y_pool, d, dtype, names=("X_pool", "y_pool"))
+    pool_X, pool_y = (X, y) if pool[0] is None else pool
+    ev = as_eval_data(X_eval, y_eval, d, dtype)
+    X_eval, y_eval = (pool_X, pool_y) if ev[0] is None else ev
+    target_errors = np.atleast_1d(np.asarray(target_errors, float))
+    V.check_ndim(target_errors, "target_errors", 1)
+    V.check_in_range(target_errors, "target_errors", 0.0, 1.0)
+    V.check_in_range(np.asarray(quantiles, float), "quantiles", 0.0, 1.0)
+    repeats = [V.check_int(r, "repeats", low=1) for r in repeats]
+    if len(quantiles) == 0 or len(repeats) == 0:
+        raise ValueError(f"quantiles and repeats must be non-empty; got {len(quantiles)} "
+                         f"quantiles and {len(repeats)} repeats")
     n = X.shape[0]
     ones = jnp.ones(n, dtype)
-    clean = _fit_many(X, y, ones[None], reg, tol, loss=loss, max_iter=max_iter)
-    w0, b0 = clean.model.w[0], clean.model.b[0]
+    clean = fit_linear(X, y, loss=loss, reg=reg, solver=solver,
+                       throw=throw).model
+    w0, b0 = clean.w, clean.b
     margins = np.asarray(pool_y * (pool_X @ w0 + b0))
     grid, weights = [], []
     for q in quantiles:
@@ -174,10 +226,10 @@ def indiscriminate_targets(
         mask = (margins < thresh).astype(np.float64)
         for r in repeats:
             grid.append((q, r))
-            weights.append(np.concatenate([np.ones(n), r * mask]))
+            weights.append(np.concatenate([np.asarray(ones), r * mask]))
     return _fit_candidates(X, y, pool_X, -pool_y, np.stack(weights), np.asarray(grid),
-                           target_errors, eval_X, eval_y, loss=loss, reg=reg, tol=tol,
-                           max_iter=max_iter)
+                           target_errors, X_eval, y_eval, loss=loss, reg=reg, solver=solver,
+                           throw=throw, what="indiscriminate_targets", selection=selection)
 
 
 def subpopulation_target(
@@ -185,7 +237,8 @@ def subpopulation_target(
     target_error: float = 1.0,
     rates: Sequence[float] = (0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9, 1.0, 1.1,
                               1.2, 1.3, 1.4, 1.5),
-    eval_X=None, eval_y=None, tol: float | None = None, max_iter: int | None = None,
+    X_eval=None, y_eval=None, solver: LinearSolver | None = None, selection: str = "ours",
+    throw: bool = True,
 ) -> TargetModels:
     """Subpopulation target model by flipping the subpopulation's labels (module docstring).
 
@@ -193,31 +246,39 @@ def subpopulation_target(
       X, y: clean training data.
       subpop: boolean mask over the rows of `X` selecting the subpopulation (one label).
       target_error: wanted error on the subpopulation (1.0: misclassify all of it).
-      rates: poisoning rates (flipped weight / N) tried (default: the authors' grid).
-      eval_X, eval_y: the subpopulation's evaluation points (default: the training
+      rates: poisoning rates (flipped weight / N) tried (default: the authors' grid),
+        each positive.
+      X_eval, y_eval: the subpopulation's evaluation points (default: the training
         subpopulation) on which the error is measured.
+      solver: `LinearSolver` for the candidate fits.
+      selection: `"ours"` or `"authors"`, as in `indiscriminate_targets`.
+      throw: as in `indiscriminate_targets`.
     Returns:
       `TargetModels` with one target.
     """
-    X, y = _check_common(X, y, loss, reg)
+    X, y, solver = _check_common(X, y, loss, reg, solver)
+    V.check_choice(selection, "selection", SELECTIONS)
     dtype = X.dtype
-    mask = np.asarray(subpop, dtype=bool)
+    mask = np.asarray(subpop)
+    if mask.dtype != bool:
+        raise TypeError(f"subpop must be a boolean mask; got dtype {mask.dtype}")
     if mask.shape != (X.shape[0],):
         raise ValueError(f"subpop must be a boolean mask of shape ({X.shape[0]},); got "
                          f"shape {mask.shape}")
     if not mask.any():
-        raise ValueError("subpop must select at least one row")
+        raise ValueError("subpop must select at least one row; got an all-False mask")
     V.check_in_range(target_error, "target_error", 0.0, 1.0)
-    tol = default_tol(loss, dtype) if tol is None else tol
-    max_iter = (2000 if loss == "hinge" else 100) if max_iter is None else max_iter
+    rates = np.asarray(rates, float)
+    V.check_ndim(rates, "rates", 1)
+    V.check_positive(rates, "rates")
     n = X.shape[0]
     idx = np.where(mask)[0]
     Xs, ys = X[idx], y[idx]
-    eval_X = Xs if eval_X is None else V.as_float_array(eval_X, "eval_X", ndim=2, dtype=dtype)
-    eval_y = ys if eval_y is None else V.as_label_array(eval_y, "eval_y").astype(dtype)
-    clean = _fit_many(X, y, jnp.ones((1, n), dtype), reg, tol, loss=loss, max_iter=max_iter)
-    w0, b0 = clean.model.w[0], clean.model.b[0]
-    dist = np.abs(np.asarray(Xs @ w0 + b0)) / float(jnp.linalg.norm(w0))
+    ev = as_eval_data(X_eval, y_eval, X.shape[1], dtype)
+    X_eval, y_eval = (Xs, ys) if ev[0] is None else ev
+    clean = fit_linear(X, y, loss=loss, reg=reg, solver=solver, throw=throw).model
+    w0, b0 = clean.w, clean.b
+    dist = np.abs(np.asarray(Xs @ w0 + b0)) / max(float(jnp.linalg.norm(w0)), 1e-300)
     order = np.argsort(dist)
     weights = []
     for rate in rates:
@@ -233,5 +294,5 @@ def subpopulation_target(
             extra[:] = count / idx.size
         weights.append(np.concatenate([base, extra]))
     return _fit_candidates(X, y, Xs, -ys, np.stack(weights), np.asarray(rates)[:, None],
-                           [target_error], eval_X, eval_y, loss=loss, reg=reg, tol=tol,
-                           max_iter=max_iter)
+                           [target_error], X_eval, y_eval, loss=loss, reg=reg, solver=solver,
+                           throw=throw, what="subpopulation_target", selection=selection)

@@ -22,8 +22,8 @@ SUBPOP_QUANTILES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.8, 1.0)
 SUBPOP_REPEATS = (1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 40, 50, 80, 100)
 
 
-def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, max_points,
-                 eval_sub=None, key=None):
+def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, budget, key,
+                 eval_sub=None):
     """Run our attack to eps-closeness, then ours/KKT at fractions of n_p.
 
     As in the authors' code, the column for a fraction f uses the first
@@ -36,11 +36,11 @@ def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, max_point
     points = []
     res = model_targeted_attack(
         X, y, target, loss=loss, reg=reg, lower=0.0, upper=1.0, eps=eps,
-        max_points=max_points, key=key,
+        budget=budget, key=key, throw=False,
         progress=lambda k, v, d: points.append(k) if ctx.show_progress and k % 50 == 0
         else None)
     secs = time.perf_counter() - t0
-    n_p = res.n_poison
+    n_p = res.num_poison
     ours, kkt = [], []
     for frac in FRACTIONS:
         k = max(1, int(frac * n_p + 1e-9))
@@ -52,7 +52,7 @@ def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, max_point
         ours.append(float(m.accuracy(Xe, ye)))
         # quick: a coarse n_+/n_p grid; full: the solver's defaults (11 splits)
         kkt_opts = {"splits": 5, "steps": 500} if ctx.quick else {}
-        kk = kkt_attack(X, y, target, loss=loss, reg=reg, lower=0.0, upper=1.0, n_poison=k,
+        kk = kkt_attack(X, y, target, loss=loss, reg=reg, lower=0.0, upper=1.0, budget=k,
                         throw=False, **kkt_opts)
         kkt.append(float(kk.model.accuracy(Xe, ye)))
     row = [name, loss, "yes" if res.success else "no", n_p, res.best_lower_bound,
@@ -91,7 +91,7 @@ def _table(title, rows, ours, kkt, eval_name):
 
 
 def _indiscriminate(ctx: RecipeContext, name, X, y, Xte, yte, *, reg, eps, errors, losses,
-                    quantiles, repeats, max_points, pool="train"):
+                    quantiles, repeats, budget, pool="train"):
     """`pool="test"` flips (copies of) test points to make the candidate targets, as
     the authors' `generate_target_theta.py` does; `"train"` flips training points.
     Either way a candidate's error is measured on the test split."""
@@ -99,22 +99,22 @@ def _indiscriminate(ctx: RecipeContext, name, X, y, Xte, yte, *, reg, eps, error
 
     rows, ours, kkt, runs, notes = [], [], [], [], []
     key = jax.random.key(ctx.seed)
-    pool_X, pool_y = (Xte, yte) if pool == "test" else (None, None)
+    X_pool, y_pool = (Xte, yte) if pool == "test" else (None, None)
     for loss in losses:
         tm = indiscriminate_targets(X, y, loss=loss, reg=reg, target_errors=errors,
-                                    quantiles=quantiles, repeats=repeats, pool_X=pool_X,
-                                    pool_y=pool_y, eval_X=Xte, eval_y=yte)
+                                    quantiles=quantiles, repeats=repeats, X_pool=X_pool,
+                                    y_pool=y_pool, X_eval=Xte, y_eval=yte, throw=False)
         for i, err in enumerate(ctx.progress(errors, f"{name} {loss}")):
             target = tm.target(i)
             row, o, k, res, secs = _attack_rows(
                 ctx, f"{int(100 * err)}% error", X, y, Xte, yte, target, loss=loss, reg=reg,
-                eps=eps[loss], max_points=max_points, key=key)
+                eps=eps[loss], budget=budget, key=key)
             rows.append(row)
             ours.append(o)
             kkt.append(k)
             runs.append((f"{loss} {int(100 * err)}%", res))
-            notes.append(f"{loss} {int(100 * err)}%: {res.n_poison} points in {secs:.1f} s "
-                         f"({secs / max(res.n_poison, 1) * 1e3:.0f} ms/point)")
+            notes.append(f"{loss} {int(100 * err)}%: {res.num_poison} points in {secs:.1f} s "
+                         f"({secs / max(res.num_poison, 1) * 1e3:.0f} ms/point)")
     return rows, ours, kkt, runs, notes
 
 
@@ -134,7 +134,7 @@ def breast_cancer(ctx: RecipeContext) -> Report:
         ctx, "breast-cancer", Xtr, ytr, Xte, yte, reg=0.01,
         eps={"hinge": 0.05, "logistic": 0.05}, errors=(0.1, 0.15),
         losses=losses, quantiles=(0.1, 0.2, 0.3, 0.4), repeats=(1, 2, 4, 8),
-        max_points=200 if ctx.quick else 400)
+        budget=200 if ctx.quick else 400)
     rep = Report("targeted-breast-cancer", "Model-targeted poisoning: breast cancer")
     rep.tables.append(_table("Breast cancer (400 train / 169 test, features in [0, 1], "
                              "lambda = 0.01)", rows, ours, kkt, "test accuracy"))
@@ -162,7 +162,7 @@ def mnist17(ctx: RecipeContext) -> Report:
             {"quantiles": DEFAULT_QUANTILES, "repeats": DEFAULT_REPEATS})
     rows, ours, kkt, runs, notes = _indiscriminate(
         ctx, "mnist17", X, y, Xte, yte, reg=0.09, eps={"hinge": 0.1, "logistic": 0.1},
-        errors=errors, losses=losses, pool="test", max_points=300 if ctx.quick else 1000,
+        errors=errors, losses=losses, pool="test", budget=300 if ctx.quick else 1000,
         **grid)
     rep = Report("targeted-mnist17", "Model-targeted poisoning: MNIST 1-vs-7")
     rep.tables.append(_table(f"MNIST 1-vs-7 ({len(y)} train / {len(yte)} test, box [0, 1], "
@@ -220,18 +220,19 @@ def adult(ctx: RecipeContext) -> Report:
             sub_te = (te_c == c) & (yte == -1)
             Xs, ys = Xte[sub_te], yte[sub_te]
             tm = indiscriminate_targets(X, y, loss=loss, reg=reg, target_errors=[1.0],
-                                        pool_X=Xs, pool_y=ys, eval_X=Xs, eval_y=ys, **grid)
+                                        X_pool=Xs, y_pool=ys, X_eval=Xs, y_eval=ys,
+                                        throw=False, **grid)
             target = tm.target(0)
             row, o, k, res, secs = _attack_rows(
                 ctx, f"cluster {c} ({sub.sum()} train / {sub_te.sum()} test pts)", X, y,
                 Xte, yte, target, loss=loss, reg=reg, eps=eps[loss],
-                max_points=1000 if ctx.quick else 3000, eval_sub=(Xs, ys), key=key)
+                budget=1000 if ctx.quick else 3000, eval_sub=(Xs, ys), key=key)
             rows.append(row)
             ours.append(o)
             kkt.append(k)
             runs.append((f"{loss} cluster {c}", res))
             reached = "reached" if int(tm.chosen[0]) >= 0 else "NOT reached (most damaging)"
-            notes.append(f"{loss} cluster {c}: target {reached}; {res.n_poison} points in "
+            notes.append(f"{loss} cluster {c}: target {reached}; {res.num_poison} points in "
                          f"{secs:.1f} s")
     rep = Report("targeted-adult", "Model-targeted poisoning: Adult subpopulations")
     rep.tables.append(_table(f"Adult ({len(y)} train, 57 features relaxed to [0, 1], "
@@ -256,11 +257,12 @@ def demo_section(ctx: RecipeContext) -> Report:
     X, y = X[p], y[p]
     Xtr, ytr, Xte, yte = X[:400], y[:400], X[400:], y[400:]
     tm = indiscriminate_targets(Xtr, ytr, reg=0.01, target_errors=[0.1],
-                                quantiles=(0.3,), repeats=(4,), eval_X=Xte, eval_y=yte)
+                                quantiles=(0.3,), repeats=(4,), X_eval=Xte, y_eval=yte,
+                                throw=False)
     target = tm.target(0)
     t0 = time.perf_counter()
     res = model_targeted_attack(Xtr, ytr, target, reg=0.01, lower=0.0, upper=1.0, eps=0.2,
-                                max_points=40)
+                                budget=40, key=jax.random.key(ctx.seed), throw=False)
     secs = time.perf_counter() - t0
     rows = [[k, float(res.max_loss[k]), float(res.param_distance[k]),
              float(res.lower_bound[k])]
@@ -269,7 +271,7 @@ def demo_section(ctx: RecipeContext) -> Report:
     reached = "reached" if bool(res.success) else "budget used, did not reach"
     rep = Report("targeted-demo", "Model-targeted poisoning (breast cancer, linear SVM)")
     rep.tables.append(Table(
-        f"Our attack: {res.n_poison} points ({reached} eps = 0.2), certified lower bound "
+        f"Our attack: {res.num_poison} points ({reached} eps = 0.2), certified lower bound "
         f"{res.best_lower_bound}",
         ["points", "max loss diff", "||theta_t - theta_p||", "Theorem-2 bound"], rows,
         caption=f"target test accuracy {float(target.accuracy(Xte, yte)):.3f}, induced "

@@ -17,6 +17,7 @@ from jaxpoison.models.learners import fit_part as fit_part
 from jaxpoison.models.learners import fit_parts as fit_parts
 from jaxpoison.models.linear import LinearFit as LinearFit
 from jaxpoison.models.linear import LinearModel as LinearModel
+from jaxpoison.models.linear import LinearSolver as LinearSolver
 from jaxpoison.models.linear import fit_linear as fit_linear
 from jaxpoison.models.linear import linear_losses as linear_losses
 from jaxpoison.models.linear import linear_objective as linear_objective
