@@ -75,7 +75,7 @@ def bench_training(quick: bool) -> list[list]:
     epochs = 20 if quick else 50
     loop_parts = 20 if quick else 100
     part = dpa_partition(data.X_train, y, k)
-    learner = SoftmaxRegression(10, X.shape[1], l2=1e-3)
+    learner = SoftmaxRegression(10, X.shape[1], reg=1e-3)
     opt = make_optimizer("adam", 5e-2)
     dtype = jnp.float32
     Xj, yj = jnp.asarray(X, dtype), jnp.asarray(y)

@@ -7,6 +7,11 @@ Columns: wall time of the solve (JAX compile time reported apart), relative obje
 against HiGHS (the best of highs-ipm / highs-ds by time, both solving the same LP),
 ``||Φθ - Φθ_A||_2``, and the speed-up over HiGHS. A vmapped batch of 16 targets is compared
 with 16 single solves. Run: ``python benchmarks/pcm.py [--quick]``.
+
+``--wide [--paper] [--sizes 1000x100000]`` prints the wide-solver table instead: PCM at
+(1000, 100k), (2000, 100k) and, with ``--paper``, (4096, 160k), time in units of one float64
+GEMM Φ Φᵀ of the same shape measured in the same run, float64 (mixed precision and pure)
+and float32 side by side, compile time apart, HiGHS on a subproblem (the first 4n pairs).
 """
 
 from __future__ import annotations
@@ -175,13 +180,81 @@ def main(quick: bool, sizes=None, batch: bool = True, lean: bool = False):
     print(machine_line())
 
 
+WIDE = [(1000, 100_000), (2000, 100_000)]
+PAPER = (4096, 160_000)
+
+
+def wide_main(sizes, kinds=("gaussian",), highs_sub: int | None = None):
+    """The wide LP solver at scale: time in units of one dense GEMM Φ Φᵀ of the same shape
+    measured in this process, float64 (mixed and pure) and float32 side by side, compile
+    time apart, HiGHS on a subproblem of the first `highs_sub` pairs (default 4n)."""
+    from jaxpoison.experiments.pcm_scale import (
+        fractional,
+        gemm_seconds,
+        highs_cost,
+        scale_instance,
+        timed_pcm,
+    )
+
+    modes = [("mixed", "wide", jnp.float64), ("f64", "wide-f64", jnp.float64),
+             ("f32", "wide", jnp.float32)]
+    table = []
+    for kind in kinds:
+        for n, N in sizes:
+            row = [kind, n, N]
+            phi, to, ta = scale_instance(kind, n, N)
+            g64 = gemm_seconds(phi, repeats=1)
+            g32 = gemm_seconds(phi.astype(jnp.float32), repeats=1)
+            row += [g64, g32]
+            costs = {}
+            for name, method, dt in modes:
+                args = (phi, to, ta) if dt == jnp.float64 else tuple(
+                    a.astype(dt) for a in (phi, to, ta))
+                tc, tr, res = timed_pcm(*args, method=method)
+                costs[name] = float(res.cost)
+                row += [tr, tr / g64, tc, int(res.iterations), int(res.status),
+                        float(res.gap), float(res.primal_residual), fractional(res.theta)]
+                print(f"{kind} n={n} N={N} {name}: {tr:.1f}s = {tr / g64:.2f} GEMM64, "
+                      f"compile {tc:.1f}s, it {int(res.iterations)}, status "
+                      f"{int(res.status)}, gap {float(res.gap):.2e}", flush=True)
+                del args, res
+            row.append(abs(costs["f32"] - costs["f64"]) / costs["f64"])
+            row.append(abs(costs["mixed"] - costs["f64"]) / costs["f64"])
+            ns = highs_sub or 4 * n
+            sub = tuple(a[..., :ns] for a in (phi, to, ta))
+            del phi
+            t_h, ref = time_call(highs_cost, *sub)
+            from jaxpoison.attacks.pcm import pcm
+            ours = float(pcm(*sub, method="wide").cost)
+            row += [ns, t_h, abs(ours - ref) / ref]
+            table.append(row)
+    heads = ["Φ", "n", "N", "GEMM64 s", "GEMM32 s"]
+    for name, _, _ in modes:
+        heads += [f"{name} s", f"{name} GEMMs", f"{name} compile", f"{name} it",
+                  f"{name} status", f"{name} gap", f"{name} pres", f"{name} frac"]
+    heads += ["f32 vs f64 cost", "mixed vs f64 cost", "HiGHS sub N", "HiGHS s",
+              "sub rel err"]
+    print_table("PCM with the wide LP solver: time in units of one float64 GEMM Φ Φᵀ of the "
+                "same shape (measured in this run)", heads, table)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--sizes", default=None, help="e.g. 1000x100000,200x20000")
     ap.add_argument("--no-batch", action="store_true", help="skip the vmapped-batch table")
     ap.add_argument("--lean", action="store_true", help="HiGHS and our IPM only")
+    ap.add_argument("--wide", action="store_true",
+                    help="the wide-solver table at (1000, 100k) and (2000, 100k)")
+    ap.add_argument("--paper", action="store_true",
+                    help="add the paper's size (4096, 160k) to --wide (long)")
+    ap.add_argument("--kinds", default="gaussian", help="Φ kinds for --wide: gaussian,lowrank")
     args = ap.parse_args()
+    if args.wide:
+        wide_sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] \
+            if args.sizes else WIDE + ([PAPER] if args.paper else [])
+        wide_main(wide_sizes, tuple(args.kinds.split(",")))
+        sys.exit(0)
     sizes = None if args.sizes is None else [
         tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     main(args.quick, sizes, not args.no_batch, args.lean)

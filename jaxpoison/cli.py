@@ -3,6 +3,7 @@
 Examples:
 
 ```bash
+jaxpoison --version
 jaxpoison list
 jaxpoison demo --out demo-out
 jaxpoison reproduce pcm-synthetic --quick --seed 1 --out results
@@ -23,12 +24,27 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    from jaxpoison import __version__  # `import jaxpoison` does not start JAX
+
+    try:
+        installed = metadata.version("jaxpoison")
+    except metadata.PackageNotFoundError:
+        installed = None
+    where = Path(__file__).resolve().parent
+    extra = "" if installed in (None, __version__) else f" (metadata says {installed})"
+    return f"jaxpoison {__version__}{extra} from {where}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxpoison",
         description="Differentiable JAX solvers for data-poisoning attacks and certified "
         "defenses: PCM, FLORAL, model-targeted poisoning, DPA / Finite Aggregation.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     common.add_argument("--out", type=Path, default=None,
@@ -36,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: jaxpoison-out/<command>)")
     common.add_argument("--float32", action="store_true",
                         help="run in float32 (default: float64 through jax_enable_x64)")
-    common.add_argument("--no-progress", action="store_true", help="hide progress lines")
+    common.add_argument("--no-progress", action="store_true", help="hide progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("list", help="list the paper-reproduction recipes")
     sub.add_parser("demo", parents=[common],
@@ -62,17 +78,18 @@ def _setup_jax(float32: bool) -> str:
 
 
 def _cmd_list() -> int:
-    from jaxpoison.experiments import RECIPES, load_all
+    from jaxpoison.experiments import RECIPES, recipe_index
 
-    load_all()
-    if not RECIPES:
+    entries = {name: (part, desc) for name, (_, desc, part) in recipe_index().items()}
+    entries.update({r.name: (r.part, r.description) for r in RECIPES.values()})
+    if not entries:
         print("no recipes registered")
         return 0
-    width = max(len(n) for n in RECIPES)
-    for part in sorted({r.part for r in RECIPES.values()}):
+    width = max(len(n) for n in entries)
+    for part in sorted({p for p, _ in entries.values()}):
         print(f"{part}:")
-        for r in sorted((r for r in RECIPES.values() if r.part == part), key=lambda r: r.name):
-            print(f"  {r.name:<{width}}  {r.description}")
+        for name in sorted(n for n, (p, _) in entries.items() if p == part):
+            print(f"  {name:<{width}}  {entries[name][1]}")
     return 0
 
 
@@ -82,6 +99,17 @@ def _context(args, default_out: str):
     out = args.out if args.out is not None else Path("jaxpoison-out") / default_out
     return RecipeContext(quick=getattr(args, "quick", False), seed=args.seed, out=out,
                          show_progress=not args.no_progress)
+
+
+def _note_skipped_figures(ctx, report) -> None:
+    """Without matplotlib: drop figures that were not drawn and say so once."""
+    from jaxpoison.experiments import PLOT_NOTE
+
+    if ctx.plotting:
+        return
+    report.figures = [f for f in report.figures if (ctx.out / f).is_file()]
+    if not any(PLOT_NOTE in n for n in report.notes):
+        report.notes.append(PLOT_NOTE)
 
 
 def _print_report(report) -> None:
@@ -99,33 +127,57 @@ def _cmd_demo(args, backend: str) -> int:
     ctx = _context(args, "demo")
     report = Report("demo", "jaxpoison demo")
     timings = {}
-    for part, (_, fn) in sorted(DEMOS.items(), key=lambda kv: (kv[1][0], kv[0])):
+    sections = sorted(DEMOS.items(), key=lambda kv: (kv[1][0], kv[0]))
+    for i, (part, (_, fn)) in enumerate(sections, 1):
         print(f"\n== {part} ==", flush=True)
         start = time.perf_counter()
-        section = fn(ctx)
+        try:
+            with ctx.section(f"demo {i}/{len(sections)}: {part}"):
+                section = fn(ctx)
+        except ImportError as err:  # a data source or optional package is not installed
+            section = Report(part, part, notes=[f"section skipped: {err}"])
         timings[part] = time.perf_counter() - start
         _print_report(section)
-        print(f"({part}: {timings[part]:.1f} s)")
+        print(f"({part}: {timings[part]:.1f} s)", flush=True)
         report.extend(section)
     report.data["seconds"] = timings
+    _note_skipped_figures(ctx, report)
+    if not ctx.plotting:
+        print(f"note: {report.notes[-1]}")
     md, js = report.write(ctx.out, meta={"backend": backend, "seed": args.seed},
                           header=f"Produced by `jaxpoison demo --seed {args.seed}` on: {backend}")
     print(f"\nreport: {md}  {js}")
     return 0
 
 
-def _cmd_reproduce(args, backend: str) -> int:
-    from jaxpoison.experiments import RECIPES, load_all
+def _unknown_recipe(name: str) -> bool:
+    """True (after printing the error) when `name` is not a recipe; imports no JAX."""
+    from jaxpoison.experiments import RECIPES, recipe_index
 
-    load_all()
-    if args.name not in RECIPES:
-        names = ", ".join(sorted(RECIPES)) or "(none)"
-        print(f"jaxpoison: unknown recipe {args.name!r}; available: {names}", file=sys.stderr)
+    known = set(RECIPES) | set(recipe_index())
+    if name in known:
+        return False
+    names = ", ".join(sorted(known)) or "(none)"
+    print(f"jaxpoison: unknown recipe {name!r}; available: {names}", file=sys.stderr)
+    return True
+
+
+def _cmd_reproduce(args, backend: str) -> int:
+    from jaxpoison.experiments import load_recipe
+
+    recipe = load_recipe(args.name)
+    if recipe is None:  # pragma: no cover - the index named a module that did not register it
+        print(f"jaxpoison: recipe {args.name!r} did not register", file=sys.stderr)
         return 2
     ctx = _context(args, args.name)
     start = time.perf_counter()
-    report = RECIPES[args.name].run(ctx)
+    try:
+        report = recipe.run(ctx)
+    except ImportError as err:  # a data source or optional package is not installed
+        print(f"jaxpoison: {args.name} cannot run here: {err}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
+    _note_skipped_figures(ctx, report)
     _print_report(report)
     flags = " --quick" if args.quick else ""
     header = (f"Produced by `jaxpoison reproduce {args.name}{flags} --seed {args.seed}` in "
@@ -169,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_list()
     if args.command == "bench":
         return _cmd_bench(args)
+    if args.command == "reproduce" and _unknown_recipe(args.name):
+        return 2  # before JAX starts
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     backend = _setup_jax(args.float32)
     print(backend, flush=True)

@@ -16,6 +16,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from jaxpoison.defenses import (
+    ABSTAIN,
     EmptyPartWarning,
     bytes_hash,
     dpa_partition,
@@ -115,7 +116,7 @@ def test_partition_bad_input(digits):
 def test_vmapped_training_equals_one_by_one(digits):
     X, y = digits
     part = dpa_partition(X, y, 6)
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     opt = make_optimizer("adam", 1e-2)
     keys = jax.vmap(lambda j: jax.random.fold_in(jax.random.key(3), j))(jnp.arange(6))
     kw = dict(optimizer=opt, epochs=3, batch_size=16)
@@ -136,9 +137,9 @@ def test_softmax_regression_matches_sklearn_on_one_part(digits):
     part = dpa_partition(X, y, 4)
     rows = part.indices[0][part.mask[0]]
     l2 = 1e-2
-    learner = SoftmaxRegression(10, 64, l2=l2)
+    learner = SoftmaxRegression(10, 64, reg=l2)
     ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=1500,
-                         learning_rate=5e-2)
+                         lr=5e-2)
     W = np.asarray(ens.params["W"][0])
     b = np.asarray(ens.params["b"][0])
     classes = np.unique(y[rows])
@@ -176,15 +177,18 @@ def test_knn_learner_matches_sklearn_per_part(digits, k, scheme):
 
 def test_empty_parts_abstain_and_warn(digits):
     X, y = digits
-    Xs, ys = X[:5], y[:5]
-    with pytest.warns(EmptyPartWarning):
-        part = dpa_partition(Xs, ys, 40)
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    Xs, ys = X[:12], y[:12]
+    with pytest.warns(EmptyPartWarning):  # 12 samples hashed into 12 parts collide
+        part = dpa_partition(Xs, ys, 12)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     ens = train_ensemble(learner, Xs, ys, part, key=jax.random.key(0), epochs=2)
     preds = np.asarray(ensemble_predict(learner, ens, X[:4]))
-    assert preds.shape == (4, 40)
+    assert preds.shape == (4, 12)
     empty = part.sizes == 0
-    assert np.all(preds[:, empty] == 10) and np.all(preds[:, ~empty] < 10)
+    assert empty.any()
+    assert np.all(preds[:, empty] == ABSTAIN) and np.all(preds[:, ~empty] >= 0)
+    with pytest.raises(ValueError, match="k must be at most"):
+        dpa_partition(Xs, ys, 13)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         radius_learner = RadiusNearestNeighbors(10, radius=1e-3)
@@ -192,7 +196,7 @@ def test_empty_parts_abstain_and_warn(digits):
                              key=jax.random.key(0))
         out = np.asarray(ensemble_predict(radius_learner, ens, np.vstack([Xs[:1], Xs[:1] + 1]),
                                           X=Xs, y=ys))
-    assert out[0, 0] == ys[0] and out[1, 0] == 10  # far from every sample: abstain
+    assert out[0, 0] == ys[0] and out[1, 0] == ABSTAIN  # far from every sample: abstain
 
 
 def test_cnn_with_augmentation_float32(digits):
@@ -203,7 +207,7 @@ def test_cnn_with_augmentation_float32(digits):
     Xp = np.pad(X32.reshape(-1, 8, 8), ((0, 0), (2, 2), (2, 2))).reshape(-1, 144)
     learner = SmallCNN(10, 144, image_shape=(12, 12), channels=(4, 8))
     ens = train_ensemble(learner, Xp, y, part, key=jax.random.key(1), epochs=20,
-                         learning_rate=3e-2, augment_shift=1, image_shape=(12, 12))
+                         lr=3e-2, augment_shift=1, image_shape=(12, 12))
     leaves = jax.tree_util.tree_leaves(ens.params)
     assert all(leaf.dtype == jnp.float32 for leaf in leaves)
     assert all(np.all(np.isfinite(leaf)) for leaf in leaves)
@@ -227,6 +231,47 @@ def test_train_ensemble_bad_input(digits):
         train_ensemble(learner, X, y, part, key=None)
     with pytest.raises(ValueError, match="epochs"):
         train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        train_ensemble(learner, X, y, part, key=jax.random.key(0), lr=-1.0)
+    with pytest.raises(TypeError, match="learner"):
+        train_ensemble("softmax", X, y, part, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="partition"):
+        train_ensemble(learner, X, y, part.indices, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="same data"):
+        train_ensemble(learner, X[:300], y[:300], part, key=jax.random.key(0))
+    # learners check their hyperparameters when built
+    with pytest.raises(ValueError, match="num_classes"):
+        SoftmaxRegression(1, 64)
+    with pytest.raises(ValueError, match="reg"):
+        SoftmaxRegression(10, 64, reg=-1.0)
+    with pytest.raises(ValueError, match="KNearestNeighbors.k"):
+        KNearestNeighbors(10, k=0)
+    with pytest.raises(ValueError, match="radius"):
+        RadiusNearestNeighbors(10, radius=0.0)
+    with pytest.raises(ValueError, match="image_shape"):
+        SmallCNN(10, 64, image_shape=(28, 28))
+    # a diverged optimiser is a NUMERICAL_ERROR status, raised by default
+    from jaxpoison import SolverError, Status
+    with pytest.raises(SolverError, match="train_ensemble"):
+        train_ensemble(learner, X * 1e300, y, part, key=jax.random.key(0), epochs=2,
+                       optimizer="sgd", lr=1e300)
+    ens = train_ensemble(learner, X * 1e300, y, part, key=jax.random.key(0), epochs=2,
+                         optimizer="sgd", lr=1e300, throw=False)
+    assert int(ens.status) == Status.NUMERICAL_ERROR
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=1)
+    assert int(ens.status) == Status.SUCCESS
+    with pytest.raises(ValueError, match="X_test must have learner.num_features=64"):
+        ensemble_predict(learner, ens, X[:, :10])
+    with pytest.raises(TypeError, match="ensemble"):
+        ensemble_predict(learner, ens.params, X)
+    with pytest.raises(ValueError, match="chunk"):
+        ensemble_predict(learner, ens, X, chunk=0)
+    knn = KNearestNeighbors(10, k=1)
+    kens = train_ensemble(knn, X, y, part, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="training data X and y"):
+        ensemble_predict(knn, kens, X)
+    with pytest.raises(ValueError, match="y"):
+        ensemble_predict(knn, kens, X, X=X, y=y[:10])
 
 
 _CHILD = textwrap.dedent("""
@@ -243,7 +288,7 @@ _CHILD = textwrap.dedent("""
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     part = dpa_partition(X, y, 13)  # 13 parts: padded to 16 over 8 devices
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     kw = dict(key=jax.random.key(0), epochs=3, batch_size=8)
     sharded = train_ensemble(learner, X, y, part, devices=jax.devices(), **kw)
     single = train_ensemble(learner, X, y, part, devices=jax.devices()[:1], **kw)
@@ -300,7 +345,7 @@ _WORKER = textwrap.dedent("""
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     part = dpa_partition(X, y, 13)
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=3, batch_size=8)
     leaf = jax.tree_util.tree_leaves(ens.params)[0]
     assert not leaf.is_fully_addressable  # really spread over both processes
@@ -335,7 +380,7 @@ def test_multiprocess_training_equals_single_device(tmp_path):
     X, y = load_digits(return_X_y=True)
     X, y = X[:300] / 16.0, y[:300]
     part = dpa_partition(X, y, 13)
-    learner = SoftmaxRegression(10, 64, l2=1e-3)
+    learner = SoftmaxRegression(10, 64, reg=1e-3)
     ref = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=3, batch_size=8,
                          devices=jax.devices()[:1])
     np.testing.assert_allclose(got["W"][:13], np.asarray(ref.params["W"])[:13], rtol=0,
@@ -343,13 +388,135 @@ def test_multiprocess_training_equals_single_device(tmp_path):
     np.testing.assert_array_equal(got["pred"], np.asarray(ensemble_predict(learner, ref, X)))
 
 
-def test_recipe_blur_is_scipys_gaussian_inside_and_keeps_constants():
+def test_gaussian_blur_is_scipys_gaussian_inside_and_keeps_constants():
     from scipy.ndimage import gaussian_filter
 
-    from jaxpoison.experiments.aggregation import _gaussian_blur
+    from jaxpoison.models import gaussian_blur
 
     X = np.random.default_rng(0).random((3, 784))
-    out = _gaussian_blur(X, 1.5).reshape(3, 28, 28)
+    out = np.asarray(gaussian_blur(X, 1.5)).reshape(3, 28, 28)
     ref = gaussian_filter(X.reshape(3, 28, 28), (0, 1.5, 1.5), mode="constant", truncate=4.0)
     np.testing.assert_allclose(out[:, 7:21, 7:21], ref[:, 7:21, 7:21], atol=1e-12)
-    np.testing.assert_allclose(_gaussian_blur(np.full((1, 784), 0.3), 1.5), 0.3, atol=1e-12)
+    np.testing.assert_allclose(gaussian_blur(np.full((1, 784), 0.3), 1.5), 0.3, atol=1e-12)
+
+
+def _hog_reference(img, o, cell, block, eps=1e-5):
+    """HOG written out with loops (one image): central differences, per-pixel bins by
+    comparison with the bin edges, cell means, L2-Hys blocks."""
+    H, W = img.shape
+    gr = np.zeros_like(img)
+    gc = np.zeros_like(img)
+    gr[1:-1, :] = img[2:, :] - img[:-2, :]
+    gc[:, 1:-1] = img[:, 2:] - img[:, :-2]
+    mag = np.sqrt(gr**2 + gc**2)
+    ang = np.rad2deg(np.arctan2(gr, gc)) % 180
+    ncr, ncc = H // cell[0], W // cell[1]
+    hist = np.zeros((ncr, ncc, o))
+    for i in range(ncr):
+        for j in range(ncc):
+            for r in range(i * cell[0], (i + 1) * cell[0]):
+                for c in range(j * cell[1], (j + 1) * cell[1]):
+                    for b in range(o):
+                        if 180 / o * b <= ang[r, c] < 180 / o * (b + 1):
+                            hist[i, j, b] += mag[r, c]
+    hist /= cell[0] * cell[1]
+    out = []
+    for i in range(ncr - block[0] + 1):
+        for j in range(ncc - block[1] + 1):
+            v = hist[i:i + block[0], j:j + block[1]]
+            v = v / np.sqrt(np.sum(v**2) + eps**2)
+            v = np.minimum(v, 0.2)
+            out.append(v / np.sqrt(np.sum(v**2) + eps**2))
+    return np.concatenate([v.ravel() for v in out])
+
+
+@pytest.mark.parametrize("shape,o,cell,block", [((28, 28), 9, (7, 7), (2, 2)),
+                                                 ((12, 10), 6, (4, 3), (1, 2))])
+def test_hog_matches_a_loop_reference_and_skimage(shape, o, cell, block):
+    from jaxpoison.models import hog
+
+    rng = np.random.default_rng(1)
+    X = rng.random((3,) + shape)
+    X[0] = np.round(X[0] * 4) / 4  # flat patches and exact-boundary angles (0, 45, 90 deg)
+    got = np.asarray(hog(X.reshape(3, -1), shape, orientations=o, pixels_per_cell=cell,
+                         cells_per_block=block))
+    for i in range(3):
+        np.testing.assert_allclose(got[i], _hog_reference(X[i], o, cell, block), atol=1e-12)
+    try:
+        from skimage.feature import hog as sk_hog
+    except ImportError:
+        return  # scikit-image is optional; the loop reference above always runs
+    for i in range(3):
+        ref = sk_hog(X[i], orientations=o, pixels_per_cell=cell, cells_per_block=block,
+                     block_norm="L2-Hys")
+        np.testing.assert_allclose(got[i], ref, atol=1e-6)
+
+
+def test_hog_bad_input():
+    from jaxpoison.models import hog
+
+    with pytest.raises(ValueError, match="image_shape"):
+        hog(np.zeros((2, 10)), (28, 28))
+    with pytest.raises(ValueError, match="cells_per_block"):
+        hog(np.zeros((1, 784)), pixels_per_cell=(14, 14), cells_per_block=(3, 3))
+    with pytest.raises(ValueError, match="orientations"):
+        hog(np.zeros((1, 784)), orientations=0)
+
+
+@pytest.mark.parametrize("metric,weights", [("l1", "distance"), ("l2", "distance"),
+                                            ("l1", "uniform")])
+def test_rnn_learner_metrics_and_weights_match_sklearn(digits, metric, weights):
+    from sklearn.neighbors import RadiusNeighborsClassifier
+
+    X, y = digits
+    Xte = np.vstack([X[::9] + 0.01, X[:2]])  # two test points at distance 0 from a sample
+    radius = 9.0 if metric == "l1" else 2.0
+    part = dpa_partition(X, y, 3, hash="bytes")
+    learner = RadiusNearestNeighbors(10, radius=radius, metric=metric, weights=weights)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0))
+    preds = np.asarray(ensemble_predict(learner, ens, Xte, X=X, y=y, chunk=20))
+    for j in range(part.num_parts):
+        rows = part.indices[j][part.mask[j]]
+        ref = RadiusNeighborsClassifier(
+            radius=radius, weights=weights, outlier_label=-1,
+            metric="manhattan" if metric == "l1" else "euclidean").fit(X[rows], y[rows])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn warns about outliers
+            np.testing.assert_array_equal(preds[:, j], ref.predict(Xte))
+    assert np.any(preds == ABSTAIN) or metric == "l1"
+    with pytest.raises(ValueError, match="metric"):
+        RadiusNearestNeighbors(10, metric="cosine")
+
+
+def test_per_partition_standardisation_matches_sklearn_on_standardised_part(digits):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = digits
+    part = dpa_partition(X, y, 4)
+    rows = part.indices[1][part.mask[1]]
+    reg = 1e-2
+    learner = SoftmaxRegression(10, 64, reg=reg, standardize=True)
+    ens = train_ensemble(learner, X, y, part, key=jax.random.key(0), epochs=1500, lr=5e-2)
+    mean, std = X[rows].mean(), X[rows].std()
+    np.testing.assert_allclose(ens.params["mean"][1], mean, rtol=1e-10)
+    np.testing.assert_allclose(ens.params["std"][1], std, rtol=1e-10)
+    Z = (X - mean) / std
+    ref = LogisticRegression(C=1.0 / (len(rows) * reg), tol=1e-10, max_iter=10000)
+    ref.fit(Z[rows], y[rows])
+    preds = np.asarray(ensemble_predict(learner, ens, X))
+    assert np.mean(preds[:, 1] == ref.predict(Z)) > 0.97
+
+
+def test_distances_match_scipy():
+    from scipy.spatial.distance import cdist
+
+    from jaxpoison.solvers import l1_distances, squared_distances
+
+    rng = np.random.default_rng(4)
+    A, B = rng.normal(size=(37, 5)), rng.normal(size=(11, 5))
+    np.testing.assert_allclose(squared_distances(A, B), cdist(A, B, "sqeuclidean"),
+                               atol=1e-12)
+    for block in (1, 8, 64):  # several blocks, the last one padded
+        np.testing.assert_allclose(l1_distances(A, B, block=block), cdist(A, B, "cityblock"),
+                                   atol=1e-12)
+    assert float(jnp.min(squared_distances(A, A))) >= 0.0  # clamped at 0 on the diagonal

@@ -16,11 +16,12 @@ from jaxpoison.defenses import (
     knn_certify,
     median_certified_radius,
     rnn_certify,
+    vote_counts,
 )
 
 
 def _vote(preds, C):
-    """Independent plurality vote: abstain (C or -1) dropped, ties to the smaller class."""
+    """Independent plurality vote: abstain (-1) dropped, ties to the smaller class."""
     counts = [0] * C
     for p in preds:
         if 0 <= p < C:
@@ -35,7 +36,7 @@ def _survives_vote_changes(preds, y, C, r):
     k = len(preds)
     for m in range(1, r + 1):
         for parts in itertools.combinations(range(k), m):
-            for new in itertools.product(range(C + 1), repeat=m):
+            for new in itertools.product(range(-1, C), repeat=m):
                 p = list(preds)
                 for j, v in zip(parts, new, strict=True):
                     p[j] = v
@@ -46,7 +47,7 @@ def _survives_vote_changes(preds, y, C, r):
 
 def _random_ensembles(rng, n, k, C, acc=0.55):
     y = rng.integers(0, C, n)
-    noise = rng.integers(0, C + 1, (n, k))  # includes abstain label C
+    noise = rng.integers(-1, C, (n, k))  # includes the abstain label -1
     preds = np.where(rng.random((n, k)) < acc, y[:, None], noise)
     return preds, y
 
@@ -73,8 +74,8 @@ def test_dpa_against_brute_force(rng):
 
 def test_dpa_ties_and_abstain_conventions():
     # counts [2, 2, 0] -> class 0 wins the tie; the gap to class 1 is 0 -> radius 0
-    # counts [0, 2, 2] with labels 1 -> radius 0; -1 abstains in both conventions
-    preds = np.array([[0, 0, 1, 1, 3, -1], [1, 1, 2, 2, 3, 3], [2, 2, 2, 1, 3, 3]])
+    # counts [0, 2, 2] with labels 1 -> radius 0; -1 abstains
+    preds = np.array([[0, 0, 1, 1, -1, -1], [1, 1, 2, 2, -1, -1], [2, 2, 2, 1, -1, -1]])
     cert = dpa_certify(preds, np.array([0, 2, 2]), 3)
     np.testing.assert_array_equal(cert.prediction, [0, 1, 2])
     np.testing.assert_array_equal(cert.radius, [0, -1, 0])  # 3 - 1 - [1 < 2] = 1
@@ -97,7 +98,7 @@ def _fa_brute_radius(preds, y, C, members, max_r):
     for r in range(1, max_r + 1):
         for hs in itertools.combinations(range(kd), r):
             hit = sorted({j for h in hs for j in members[h]})
-            for new in itertools.product(range(C + 1), repeat=len(hit)):
+            for new in itertools.product(range(-1, C), repeat=len(hit)):
                 p = list(preds)
                 for j, v in zip(hit, new, strict=True):
                     p[j] = v
@@ -148,7 +149,7 @@ def test_fa_greedy_matches_sorted_greedy(rng, k, d, C, n, chunk):
     members = np.asarray(_fa_members(k, d, shifts))
     cert = fa_certify(preds, y, C, d=d, shifts=shifts, chunk=chunk)
     for i in range(len(y)):
-        counts = np.bincount(preds[i][preds[i] < C], minlength=C)
+        counts = np.bincount(preds[i][preds[i] >= 0], minlength=C)
         top = int(np.argmax(counts))
         if top != y[i]:
             assert cert.radius[i] == -1
@@ -199,7 +200,7 @@ def _knn_predict(Xtr, ytr, x, k, C):
 def _rnn_predict(Xtr, ytr, x, radius, C):
     inside = np.sum((Xtr - x) ** 2, 1) <= radius**2
     if not inside.any():
-        return C
+        return -1  # ABSTAIN
     return _vote(ytr[inside], C)
 
 
@@ -280,3 +281,62 @@ def test_bad_inputs():
         knn_certify(np.array([[np.nan, 0.0]]), [0], np.zeros((1, 2)), [0], k=1, num_classes=2)
     with pytest.raises(ValueError, match="k"):
         knn_certify(np.zeros((2, 2)), [0, 1], np.zeros((1, 2)), [0], k=3, num_classes=2)
+
+
+def test_bad_inputs_issue11():
+    """Issue 11: out-of-range classes, zero learners and vote-count matrices are errors."""
+    y = np.array([0, 1])
+    # class == num_classes is not an abstain value any more
+    with pytest.raises(ValueError, match=r"base_predictions.*ABSTAIN = -1.*0-based"):
+        dpa_certify(np.array([[0, 3, 1], [1, 1, 3]]), y, 3)
+    with pytest.raises(ValueError, match="base_predictions"):
+        fa_certify(np.array([[0, 3, 1, 1], [1, 1, 0, 0]]), y, 3, d=2, shifts=(0, 1))
+    # zero learners / zero test points
+    with pytest.raises(ValueError, match="at least one learner"):
+        dpa_certify(np.zeros((2, 0), int), y, 3)
+    with pytest.raises(ValueError, match="at least one learner"):
+        fa_certify(np.zeros((2, 0), int), y, 3, d=1, shifts=(0,))
+    with pytest.raises(ValueError, match="at least one test point"):
+        dpa_certify(np.zeros((0, 4), int), np.zeros(0, int), 3)
+    # a vote-count matrix (n, num_classes) where predictions are expected
+    preds = np.array([[0, 0, 0, 1, 2, 2, 0], [1, 1, 2, 2, 2, 0, 2]])
+    counts = np.asarray(vote_counts(preds, 3))
+    np.testing.assert_array_equal(counts, [[4, 1, 2], [1, 2, 4]])
+    with pytest.raises(ValueError, match="vote-count matrix"):
+        dpa_certify(counts, y, 3)
+    with pytest.raises(TypeError, match="base_predictions"):
+        dpa_certify(np.ones((2, 3), bool), y, 3)
+    with pytest.raises(ValueError, match="whole numbers"):
+        dpa_certify(preds + 0.5, y, 3)
+    with pytest.raises(ValueError, match="labels must have one entry"):
+        dpa_certify(preds, [0], 3)
+    # under jit the range check raises at run time
+    f = jax.jit(lambda p, t: dpa_certify(p, t, 3).radius)
+    with pytest.raises(Exception, match="base_predictions"):
+        jax.block_until_ready(f(jnp.asarray([[0, 3, 1]]), jnp.asarray([0])))
+    assert int(jax.jit(lambda p, t: dpa_certify(p, t, 3, throw=False).radius)(
+        jnp.asarray([[0, 0, 1]]), jnp.asarray([0]))[0]) == 0
+    # radius grid and radii
+    radii = np.array([-1, 0, 3])
+    with pytest.raises(ValueError, match="radius_grid must be non-negative"):
+        certified_accuracy(radii, [-1, 0])
+    with pytest.raises(ValueError, match="radius_grid must be sorted"):
+        certified_accuracy(radii, [0, 5, 2])
+    with pytest.raises(ValueError, match="radii must be certified radii >= -1"):
+        certified_accuracy(np.array([-2, 0]), [0])
+    with pytest.raises(ValueError, match="radii must not be empty"):
+        median_certified_radius(np.zeros(0, int))
+    with pytest.raises(ValueError, match="radii"):
+        median_certified_radius(np.array([-3, 1]))
+    # neighbours
+    Z = np.zeros((2, 2))
+    with pytest.raises(ValueError, match="y_train"):
+        knn_certify(Z, [0, 2], Z[:1], [0], k=1, num_classes=2)
+    with pytest.raises(ValueError, match="y_test"):
+        rnn_certify(Z, [0, 1], Z[:1], [5], radius=1.0, num_classes=2)
+    with pytest.raises(ValueError, match="X_train must have at least one row"):
+        knn_certify(np.zeros((0, 2)), np.zeros(0, int), Z[:1], [0], k=1, num_classes=2)
+    with pytest.raises(ValueError, match="radius"):
+        rnn_certify(Z, [0, 1], Z[:1], [0], radius=-1.0, num_classes=2)
+    with pytest.raises(ValueError, match="X_test must have 2 features"):
+        rnn_certify(Z, [0, 1], np.zeros((1, 3)), [0], radius=1.0, num_classes=2)

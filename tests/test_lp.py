@@ -210,3 +210,49 @@ def test_bad_inputs():
         linprog(c, A, b, method="simplex")
     with pytest.raises(ValueError, match="tol"):
         linprog(c, A, b, tol=-1.0)
+
+
+def test_options_objects_and_traced_tol(problems, references):
+    from jaxpoison.solvers import IPM, LP_METHODS, PDHG
+
+    assert LP_METHODS == {"ipm": IPM, "pdhg": PDHG}
+    c, A, b, lo, hi = (np.asarray(a[0]) for a in problems)
+    ref = references[0].fun
+    res = linprog(c, A, b, lo, hi, method=IPM(tol=1e-10, max_iter=80))
+    assert abs(float(res.objective) - ref) <= 1e-8 * (1 + abs(ref))
+
+    # tol is traced: one compiled function serves several tolerances
+    @jax.jit
+    def value(tol):
+        return linprog(c, A, b, lo, hi, method=IPM(tol=tol)).objective
+
+    for tol in (1e-6, 1e-9):
+        assert abs(float(value(tol)) - ref) <= 10 * tol * (1 + abs(ref))
+    with pytest.raises(ValueError, match="tol"):
+        linprog(c, A, b, lo, hi, method=IPM(tol=1e-8), tol=1e-8)
+    with pytest.raises(TypeError, match="method"):
+        linprog(c, A, b, lo, hi, method=object())
+
+
+def test_pair_operator_matches_dense_and_its_derivative():
+    """`PairOperator(Φ)` = dense `[Φ, -Φ]`; d objective / dΦ = -y (x_p - x_q)^T + y Δ^T by FD."""
+    from jaxpoison.solvers import PairOperator
+
+    rng = np.random.default_rng(3)
+    phi = rng.normal(size=(3, 20))
+    c = rng.uniform(0.5, 1.5, 40)
+    hi = np.concatenate([np.zeros(20), np.ones(20)])
+    b = phi @ (-(rng.random(20) < 0.3).astype(float))
+
+    def value(p):
+        return linprog(c, PairOperator(p), b, 0.0, hi).objective
+
+    dense = linprog(c, np.hstack([phi, -phi]), b, 0.0, hi)
+    assert abs(float(value(phi)) - float(dense.objective)) <= 1e-9
+    g = np.asarray(jax.grad(value)(jnp.asarray(phi)))
+    x = np.asarray(dense.x)
+    np.testing.assert_allclose(g, -np.outer(dense.y, x[:20] - x[20:]), atol=1e-8)
+    E = rng.normal(size=phi.shape)
+    h = 1e-6
+    fd = (float(value(phi + h * E)) - float(value(phi - h * E))) / (2 * h)
+    assert abs(fd - float(np.sum(g * E))) <= 1e-5 * (1 + abs(fd))

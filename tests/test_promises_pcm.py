@@ -187,10 +187,10 @@ def test_bounds_sandwich_optimum_in_both_precisions(seed, soft, rate):
         args = [a.astype(dtype) for a in (phi, to, ta)]
         lb2 = float(pcm_lower_bound(*args, sharpen=False).bound)
         lb = float(pcm_lower_bound(*args).bound)
-        ub = float(pcm_upper_bound(*args).bound)
-        # certified lower bounds: no slack beyond HiGHS's own accuracy
-        assert lb2 <= ref * (1 + 1e-12) + 1e-12
-        assert lb <= ref * (1 + 1e-12) + 1e-12
+        ub = float(pcm_upper_bound(*args, support_pad=NP).bound)   # one compiled shape
+        # certified lower bounds: no slack beyond HiGHS's own accuracy (1e-9 relative)
+        assert lb2 <= ref + 1e-9 * (1 + ref)
+        assert lb <= ref + 1e-9 * (1 + ref)
         assert ub >= ref - utol * (1 + ref) * 10
 
 
@@ -211,13 +211,18 @@ def test_float32_agrees_with_float64(seed, soft):
 # ---------------------------------------------------------------------- keys, jit, vmap
 
 @FAST
-@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
-def test_same_key_same_flips(seed, frac):
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+def test_same_key_same_flips(seed, frac):       # few fractions: the count is static
     theta = np.linspace(0.0, 1.0, 30)
     a = random_flip(theta, frac, key=jax.random.key(seed))
     b = random_flip(theta, frac, key=jax.random.key(seed))
     np.testing.assert_array_equal(a.flipped, b.flipped)
     assert int(a.flipped.sum()) == int(round(frac * 30))
+
+
+# compiled once at module level (fixed shapes), so the examples do not recompile
+_JIT = jax.jit(lambda p, o, t: pcm(p, o, t))
+_VMAP = jax.jit(jax.vmap(lambda p, o, t: pcm(p, o, t, throw=False), in_axes=(None, None, 0)))
 
 
 @settings(max_examples=5, deadline=None, derandomize=True)
@@ -226,8 +231,8 @@ def test_pcm_jit_and_vmap_equal_eager(seed):
     phi, to, ta = _pcm_instance(seed, False, False, False, 0)
     tas = np.stack([ta, 1 - to, to])
     eager = [pcm(phi, to, t) for t in tas]
-    jitted = jax.jit(lambda p, o, t: pcm(p, o, t))(phi, to, tas[0])
-    batched = jax.vmap(lambda t: pcm(phi, to, t, throw=False))(jnp.asarray(tas))
+    jitted = _JIT(phi, to, tas[0])
+    batched = _VMAP(phi, to, jnp.asarray(tas))
     assert abs(float(jitted.cost) - float(eager[0].cost)) <= 1e-12 * (1 + float(eager[0].cost))
     for k, e in enumerate(eager):
         assert int(batched.status[k]) == Status.SUCCESS

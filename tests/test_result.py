@@ -33,13 +33,23 @@ def test_raise_if_failed_passes_success_and_respects_throw_false():
     assert raise_if_failed(bad, "x", throw=False) is bad
 
 
-def test_raise_if_failed_is_silent_under_jit():
-    @jax.jit
-    def f(s):
-        r = raise_if_failed(Result(status=s, iterations=jnp.asarray(0)), "x")
-        return r.status
+def test_raise_if_failed_raises_under_jit_and_vmap():
+    def solve(s, throw):
+        r = raise_if_failed(Result(status=s, iterations=jnp.asarray(0)), "x", throw=throw)
+        return r.iterations  # the check must survive even when status itself is unused
 
-    assert int(f(jnp.asarray(Status.INFEASIBLE))) == Status.INFEASIBLE
+    f = jax.jit(lambda s: solve(s, True))
+    assert int(f(jnp.asarray(Status.SUCCESS))) == 0
+    with pytest.raises(Exception, match="x failed"):
+        f(jnp.asarray(Status.INFEASIBLE)).block_until_ready()
+    batched = jax.jit(jax.vmap(lambda s: solve(s, True)))
+    assert batched(jnp.zeros(3, jnp.int32)).shape == (3,)
+    with pytest.raises(Exception, match="x failed"):
+        batched(jnp.asarray([0, 2, 0])).block_until_ready()
+    # throw=False: no check, the status is the caller's to read
+    quiet = jax.jit(lambda s: raise_if_failed(
+        Result(status=s, iterations=jnp.asarray(0)), "x", throw=False).status)
+    assert int(quiet(jnp.asarray(Status.INFEASIBLE))) == Status.INFEASIBLE
 
 
 def test_status_message_unknown_code():

@@ -42,7 +42,7 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
-from jaxpoison.solvers import IPM, PDHG, PairOperator, resolve_method, solve_lp
+from jaxpoison.solvers import IPM, PDHG, PairOperator, Wide, resolve_method, solve_lp
 
 __all__ = ["pcm", "PCMResult", "count_flips", "flip_tolerance"]
 
@@ -136,7 +136,7 @@ def pcm(
     target: Float[Array, " n"] | None = None,
     weights: Float[Array, " N"] | None = None,
     adaptive_embedding: Float[Array, " n"] | None = None,
-    method: str | IPM | PDHG = "ipm",
+    method: str | IPM | PDHG | Wide = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -160,7 +160,9 @@ def pcm(
         adaptive_embedding: a reward direction $r_A$ (n,): keep only the single constraint
             $r_A^T \Phi \theta = r_A^T \Phi \theta_A$ (the paper's adaptive-embedding
             variant, where the attacker only needs the reward along $r_A$).
-        method: `"ipm"` (default), `"pdhg"` or an options object (see `linprog`).
+        method: `"auto"` (default: `"wide"` when $\Phi$ is wide, see
+            `jaxpoison.solvers.lp_wide.is_wide`, else `"ipm"`), `"ipm"`, `"pdhg"`, `"wide"`,
+            `"wide-f64"` or an options object (see `linprog`).
         tol: solver tolerance (see `linprog`); also sets `flip_tolerance`.
         max_iter: iteration limit (see `linprog`).
         throw: raise on a failed solve (host: `jaxpoison.SolverError`; under `jit`: an
@@ -183,7 +185,7 @@ def pcm(
         if target is not None:
             target = (r @ target)[None]
         phi = (r @ phi)[None, :]
-    cfg = resolve_method(method, tol, max_iter, phi.dtype)
+    cfg = resolve_method(method, tol, max_iter, phi.dtype, (phi.shape[0], 2 * N))
     static = eqx.tree_at(lambda m: m.tol, cfg, None)
     if theta_target is None:
         res = _pcm_target_jit(static, cfg.tol, phi, theta_orig, target, weights)

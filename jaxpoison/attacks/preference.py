@@ -12,6 +12,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as V
@@ -41,7 +42,7 @@ def _attack_result(theta, mask):
 
 
 def _check_fraction(x, name):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number in [0, 1]; got {type(x).__name__} {x!r}")
     V.check_in_range(x, name, 0.0, 1.0)
 

@@ -9,6 +9,7 @@ from jaxpoison.defenses.baselines import k_lid_weights as k_lid_weights
 from jaxpoison.defenses.baselines import ln_svm as ln_svm
 from jaxpoison.defenses.baselines import ls_svm as ls_svm
 from jaxpoison.defenses.baselines import svm_baseline as svm_baseline
+from jaxpoison.defenses.certify import ABSTAIN as ABSTAIN
 from jaxpoison.defenses.certify import Certificate as Certificate
 from jaxpoison.defenses.certify import certified_accuracy as certified_accuracy
 from jaxpoison.defenses.certify import dpa_certify as dpa_certify

@@ -7,12 +7,16 @@ cannot change the prediction on a test point. A radius of `-1` marks a test poin
 (clean) prediction is already wrong, so it is not certified at any radius, and
 `certified_accuracy(radii, r) = mean(radii >= r)`.
 
-Votes and ties. `base_predictions[i, j]` is learner `j`'s class for test point `i`.
-The abstain label is `num_classes` (or `-1`): an abstaining learner is dropped from
-the vote (its count goes nowhere). With vote counts $N_c$, the ensemble predicts
-$\arg\max_c N_c$ with ties going to the smaller class index (as `numpy.argsort`
-with `kind='stable'` in the authors' code). If every learner abstains, all counts are
-zero and the prediction is class 0 (the authors' behaviour).
+Votes and ties. `base_predictions[i, j]` is learner `j`'s class for test point `i`, an
+integer in `[0, num_classes)`, or `ABSTAIN` (`-1`) for a learner that abstains (an empty
+part, an rNN learner with no sample in its radius): it is dropped from the vote. Any
+other value -- in particular `num_classes` itself or a vote count -- is rejected with a
+`ValueError` naming `base_predictions` (on the host; under a caller's `jit`/`vmap` the
+same check raises at run time through `equinox.error_if` when `throw=True`). With vote
+counts $N_c$, the ensemble predicts $\arg\max_c N_c$ with ties going to the smaller
+class index (as `numpy.argsort` with `kind='stable'` in the authors' code). If every
+learner of a row abstains, all counts are zero and the prediction is class 0 (the
+authors' behaviour).
 
 Everything is vectorised over test points and classes and jit-compiled.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,11 +33,13 @@ from jaxtyping import Array, Int
 
 from jaxpoison import _validate as V
 from jaxpoison._blocks import map_row_blocks
-from jaxpoison._result import Result, Status
+from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.defenses.partition import check_shifts
-from jaxpoison.models.learners import squared_distances
+from jaxpoison.models.learners import ABSTAIN
+from jaxpoison.solvers.distances import squared_distances
 
 __all__ = [
+    "ABSTAIN",
     "Certificate",
     "vote_counts",
     "dpa_certify",
@@ -49,11 +56,12 @@ class Certificate(Result):
 
     Attributes:
         radius: `(n_test,)` int, the number of insertions + removals the prediction
-            provably survives; `-1` where the prediction is wrong (or abstains).
-        prediction: `(n_test,)` int, the predicted class (`num_classes` = abstain, only
-            for rNN).
+            provably survives; `-1` where the prediction is wrong (or abstains). The DPA
+            and FA authors print `radius + 1` (the smallest attack that *might* succeed)
+            as "the certificate"; we report the radius itself.
+        prediction: `(n_test,)` int, the predicted class (`ABSTAIN` = -1 only for rNN).
         counts: `(n_test, num_classes)` int vote counts (abstentions dropped).
-        status, iterations: always success / 0 (closed-form certificates).
+        status, iterations: always `SUCCESS` / 0 (closed-form certificates).
     """
 
     radius: jax.Array
@@ -61,35 +69,71 @@ class Certificate(Result):
     counts: jax.Array
 
 
-def _check_predictions(base_predictions, name: str, num_classes: int) -> jax.Array:
+def _describe_bad(values: np.ndarray, bad: np.ndarray) -> str:
+    shown = np.unique(values[bad])[:5].tolist()
+    return f"{int(bad.sum())} entr{'y' if bad.sum() == 1 else 'ies'} outside, e.g. {shown}"
+
+
+def _check_predictions(base_predictions, name: str, num_classes: int, *,
+                       throw: bool = True) -> jax.Array:
+    """`(n, k)` integer class predictions in `[0, num_classes)` or `ABSTAIN`."""
+    dtype = getattr(base_predictions, "dtype", None)
+    if dtype is not None and np.dtype(dtype) == np.bool_:
+        raise TypeError(f"{name} must hold integer class indices; got a boolean array of "
+                        f"shape {tuple(base_predictions.shape)}")
     preds = V.as_int_array(base_predictions, name, ndim=2)
+    n, k = preds.shape
+    if k == 0:
+        raise ValueError(f"{name} must have at least one learner (one column per base "
+                         f"learner); got shape {(n, k)}")
+    if n == 0:
+        raise ValueError(f"{name} must have at least one test point (one row per test "
+                         f"point); got shape {(n, k)}")
+    expected = (f"{name} must hold class indices in [0, {num_classes}) or ABSTAIN = "
+                f"{ABSTAIN} (one column per base learner)")
     if V.is_concrete(preds):
         values = np.asarray(preds)
-        bad = (values < -1) | (values > num_classes)
+        bad = (values < ABSTAIN) | (values >= num_classes)
         if np.any(bad):
-            raise ValueError(
-                f"{name} must hold classes in [0, {num_classes}) or the abstain label "
-                f"{num_classes} (or -1); got e.g. {values[bad][:5].tolist()}")
+            hints = []
+            if np.all(values >= 0) and k == num_classes:
+                hints.append("this looks like a vote-count matrix (n_test, num_classes): pass "
+                             "the per-learner predictions instead (vote_counts computes "
+                             "counts)")
+            if np.all(values[bad] == num_classes):
+                hints.append(f"the abstain value is ABSTAIN = {ABSTAIN}, not num_classes, and "
+                             "classes are 0-based")
+            hint = "".join(f"; {h}" for h in hints)
+            raise ValueError(f"{expected}; got {_describe_bad(values, bad)}{hint}")
+    elif throw:
+        preds = eqx.error_if(preds, (preds < ABSTAIN) | (preds >= num_classes),
+                             f"{expected}; got a value outside")
     return preds
 
 
-def _check_labels(labels, n: int, num_classes: int) -> jax.Array:
-    labels = V.as_int_array(labels, "labels", ndim=1)
+def _check_labels(labels, n: int, num_classes: int, name: str = "labels", *,
+                  throw: bool = True) -> jax.Array:
+    labels = V.as_int_array(labels, name, ndim=1)
     if labels.shape[0] != n:
-        raise ValueError(f"labels must have one entry per test point ({n}); got "
-                         f"{labels.shape[0]}")
+        raise ValueError(f"{name} must have one entry per test point ({n}); got "
+                         f"{labels.shape[0]} (shape {tuple(labels.shape)})")
+    expected = f"{name} must hold classes in [0, {num_classes})"
     if V.is_concrete(labels):
         values = np.asarray(labels)
-        if np.any((values < 0) | (values >= num_classes)):
-            raise ValueError(f"labels must lie in [0, {num_classes}); got "
-                             f"{values[(values < 0) | (values >= num_classes)][:5].tolist()}")
+        bad = (values < 0) | (values >= num_classes)
+        if np.any(bad):
+            raise ValueError(f"{expected}; got {_describe_bad(values, bad)}")
+    elif throw:
+        labels = eqx.error_if(labels, (labels < 0) | (labels >= num_classes),
+                              f"{expected}; got a value outside")
     return labels
 
 
-def _done(radius, prediction, counts) -> Certificate:
+def _done(radius, prediction, counts, what: str, throw: bool) -> Certificate:
     zeros = jnp.zeros((), jnp.int32)
-    return Certificate(status=zeros + Status.SUCCESS, iterations=zeros, radius=radius,
+    cert = Certificate(status=zeros + Status.SUCCESS, iterations=zeros, radius=radius,
                        prediction=prediction, counts=counts)
+    return raise_if_failed(cert, what, throw=throw)
 
 
 # elements of the (test point, learner or hash, class) arrays of one block: vote counting
@@ -98,11 +142,24 @@ _BLOCK_ELEMENTS = 1 << 23
 
 
 def vote_counts(base_predictions: Int[Array, "n k"], num_classes: int) -> Int[Array, "n C"]:
-    """`(n, num_classes)` vote counts; abstentions (`num_classes` or `-1`) dropped.
+    """`(n, num_classes)` vote counts of `(n, k)` base predictions; `ABSTAIN` dropped.
+
+    Args:
+        base_predictions: `(n, k)` classes in `[0, num_classes)` or `ABSTAIN` (-1).
+        num_classes: number of classes `>= 2`.
+
+    Returns:
+        `counts[i, c]` = the number of learners voting `c` on row `i`.
 
     Rows are counted in blocks of at most `2**23 / (k * num_classes)`: XLA:CPU
     materialises the one-hot comparison, which at `n = 10000` test points and FA's
     `k*d = 19200` learners would otherwise take 15 GB."""
+    num_classes = V.check_int(num_classes, "num_classes", low=2)
+    preds = _check_predictions(base_predictions, "base_predictions", num_classes)
+    return _vote_counts(preds, num_classes)
+
+
+def _vote_counts(base_predictions, num_classes):
     n, k = base_predictions.shape
     rows = max(1, min(n, _BLOCK_ELEMENTS // max(k * num_classes, 1)))
 
@@ -125,7 +182,7 @@ def _gaps(counts, labels, num_classes):
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
 def _dpa(preds, labels, num_classes):
-    counts = vote_counts(preds, num_classes)
+    counts = _vote_counts(preds, num_classes)
     prediction = jnp.argmax(counts, axis=1)
     gap = _gaps(counts, prediction, num_classes).min(axis=1)
     radius = jnp.where(prediction == labels, gap // 2, -1)
@@ -133,7 +190,7 @@ def _dpa(preds, labels, num_classes):
 
 
 def dpa_certify(base_predictions: Int[Array, "n k"], labels: Int[Array, " n"],
-                num_classes: int) -> Certificate:
+                num_classes: int, *, throw: bool = True) -> Certificate:
     r"""Deep Partition Aggregation certificate (Levine & Feizi, ICLR 2021, Theorem 1).
 
     Each inserted or removed sample lands in one part, so it changes at most one base
@@ -149,18 +206,23 @@ def dpa_certify(base_predictions: Int[Array, "n k"], labels: Int[Array, " n"],
     is the authors' `(val - valsecond - (idxsecond <= idx)) / 2` rounded down.
 
     Args:
-        base_predictions: `(n_test, k)` class indices of the `k` base learners; the
-            abstain label `num_classes` or `-1` is dropped from the vote.
+        base_predictions: `(n_test, k)` class indices in `[0, num_classes)` of the
+            `k >= 1` base learners (one column each), or `ABSTAIN` (-1), dropped from the
+            vote. Not vote counts: a `(n_test, num_classes)` count matrix is rejected when
+            a count reaches `num_classes`.
         labels: `(n_test,)` true classes; the radius is `-1` where the ensemble is wrong.
         num_classes: number of classes `C >= 2`.
+        throw: under a caller's `jit`/`vmap`, raise at run time (`equinox.error_if`) on
+            out-of-range predictions or labels; on the host they always raise
+            `ValueError`.
 
     Returns:
-        A `Certificate`.
+        A `Certificate` (`jit`/`vmap`-able; `num_classes` is static).
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
-    preds = _check_predictions(base_predictions, "base_predictions", num_classes)
-    labels = _check_labels(labels, preds.shape[0], num_classes)
-    return _done(*_dpa(preds, labels, num_classes))
+    preds = _check_predictions(base_predictions, "base_predictions", num_classes, throw=throw)
+    labels = _check_labels(labels, preds.shape[0], num_classes, throw=throw)
+    return _done(*_dpa(preds, labels, num_classes), "dpa_certify", throw)
 
 
 def _greedy_count(levels, gap, max_value):
@@ -183,7 +245,7 @@ def _greedy_count(levels, gap, max_value):
 @functools.partial(jax.jit, static_argnames=("num_classes", "d", "shifts", "chunk"))
 def _fa(preds, labels, num_classes, d, shifts, chunk):
     kd = preds.shape[1]
-    counts = vote_counts(preds, num_classes)
+    counts = _vote_counts(preds, num_classes)
     prediction = jnp.argmax(counts, axis=1)
     gaps = _gaps(counts, prediction, num_classes)  # (n, C)
     big = jnp.iinfo(gaps.dtype).max // 4
@@ -216,7 +278,8 @@ def _fa(preds, labels, num_classes, d, shifts, chunk):
 
 
 def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
-               num_classes: int, *, d: int, shifts, chunk: int = 1024) -> Certificate:
+               num_classes: int, *, d: int, shifts, chunk: int = 1024,
+               throw: bool = True) -> Certificate:
     r"""Finite Aggregation certificate (Wang, Levine & Feizi, ICML 2022, Theorem 2).
 
     There are $kd$ learners; learner $j$ is trained on the samples whose hash
@@ -243,8 +306,8 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
 
     Args:
         base_predictions: `(n_test, k*d)` class indices; column `j` is learner `j`
-            (trained on subset `j` of `jaxpoison.defenses.fa_partition`). Abstain
-            label `num_classes` or `-1` (an abstaining learner's damage term is 1).
+            (trained on subset `j` of `jaxpoison.defenses.fa_partition`), in
+            `[0, num_classes)` or `ABSTAIN` (-1; an abstaining learner's damage term is 1).
         labels: `(n_test,)` true classes.
         num_classes: `C >= 2`.
         d: FA's spread; `base_predictions.shape[1]` must be divisible by `d`.
@@ -252,6 +315,7 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
         chunk: test points processed per block; capped so that a block holds at most
             `2**23` (test point, hash, class) damages, which bounds the memory to a few
             hundred MB whatever `k*d` is (at `k*d = 19200`, ten classes: 43 points).
+        throw: as in `dpa_certify`.
 
     Returns:
         A `Certificate`.
@@ -259,31 +323,30 @@ def fa_certify(base_predictions: Int[Array, "n kd"], labels: Int[Array, " n"],
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     d = V.check_int(d, "d", low=1)
     chunk = V.check_int(chunk, "chunk", low=1)
-    preds = _check_predictions(base_predictions, "base_predictions", num_classes)
+    preds = _check_predictions(base_predictions, "base_predictions", num_classes, throw=throw)
     kd = preds.shape[1]
     if kd % d:
         raise ValueError(f"base_predictions must have k*d columns; {kd} is not divisible by "
                          f"d={d}")
     shifts = check_shifts(shifts, kd // d, d)
-    labels = _check_labels(labels, preds.shape[0], num_classes)
+    labels = _check_labels(labels, preds.shape[0], num_classes, throw=throw)
     chunk = min(chunk, max(preds.shape[0], 1), max(_BLOCK_ELEMENTS // (kd * num_classes), 1))
     shifts = tuple(int(s) for s in shifts)
-    return _done(*_fa(preds, labels, num_classes, d, shifts, chunk))
+    return _done(*_fa(preds, labels, num_classes, d, shifts, chunk), "fa_certify", throw)
 
 
-def _neighbor_setup(X_train, y_train, X_test, y_test, num_classes):
+def _neighbor_setup(X_train, y_train, X_test, y_test, num_classes, throw):
     X_train = V.as_float_array(X_train, "X_train", ndim=2)
     X_test = V.as_float_array(X_test, "X_test", ndim=2, dtype=X_train.dtype)
+    if X_train.shape[0] == 0:
+        raise ValueError(f"X_train must have at least one row; got shape {X_train.shape}")
+    if X_test.shape[0] == 0:
+        raise ValueError(f"X_test must have at least one row; got shape {X_test.shape}")
     if X_test.shape[1] != X_train.shape[1]:
         raise ValueError(f"X_test must have {X_train.shape[1]} features like X_train; got "
-                         f"{X_test.shape[1]}")
-    y_train = V.as_int_array(y_train, "y_train", ndim=1)
-    V.check_same_length(X_train, "X_train", y_train, "y_train")
-    if V.is_concrete(y_train):
-        vals = np.asarray(y_train)
-        if np.any((vals < 0) | (vals >= num_classes)):
-            raise ValueError(f"y_train must lie in [0, {num_classes})")
-    y_test = _check_labels(y_test, X_test.shape[0], num_classes)
+                         f"{X_test.shape[1]} (shape {X_test.shape})")
+    y_train = _check_labels(y_train, X_train.shape[0], num_classes, "y_train", throw=throw)
+    y_test = _check_labels(y_test, X_test.shape[0], num_classes, "y_test", throw=throw)
     return X_train, y_train, X_test, y_test
 
 
@@ -291,14 +354,15 @@ def _neighbor_setup(X_train, y_train, X_test, y_test, num_classes):
 def _knn(X_train, y_train, X_test, y_test, k, num_classes):
     d2 = squared_distances(X_test, X_train)
     _, idx = jax.lax.top_k(-d2, k)
-    counts = vote_counts(y_train[idx], num_classes)
+    counts = _vote_counts(y_train[idx], num_classes)
     prediction = jnp.argmax(counts, axis=1)
     gap = _gaps(counts, prediction, num_classes).min(axis=1)
     radius = jnp.where(prediction == y_test, gap // 2, -1)
     return radius, prediction, counts
 
 
-def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int) -> Certificate:
+def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int,
+                throw: bool = True) -> Certificate:
     r"""Certificate of a k-nearest-neighbour classifier (after Jia et al., AAAI 2022).
 
     The classifier takes the `k` training points nearest to the test point (Euclidean)
@@ -312,16 +376,28 @@ def knn_certify(X_train, y_train, X_test, y_test, *, k: int, num_classes: int) -
     $$
 
     the DPA formula on the neighbours' label counts (Jia et al.'s kNN bound counted for
-    insertions + removals). Requires `k <= n_train` and, to stay valid after removals,
-    the certificate assumes at least `k` points remain (`n_train - r >= k`).
+    insertions + removals). To stay valid after removals the certificate assumes at
+    least `k` points remain, so it is capped at `n_train - k`.
+
+    Args:
+        X_train: `(n_train, f)` finite training features, `n_train >= 1`.
+        y_train: `(n_train,)` classes in `[0, num_classes)`.
+        X_test: `(n_test, f)` finite test features, `n_test >= 1`.
+        y_test: `(n_test,)` true classes in `[0, num_classes)`.
+        k: neighbours, `1 <= k <= n_train`.
+        num_classes: `>= 2`.
+        throw: as in `dpa_certify`.
+
+    Returns:
+        A `Certificate`.
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     X_train, y_train, X_test, y_test = _neighbor_setup(X_train, y_train, X_test, y_test,
-                                                       num_classes)
+                                                       num_classes, throw)
     k = V.check_int(k, "k", low=1, high=int(X_train.shape[0]))
     radius, prediction, counts = _knn(X_train, y_train, X_test, y_test, k, num_classes)
     radius = jnp.minimum(radius, X_train.shape[0] - k)
-    return _done(radius, prediction, counts)
+    return _done(radius, prediction, counts, "knn_certify", throw)
 
 
 @functools.partial(jax.jit, static_argnames=("num_classes",))
@@ -331,8 +407,8 @@ def _rnn(X_train, y_train, X_test, y_test, r2, num_classes):
     onehot = jax.nn.one_hot(y_train, num_classes, dtype=jnp.int32)
     counts = inside.astype(jnp.int32) @ onehot
     empty = counts.sum(axis=1) == 0
-    prediction = jnp.where(empty, num_classes, jnp.argmax(counts, axis=1))
-    safe = jnp.minimum(prediction, num_classes - 1)
+    prediction = jnp.where(empty, ABSTAIN, jnp.argmax(counts, axis=1))
+    safe = jnp.maximum(prediction, 0)
     gap = _gaps(counts, safe, num_classes).min(axis=1)
     n_y = jnp.take_along_axis(counts, safe[:, None], axis=1)[:, 0]
     radius = jnp.minimum(gap, n_y - 1)
@@ -341,12 +417,12 @@ def _rnn(X_train, y_train, X_test, y_test, r2, num_classes):
 
 
 def rnn_certify(X_train, y_train, X_test, y_test, *, radius: float,
-                num_classes: int) -> Certificate:
+                num_classes: int, throw: bool = True) -> Certificate:
     r"""Certificate of a radius-nearest-neighbour classifier (after Jia et al., AAAI 2022).
 
     The classifier votes among the training points within Euclidean distance `radius`
     of the test point (ties to the smaller class) and abstains (prediction
-    `num_classes`) when there is none. One insertion adds one vote and one removal takes
+    `ABSTAIN` = -1) when there is none. One insertion adds one vote and one removal takes
     one away, so the gap $N_y - N_c$ moves by 1 per poisoned sample (twice DPA's
     rate of robustness per vote); the prediction also stops being $y$ once all its
     $N_y$ voters are removed. Hence
@@ -358,13 +434,36 @@ def rnn_certify(X_train, y_train, X_test, y_test, *, radius: float,
     and `-1` where the prediction is wrong or abstains. This bound is tight: `r + 1`
     insertions of the runner-up class (or removals of the `y` voters) change the
     prediction.
+
+    Args:
+        X_train, y_train, X_test, y_test, num_classes, throw: as in `knn_certify`.
+        radius: the vote radius, positive and finite.
+
+    Returns:
+        A `Certificate`.
     """
     num_classes = V.check_int(num_classes, "num_classes", low=2)
     V.check_positive(radius, "radius")
     X_train, y_train, X_test, y_test = _neighbor_setup(X_train, y_train, X_test, y_test,
-                                                       num_classes)
+                                                       num_classes, throw)
     r2 = jnp.asarray(radius, X_train.dtype) ** 2
-    return _done(*_rnn(X_train, y_train, X_test, y_test, r2, num_classes))
+    return _done(*_rnn(X_train, y_train, X_test, y_test, r2, num_classes), "rnn_certify",
+                 throw)
+
+
+def _check_radii(radii) -> np.ndarray:
+    radii = V.as_int_array(radii, "radii", ndim=1)
+    if not V.is_concrete(radii):
+        raise TypeError("radii must be concrete (certified_accuracy and "
+                        "median_certified_radius are host-side summaries, not traceable)")
+    values = np.asarray(radii)
+    if values.size == 0:
+        raise ValueError("radii must not be empty; got shape (0,)")
+    bad = values < -1
+    if np.any(bad):
+        raise ValueError("radii must be certified radii >= -1 (-1 = wrong prediction); got "
+                         f"{_describe_bad(values, bad)}")
+    return values
 
 
 def certified_accuracy(radii, radius_grid) -> np.ndarray:
@@ -372,19 +471,35 @@ def certified_accuracy(radii, radius_grid) -> np.ndarray:
 
     Points with radius `-1` (wrong prediction) count at no radius; at `r = 0` this is
     the ensemble's clean accuracy.
+
+    Args:
+        radii: `(n_test,)` integer radii `>= -1` (a `Certificate.radius`), not empty.
+        radius_grid: an integer or a 1-D grid of non-negative integers in increasing
+            order.
+
+    Returns:
+        `(len(radius_grid),)` NumPy float array.
     """
-    radii = V.as_int_array(radii, "radii", ndim=1)
-    grid = V.as_int_array(radius_grid, "radius_grid", ndim=(0, 1))
-    return np.asarray(jnp.mean(radii[None, :] >= jnp.atleast_1d(grid)[:, None], axis=1))
+    values = _check_radii(radii)
+    grid = np.atleast_1d(np.asarray(V.as_int_array(radius_grid, "radius_grid", ndim=(0, 1))))
+    if grid.size == 0:
+        raise ValueError("radius_grid must not be empty")
+    if np.any(grid < 0):
+        raise ValueError(f"radius_grid must be non-negative; got {grid[grid < 0][:5].tolist()}")
+    if np.any(np.diff(grid) < 0):
+        raise ValueError(f"radius_grid must be sorted in increasing order; got "
+                         f"{grid[:8].tolist()}")
+    return np.mean(values[None, :] >= grid[:, None], axis=1)
 
 
 def median_certified_radius(radii) -> int:
     """The largest `r` such that at least half of the test points are certified at `r`
     (`-1` if fewer than half are correctly classified); the DPA papers' "median
-    certified robustness"."""
-    radii = np.sort(np.asarray(V.as_int_array(radii, "radii", ndim=1)))[::-1]
-    if radii.size == 0:
-        raise ValueError("radii must not be empty")
-    need = (radii.size + 1) // 2  # at least half of the points: ceil(n / 2)
-    return int(radii[need - 1])
+    certified robustness" (their printed certificate is this value + 1).
 
+    Args:
+        radii: `(n_test,)` integer radii `>= -1`, not empty.
+    """
+    values = np.sort(_check_radii(radii))[::-1]
+    need = (values.size + 1) // 2  # at least half of the points: ceil(n / 2)
+    return int(values[need - 1])

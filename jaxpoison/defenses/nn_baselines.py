@@ -195,7 +195,7 @@ def mlp_pgd_baseline(
     $\delta_i$ from `pgd_perturbation` against the current network (random
     start, `steps` steps of size `step_size`, default
     $2.5\,\varepsilon/\text{steps}$ as in Madry et al.) and takes one Adam
-    step on the perturbed points.
+    step on the perturbed points. Arguments not listed below are as in `mlp_baseline`.
 
     Args:
         eps: radius $\varepsilon \ge 0$ of the perturbation ball (`0`: plain
@@ -205,7 +205,6 @@ def mlp_pgd_baseline(
         step_size: PGD ascent step size (positive; default above).
         random_start: start each ascent at a uniform point of the ball (Madry et al.);
             `False` starts at $\delta = 0$ (the FLORAL authors' code).
-        Other arguments as in `mlp_baseline`.
 
     Returns:
         `MLPResult` (`loss` is the objective on the perturbed points).

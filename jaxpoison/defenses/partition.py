@@ -32,11 +32,12 @@ from __future__ import annotations
 import hashlib
 import random
 import warnings
-from typing import NamedTuple
 
+import equinox as eqx
 import numpy as np
 
 from jaxpoison import _validate as V
+from jaxpoison._result import Result, Status
 
 __all__ = [
     "Partition",
@@ -59,8 +60,11 @@ class EmptyPartWarning(UserWarning):
     abstain from the vote."""
 
 
-class Partition(NamedTuple):
+class Partition(Result):
     """Padded, fixed-shape description of which samples each base learner trains on.
+
+    An `equinox.Module` of the library's result family (`status` is always `SUCCESS`:
+    hashing cannot fail); the index arrays are NumPy arrays, built on the host.
 
     Attributes:
         indices: `(num_parts, max_size)` int32 sample indices into the training set;
@@ -72,15 +76,16 @@ class Partition(NamedTuple):
         k: the number of DPA parts / FA's `k`.
         d: FA's spread (1 for DPA).
         shifts: `(d,)` the FA shifts (`(0,)` for DPA).
+        status, iterations: `SUCCESS` / 0.
     """
 
     indices: np.ndarray
     mask: np.ndarray
     sizes: np.ndarray
     hashes: np.ndarray
-    k: int
-    d: int
     shifts: np.ndarray
+    k: int = eqx.field(static=True)
+    d: int = eqx.field(static=True)
 
     @property
     def num_parts(self) -> int:
@@ -213,8 +218,26 @@ def partition_from_assignment(assignment: list[np.ndarray] | np.ndarray, num_par
         warnings.warn(f"{empty} of {num_parts} parts received no training sample; their "
                       "learners abstain from the vote (fewer hash values or more data avoid "
                       "this)", EmptyPartWarning, stacklevel=3)
-    return Partition(indices, mask, sizes.astype(np.int64), np.asarray(hashes, np.int64),
-                     int(k), int(d), np.asarray(shifts, np.int64))
+    return Partition(status=np.int32(Status.SUCCESS), iterations=np.int32(0),
+                     indices=indices, mask=mask, sizes=sizes.astype(np.int64),
+                     hashes=np.asarray(hashes, np.int64), shifts=np.asarray(shifts, np.int64),
+                     k=int(k), d=int(d))
+
+
+def _check_partition_data(X, y, num_values: int, what: str):
+    X = _as_features(X)
+    y = np.asarray(y)
+    if y.dtype == object or y.dtype.kind not in "iub":
+        if y.dtype.kind != "f" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError(f"y must hold integer labels; got dtype {y.dtype}")
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}); got "
+                         f"shape {y.shape}")
+    if num_values > X.shape[0]:
+        raise ValueError(f"{what} must be at most the number of samples n = {X.shape[0]} "
+                         f"(more hash values than samples leaves parts empty); got "
+                         f"{num_values}")
+    return X, y
 
 
 def dpa_partition(X, y, k: int, *, hash: str = "pixel_sum", warn: bool = True) -> Partition:
@@ -224,7 +247,7 @@ def dpa_partition(X, y, k: int, *, hash: str = "pixel_sum", warn: bool = True) -
         X: `(n, ...)` training features (images as uint8 or floats in `[0, 1]` for the
             `"pixel_sum"` hash; anything numeric for `"bytes"`).
         y: `(n,)` integer labels (used only to order samples within a part).
-        k: number of parts (>= 1).
+        k: number of parts, `1 <= k <= n`.
         hash: `"pixel_sum"` (the authors') or `"bytes"`.
         warn: warn with `EmptyPartWarning` if some parts are empty.
 
@@ -232,11 +255,7 @@ def dpa_partition(X, y, k: int, *, hash: str = "pixel_sum", warn: bool = True) -
         A `Partition` with `k` parts.
     """
     k = V.check_int(k, "k", low=1)
-    X = _as_features(X)
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}); got "
-                         f"shape {y.shape}")
+    X, y = _check_partition_data(X, y, k, "k")
     h = sample_hash(X, k, hash)
     key = _digests(X, y)
     return partition_from_assignment(h[:, None], k, key, h, k, 1, np.zeros(1, np.int64),
@@ -253,7 +272,8 @@ def fa_partition(X, y, k: int, d: int, *, shifts=None, hash: str = "pixel_sum",
 
     Args:
         X, y: training data as in `dpa_partition`.
-        k: FA's `k` (>= 1); there are `k*d` learners and each sample is in `d` of them.
+        k: FA's `k`, `1 <= k <= n`; there are `k*d` learners and each sample is in `d`
+            of them.
         d: the spread (>= 1).
         shifts: `d` distinct integers in `[0, kd)`; default `fa_shifts` (the
             authors' seeded draw).
@@ -262,11 +282,7 @@ def fa_partition(X, y, k: int, d: int, *, shifts=None, hash: str = "pixel_sum",
     k = V.check_int(k, "k", low=1)
     d = V.check_int(d, "d", low=1)
     shifts = fa_shifts(k, d) if shifts is None else check_shifts(shifts, k, d)
-    X = _as_features(X)
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"y must be 1-D with one label per row of X ({X.shape[0]}); got "
-                         f"shape {y.shape}")
+    X, y = _check_partition_data(X, y, k, "k")
     kd = k * d
     h = sample_hash(X, kd, hash)
     assignment = (h[:, None] + shifts[None, :]) % kd

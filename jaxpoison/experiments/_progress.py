@@ -1,48 +1,68 @@
-"""A dependency-free progress line for long recipe runs (written to stderr)."""
+"""Progress bars for recipes and demo sections (tqdm, written to stderr).
+
+* `progress(items, desc)` -- a bar over a loop, advanced once per item;
+* `section(desc)` -- a context manager for a step that is one long call (a compiled
+  solve, a training run): the bar shows the elapsed time, redrawn once a second by a
+  background thread, so a section that takes 30 s is never silent.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 
-__all__ = ["progress"]
+__all__ = ["progress", "section"]
 
 
 def progress(items: Iterable[T], desc: str = "", *, total: int | None = None,
-             enabled: bool = True, stream=None, min_interval: float = 0.5) -> Iterator[T]:
-    """Yield from `items` while printing `desc  i/total  elapsed  eta` to stderr.
+             enabled: bool = True, stream=None) -> Iterator[T]:
+    """Yield from `items` while a tqdm bar `desc  i/total [elapsed<eta]` runs on stderr."""
+    yield from tqdm(items, desc=desc, total=total, disable=not enabled,
+                    file=stream or sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
-    The line is redrawn at most every `min_interval` seconds and finished with a newline.
+
+@contextlib.contextmanager
+def section(desc: str, *, enabled: bool = True, stream=None, interval: float = 1.0):
+    """Show `desc` and the elapsed time on stderr while the `with` block runs.
+
+    On a terminal the line is redrawn every `interval` seconds; when stderr is a file or a
+    pipe (CI logs) it is written once at the start and once at the end.
     """
+    if not enabled:
+        yield
+        return
     stream = stream or sys.stderr
-    if total is None:
-        try:
-            total = len(items)  # type: ignore[arg-type]
-        except TypeError:
-            total = None
-    start = last = time.perf_counter()
-    count = 0
-
-    def draw(final: bool = False) -> None:
-        elapsed = time.perf_counter() - start
-        if total:
-            eta = elapsed / max(count, 1) * (total - count)
-            msg = f"\r{desc}  {count}/{total}  {elapsed:6.1f}s  eta {eta:6.1f}s"
-        else:
-            msg = f"\r{desc}  {count}  {elapsed:6.1f}s"
-        stream.write(msg + ("\n" if final else ""))
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        start = time.perf_counter()
+        stream.write(f"{desc} ...\n")
         stream.flush()
+        try:
+            yield
+        finally:
+            stream.write(f"{desc}: {time.perf_counter() - start:.1f} s\n")
+            stream.flush()
+        return
+    bar = tqdm(desc=desc, total=None, file=stream, leave=False,
+               bar_format="{desc}: {elapsed} elapsed", dynamic_ncols=True)
+    stop = threading.Event()
 
-    for item in items:
-        yield item
-        count += 1
-        now = time.perf_counter()
-        if enabled and now - last >= min_interval:
-            draw()
-            last = now
-    if enabled:
-        draw(final=True)
+    def tick():
+        while not stop.wait(interval):
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tabulate import tabulate
 
-__all__ = ["Table", "Report", "format_value"]
+__all__ = ["Table", "Report", "format_value", "markdown_cell"]
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -32,6 +33,18 @@ def format_value(value: Any, digits: int = 4) -> str:
             return f"{v:.{digits - 1}e}"
         return f"{v:.{digits}g}"
     return str(value)
+
+
+def markdown_cell(text: str) -> str:
+    """`text` made safe for one cell of a Markdown table (GFM and Python-Markdown, which
+    renders the docs): line breaks become spaces, backslashes and `|` are escaped, and so
+    are backticks when their count is odd (an unpaired one would open a code span that
+    swallows the next cell separators)."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    if text.count("`") % 2:
+        text = text.replace("`", "\\`")
+    return text
 
 
 def _jsonable(value: Any) -> Any:
@@ -63,21 +76,21 @@ class Table:
     caption: str = ""
 
     def to_markdown(self) -> str:
-        cells = [[format_value(c) for c in row] for row in self.rows]
+        """The table as GitHub-flavoured Markdown (tabulate's `pipe` format, cells escaped)."""
+        cells = [[markdown_cell(format_value(c)) for c in row] for row in self.rows]
+        headers = [markdown_cell(h) for h in self.headers]
         lines = [f"### {self.title}", ""]
         if self.caption:
             lines += [self.caption, ""]
-        lines.append("| " + " | ".join(self.headers) + " |")
-        lines.append("|" + "|".join("---" for _ in self.headers) + "|")
-        lines += ["| " + " | ".join(row) + " |" for row in cells]
+        lines.append(tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True,
+                              stralign="right"))
         return "\n".join(lines) + "\n"
 
     def to_text(self) -> str:
+        """The table as aligned plain text for the terminal."""
         cells = [[format_value(c) for c in row] for row in self.rows]
-        widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(self.headers)]
-        fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-        out = [self.title, fmt.format(*self.headers), fmt.format(*("-" * w for w in widths))]
-        out += [fmt.format(*row) for row in cells]
+        out = [self.title, tabulate(cells, headers=self.headers, tablefmt="simple",
+                                    disable_numparse=True, stralign="right")]
         if self.caption:
             out.append(self.caption)
         return "\n".join(out) + "\n"

@@ -219,8 +219,9 @@ def metagrad_floral(ctx: RecipeContext) -> Report:
                                np.minimum.accumulate(grid_vals)),
     }
     fname = "metagrad-floral.png"
-    _figure(ctx.figure_path(fname), traces, f"FLORAL hyperparameters, Moon (n={n})")
-    rep.figures.append(fname)
+    if ctx.plotting:     # figures need matplotlib
+        _figure(ctx.figure_path(fname), traces, f"FLORAL hyperparameters, Moon (n={n})")
+        rep.figures.append(fname)
     rep.notes.append(f"wall time in this process: {gd_steps} gradient steps {t_gd:.1f} s, "
                      f"{n_eval} exact evaluations {t_rs:.1f} s (ratio {t_gd / t_rs:.2f}); the "
                      "smoothed game is slower per round than the exact one (m+1 soft "

@@ -246,8 +246,9 @@ def metagrad_poison(ctx: RecipeContext) -> Report:
         caption="No follow-the-leader attack exists for the kernel SVM here; the starting "
                 "points (label-flipped copies of training points) are the baseline."))
     fname = "metagrad-poison.png"
-    _figure(ctx.figure_path(fname), curves)
-    rep.figures.append(fname)
+    if ctx.plotting:     # figures need matplotlib
+        _figure(ctx.figure_path(fname), curves)
+        rep.figures.append(fname)
     if "Fashion-MNIST T-shirt/shirt" in sets:
         notes.append(f"Fashion-MNIST: classes {FASHION_PAIR} subsampled to "
                      f"{fm_sizes[0]} train / {fm_sizes[1]} attacker validation / "

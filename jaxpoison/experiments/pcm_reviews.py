@@ -113,7 +113,8 @@ def pcm_reviews(ctx: RecipeContext) -> Report:
         disc_rows,
     )
     fig = "pcm-reviews.png"
-    _plot(rows, disc_rows, ctx.figure_path(fig))
+    if ctx.plotting:
+        _plot(rows, disc_rows, ctx.figure_path(fig))
     return Report("pcm-reviews", "PCM on real text: Amazon Fine Foods preference pairs",
                   tables=[main, disc], figures=[fig], data={"rows": rows})
 

@@ -140,7 +140,8 @@ def _run(ctx: RecipeContext, ns, ratios, name, title, pad=False) -> Report:
         "Theorem 3) = min(null-space line search, support-restricted PCM).",
     )
     fig = f"{name}.png"
-    _plot(rows, ctx.figure_path(fig), ns, list(dict.fromkeys(r["attack"] for r in rows)))
+    if ctx.plotting:
+        _plot(rows, ctx.figure_path(fig), ns, list(dict.fromkeys(r["attack"] for r in rows)))
     notes = []
     for attack in dict.fromkeys(r["attack"] for r in rows):
         sel = [r for r in rows if r["attack"] == attack]

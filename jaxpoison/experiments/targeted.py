@@ -61,6 +61,8 @@ def _attack_rows(ctx, name, X, y, Xte, yte, target, *, loss, reg, eps, budget, k
 
 
 def _figure(ctx, runs, fname, title):
+    if not ctx.plotting:  # no matplotlib: the CLI drops the figure and notes it
+        return fname
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,8 @@
 """Trainable models as pure fit / predict / loss functions."""
 from jaxpoison.models.classifier import Classifier as Classifier
+from jaxpoison.models.features import average_pool as average_pool
+from jaxpoison.models.features import gaussian_blur as gaussian_blur
+from jaxpoison.models.features import hog as hog
 from jaxpoison.models.kernel_svm import SVM_DEFAULTS as SVM_DEFAULTS
 from jaxpoison.models.kernel_svm import KernelSVM as KernelSVM
 from jaxpoison.models.kernel_svm import KernelSVMFit as KernelSVMFit
@@ -8,6 +11,7 @@ from jaxpoison.models.kernel_svm import fit_kernel_svm as fit_kernel_svm
 from jaxpoison.models.kernel_svm import fit_kernel_svm_precomputed as fit_kernel_svm_precomputed
 from jaxpoison.models.kernel_svm import kernel_svm_core as kernel_svm_core
 from jaxpoison.models.kernels import kernel_matrix as kernel_matrix
+from jaxpoison.models.learners import ABSTAIN as ABSTAIN
 from jaxpoison.models.learners import MLP as MLP
 from jaxpoison.models.learners import KNearestNeighbors as KNearestNeighbors
 from jaxpoison.models.learners import RadiusNearestNeighbors as RadiusNearestNeighbors

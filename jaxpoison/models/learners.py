@@ -29,6 +29,12 @@ Learners:
 * `KNearestNeighbors` / `RadiusNearestNeighbors` -- no training; they vote
   among the part's samples at prediction time (`predict_neighbors`); the radius
   learner abstains when no sample of its part is within the radius.
+
+A learner that abstains (an empty part, or an rNN learner with no sample in its radius)
+predicts `ABSTAIN` (`-1`), the one abstain value the certificates of
+`jaxpoison.defenses` accept; every other prediction is a class in `[0, num_classes)`.
+
+Hyperparameters are checked when a learner is built (`ValueError` naming the field).
 """
 
 from __future__ import annotations
@@ -42,7 +48,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxpoison import _validate as V
+from jaxpoison.solvers.distances import l1_distances, squared_distances
+
 __all__ = [
+    "ABSTAIN",
     "Learner",
     "SoftmaxRegression",
     "MLP",
@@ -54,7 +64,7 @@ __all__ = [
     "fit_parts",
     "predict_part",
     "predict_neighbors",
-    "squared_distances",
+    "neighbor_distances",
     "vote_neighbors",
 ]
 
@@ -92,12 +102,39 @@ def _fast_init(build, key):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
+ABSTAIN = -1
+"""The prediction of a base learner that abstains (dropped from every vote)."""
+
+
+def _check_common(obj) -> None:
+    V.check_int(obj.num_classes, f"{type(obj).__name__}.num_classes", low=2)
+
+
 class Learner(eqx.Module):
-    """Interface of a trainable base learner (hyperparameters only)."""
+    r"""Interface of a trainable base learner (hyperparameters only).
+
+    Attributes:
+        num_classes: number of classes `>= 2`.
+        num_features: input features `>= 1` (images flattened).
+        reg: L2 penalty $\lambda \ge 0$ on the weights (biases excluded).
+        standardize: per-partition normalisation, as the DPA / FA authors' training
+            scripts do: each part's inputs are shifted and scaled by the mean and standard
+            deviation of *that part's* pixels (one channel: a scalar pair, computed over
+            the real samples, after any augmentation is applied), and the same pair is
+            applied to test inputs of that learner. The pair is stored with the
+            parameters (`{"params", "mean", "std"}`). A function of the part only, so
+            the certificates are unchanged.
+    """
 
     num_classes: int = eqx.field(static=True)
     num_features: int = eqx.field(static=True)
-    l2: float = eqx.field(static=True, default=0.0)
+    reg: float = eqx.field(static=True, default=0.0)
+    standardize: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        _check_common(self)
+        V.check_int(self.num_features, f"{type(self).__name__}.num_features", low=1)
+        V.check_nonnegative(self.reg, f"{type(self).__name__}.reg")
 
     def init(self, key) -> Any:
         raise NotImplementedError
@@ -109,7 +146,7 @@ class Learner(eqx.Module):
     def penalty(self, params):
         """Weight-decay term $\\frac{\\lambda}{2}\\lVert W \\rVert^2$ (biases excluded)."""
         leaves = [w for w in jax.tree_util.tree_leaves(params) if jnp.ndim(w) >= 2]
-        return 0.5 * self.l2 * sum(jnp.sum(w * w) for w in leaves)
+        return 0.5 * self.reg * sum(jnp.sum(w * w) for w in leaves)
 
 
 class SoftmaxRegression(Learner):
@@ -129,6 +166,10 @@ class MLP(Learner):
 
     width: int = eqx.field(static=True, default=64)
     depth: int = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        V.check_int(self.width, "MLP.width", low=1)
+        V.check_int(self.depth, "MLP.depth", low=0)
 
     def _build(self, key):
         return eqx.nn.MLP(self.num_features, self.num_classes, self.width, self.depth,
@@ -182,6 +223,15 @@ class SmallCNN(Learner):
     image_shape: tuple = eqx.field(static=True, default=(28, 28))
     channels: tuple = eqx.field(static=True, default=(8, 16))
 
+    def __check_init__(self):
+        H, W = (int(s) for s in self.image_shape)
+        if H * W != self.num_features:
+            raise ValueError(f"SmallCNN.image_shape {tuple(self.image_shape)} must have "
+                             f"num_features={self.num_features} pixels")
+        if min(H, W) < 10:
+            raise ValueError("SmallCNN.image_shape must be at least 10 x 10 (two 3x3 conv + "
+                             f"2x2 pool blocks); got {tuple(self.image_shape)}")
+
     def _build(self, key):
         k1, k2, k3 = jax.random.split(key, 3)
         c1, c2 = self.channels
@@ -207,23 +257,47 @@ class KNearestNeighbors(eqx.Module):
     num_classes: int = eqx.field(static=True)
     k: int = eqx.field(static=True, default=1)
 
+    def __check_init__(self):
+        _check_common(self)
+        V.check_int(self.k, "KNearestNeighbors.k", low=1)
+
 
 class RadiusNearestNeighbors(eqx.Module):
-    """Majority vote of the part's samples within `radius`; abstains (label
-    `num_classes`) when there is none."""
+    r"""Vote of the part's samples within distance `radius`; abstains (`ABSTAIN`)
+    when there is none.
+
+    Attributes:
+        num_classes: `>= 2`.
+        radius: positive.
+        metric: `"l2"` (Euclidean, the default) or `"l1"` ($\sum_f |a_f - b_f|$, the
+            DPA authors' rNN on HOG features).
+        weights: `"uniform"` (one vote per sample) or `"distance"` (weight $1/\text{dist}$;
+            if some samples lie at distance 0, they alone vote with weight 1 --
+            `sklearn.neighbors.RadiusNeighborsClassifier(weights="distance")`).
+    """
 
     num_classes: int = eqx.field(static=True)
     radius: float = eqx.field(static=True, default=1.0)
+    metric: str = eqx.field(static=True, default="l2")
+    weights: str = eqx.field(static=True, default="uniform")
+
+    def __check_init__(self):
+        _check_common(self)
+        V.check_positive(self.radius, "RadiusNearestNeighbors.radius")
+        V.check_choice(self.metric, "RadiusNearestNeighbors.metric", ("l2", "l1"))
+        V.check_choice(self.weights, "RadiusNearestNeighbors.weights", ("uniform", "distance"))
 
 
 def make_optimizer(optimizer: str | optax.GradientTransformation = "adam",
-                   learning_rate: float = 1e-2) -> optax.GradientTransformation:
-    """`"adam"`, `"sgd"` (momentum 0.9, Nesterov) or an optax transformation as is."""
+                   lr: float = 1e-2) -> optax.GradientTransformation:
+    """`"adam"`, `"sgd"` (momentum 0.9, Nesterov) with step size `lr > 0`, or an optax
+    transformation as is (then `lr` is ignored)."""
     if isinstance(optimizer, str):
+        V.check_positive(lr, "lr")
         if optimizer == "adam":
-            return optax.adam(learning_rate)
+            return optax.adam(lr)
         if optimizer == "sgd":
-            return optax.sgd(learning_rate, momentum=0.9, nesterov=True)
+            return optax.sgd(lr, momentum=0.9, nesterov=True)
         raise ValueError(f"optimizer must be 'adam', 'sgd' or an optax transformation; got "
                          f"{optimizer!r}")
     return optimizer
@@ -262,7 +336,8 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
             (images of `image_shape`, zero fill) -- a data-independent augmentation.
 
     Returns:
-        The trained parameter pytree.
+        The trained parameter pytree; with `learner.standardize`, the dict
+        `{"params": ..., "mean": ..., "std": ...}` (the part's normalisation).
     """
     m = indices.shape[0]
     bsz = m if batch_size is None else min(int(batch_size), m)
@@ -282,6 +357,13 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
 
     # gather the part's rows once; full-batch steps then read them without any gather
     Xp, yp = X[indices], y[indices]
+    if learner.standardize:
+        count = jnp.maximum(mask.sum(), 1) * X.shape[1]
+        mean = jnp.sum(jnp.where(mask[:, None], Xp, 0.0)) / count
+        var = jnp.sum(jnp.where(mask[:, None], (Xp - mean) ** 2, 0.0)) / count
+        std = jnp.where(var > 0, jnp.sqrt(var), 1.0)
+    else:
+        mean, std = 0.0, 1.0
 
     def step(carry, slots_shifts):
         p, s = carry
@@ -292,6 +374,8 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
             xb, yb, mb = Xp[slots], yp[slots], mask[slots]
         if augment_shift:
             xb = _shift_images(xb, sh, image_shape)
+        if learner.standardize:
+            xb = (xb - mean) / std
         grads = jax.grad(loss_fn)(p, xb, yb, mb)
         updates, s_new = optimizer.update(grads, s, p)
         p_new = optax.apply_updates(p, updates)
@@ -315,6 +399,8 @@ def fit_part(learner: Learner, X, y, indices, mask, key, *,
         return carry, None
 
     (params, _), _ = jax.lax.scan(epoch, (params, opt_state), jax.random.split(k_train, epochs))
+    if learner.standardize:
+        return {"params": params, "mean": mean, "std": std}
     return params
 
 
@@ -331,33 +417,39 @@ def fit_parts(learner, X, y, indices, mask, keys, *, optimizer, epochs, batch_si
 
 
 def predict_part(learner: Learner, params, X_test, nonempty):
-    """Class predictions of one trained part; `num_classes` (abstain) if it was empty."""
+    """Class predictions of one trained part; `ABSTAIN` (-1) if it was empty."""
+    if learner.standardize:
+        X_test = (X_test - params["mean"]) / params["std"]
+        params = params["params"]
     pred = jnp.argmax(learner.logits(params, X_test), axis=1)
-    return jnp.where(nonempty, pred, learner.num_classes)
+    return jnp.where(nonempty, pred, ABSTAIN)
 
 
-def squared_distances(X_test, X):
-    """`(n_test, n)` squared Euclidean distances `|x_t|^2 + |x|^2 - 2 x_t.x` (one GEMM)."""
-    return (jnp.sum(X_test * X_test, 1)[:, None] + jnp.sum(X * X, 1)[None, :]
-            - 2 * X_test @ X.T)
+def neighbor_distances(learner, A, B):
+    r"""The distances a nearest-neighbour learner compares: squared Euclidean
+    (`jaxpoison.solvers.squared_distances`) for `metric="l2"` (every kNN learner), $\ell_1$
+    (`jaxpoison.solvers.l1_distances`) for an rNN learner with `metric="l1"`."""
+    if getattr(learner, "metric", "l2") == "l1":
+        return l1_distances(A, B, block=max(1, (1 << 22) // max(B.shape[0] * B.shape[1], 1)))
+    return squared_distances(A, B)
 
 
-def vote_neighbors(learner, d2, labels, mask):
-    """The vote of a nearest-neighbour learner from precomputed squared distances.
+def vote_neighbors(learner, dist, labels, mask):
+    """The vote of a nearest-neighbour learner from precomputed distances.
 
     Args:
         learner: `KNearestNeighbors` or `RadiusNearestNeighbors`.
-        d2: `(n_test, m)` squared distances from each test point to the part's `m`
-            (padded) samples.
+        dist: `(n_test, m)` distances from each test point to the part's `m` (padded)
+            samples, as `neighbor_distances` gives them (squared for `"l2"`).
         labels: `(m,)` their classes.
         mask: `(m,)` True on real samples; padded slots are never neighbours.
 
     Returns:
-        `(n_test,)` classes, `num_classes` where the learner abstains. Among equal
+        `(n_test,)` classes, `ABSTAIN` (-1) where the learner abstains. Among equal
         distances the sample listed first wins; vote ties go to the smaller class.
     """
     C = learner.num_classes
-    d2 = jnp.where(mask[None, :], d2, jnp.inf)
+    d2 = jnp.where(mask[None, :], dist, jnp.inf)
     onehot = jax.nn.one_hot(labels, C, dtype=jnp.int32) * mask[:, None]
     if isinstance(learner, KNearestNeighbors):
         if learner.k == 1:  # argmin is a single pass; top_k sorts
@@ -369,18 +461,27 @@ def vote_neighbors(learner, d2, labels, mask):
             found = jnp.isfinite(neg)
         counts = (onehot[idx] * found[..., None]).sum(axis=1)
     else:
-        inside = d2 <= learner.radius**2
+        l1 = learner.metric == "l1"
+        inside = d2 <= (learner.radius if l1 else learner.radius**2)
+        if learner.weights == "distance":
+            d = d2 if l1 else jnp.sqrt(d2)
+            zero = inside & (d == 0)
+            w = jnp.where(zero.any(axis=1, keepdims=True), zero.astype(d.dtype),
+                          jnp.where(inside, 1.0 / jnp.where(d == 0, 1.0, d), 0.0))
+            counts = w @ onehot.astype(d.dtype)
+            empty = ~inside.any(axis=1)
+            return jnp.where(empty, ABSTAIN, jnp.argmax(counts, axis=1))
         counts = inside.astype(jnp.int32) @ onehot
     empty = counts.sum(axis=1) == 0
-    return jnp.where(empty, C, jnp.argmax(counts, axis=1))
+    return jnp.where(empty, ABSTAIN, jnp.argmax(counts, axis=1))
 
 
 def predict_neighbors(learner, X, y, indices, mask, X_test):
     """Predictions of a nearest-neighbour learner on one part (vmappable over parts).
 
-    Distances are Euclidean; padded slots are never neighbours. Returns `(n_test,)`
-    classes, `num_classes` where the learner abstains. (An ensemble computes the
-    distances to all training samples once and votes per part with
-    `vote_neighbors`.)
+    Padded slots are never neighbours. Returns `(n_test,)` classes, `ABSTAIN` (-1)
+    where the learner abstains. (An ensemble computes the distances to all training
+    samples once and votes per part with `vote_neighbors`.)
     """
-    return vote_neighbors(learner, squared_distances(X_test, X[indices]), y[indices], mask)
+    return vote_neighbors(learner, neighbor_distances(learner, X_test, X[indices]),
+                          y[indices], mask)

@@ -1,5 +1,7 @@
 """Generic numerics (LP, QP / SVM-dual, implicit differentiation); knows nothing about poisoning."""
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_box_hyperplane
+from jaxpoison.solvers.distances import l1_distances as l1_distances
+from jaxpoison.solvers.distances import squared_distances as squared_distances
 from jaxpoison.solvers.implicit import attach_implicit_grad as attach_implicit_grad
 from jaxpoison.solvers.lp import IPM as IPM
 from jaxpoison.solvers.lp import LP_METHODS as LP_METHODS
@@ -7,10 +9,13 @@ from jaxpoison.solvers.lp import PDHG as PDHG
 from jaxpoison.solvers.lp import DenseOperator as DenseOperator
 from jaxpoison.solvers.lp import LPResult as LPResult
 from jaxpoison.solvers.lp import PairOperator as PairOperator
+from jaxpoison.solvers.lp import Wide as Wide
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
+from jaxpoison.solvers.smoothing import SMOOTHINGS as SMOOTHINGS
 from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
+from jaxpoison.solvers.smoothing import check_scale as check_scale
 from jaxpoison.solvers.smoothing import no_derivative as no_derivative
 from jaxpoison.solvers.smoothing import perturbed as perturbed
 from jaxpoison.solvers.smoothing import soft_topk as soft_topk

@@ -54,8 +54,9 @@ from jaxpoison.solvers._lp_common import LPRaw, make_bounds
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 from jaxpoison.solvers.lp_ipm import ipm_solve
 from jaxpoison.solvers.lp_pdhg import pdhg_solve
+from jaxpoison.solvers.lp_wide import WideOptions, is_wide, wide_solve
 
-__all__ = ["linprog", "LPResult", "IPM", "PDHG", "LP_METHODS", "DenseOperator",
+__all__ = ["linprog", "LPResult", "IPM", "PDHG", "Wide", "LP_METHODS", "DenseOperator",
            "PairOperator"]
 
 
@@ -150,20 +151,54 @@ class PDHG(eqx.Module):
         return pdhg_solve(op, c, b, lower, upper, tol=self.tol, max_iter=self.max_iter)
 
 
-LP_METHODS: dict[str, type] = {"ipm": IPM, "pdhg": PDHG}
+class Wide(eqx.Module):
+    r"""Options of the wide-LP interior point (`method="wide"`, `"wide-f64"`; see
+    `jaxpoison.solvers.lp_wide`): preconditioned CG on the normal equations and a verified
+    crossover, for $m \ll n$.
+
+    Attributes:
+        tol: as `IPM.tol` (`1e-9` in float64, `1e-5` in float32 by default). Traced.
+        max_iter: iteration limit (static).
+        precision: `"mixed"` (float32 Gram products and CG, float64 residuals and crossover;
+            `method="wide"`) or `"float64"` (`method="wide-f64"`). Static.
+    """
+
+    tol: float | jax.Array | None = None
+    max_iter: int = eqx.field(static=True, default=100)
+    precision: str = eqx.field(static=True, default="mixed")
+    name: ClassVar[str] = "wide"
+
+    def default_tol(self, dtype) -> float:
+        return 1e-9 if jnp.dtype(dtype) == jnp.float64 else 1e-5
+
+    def solve(self, op, c, b, lower, upper) -> LPRaw:
+        return wide_solve(op, c, b, lower, upper, tol=self.tol, max_iter=self.max_iter,
+                          options=WideOptions(precision=self.precision))
+
+
+LP_METHODS: dict[str, type] = {"ipm": IPM, "pdhg": PDHG, "wide": Wide}
 """`method` string -> options class (an `equinox.Module` with `tol`, `max_iter`,
-`default_tol(dtype)` and `solve(op, c, b, lower, upper)`)."""
+`default_tol(dtype)` and `solve(op, c, b, lower, upper)`). `linprog` and `pcm` also take
+`"auto"` (`"wide"` when the constraint matrix is wide, see `lp_wide.is_wide`, else
+`"ipm"`) and `"wide-f64"` (`Wide(precision="float64")`)."""
+
+METHOD_NAMES = ("auto", *LP_METHODS, "wide-f64")
 
 
-def resolve_method(method, tol, max_iter, dtype):
-    """The options object for `method` (a name in `LP_METHODS` or an options object) with
-    `tol` filled in for `dtype` and checked. Used by `linprog` and `jaxpoison.attacks.pcm`.
+def resolve_method(method, tol, max_iter, dtype, shape=None):
+    """The options object for `method` (a name in `METHOD_NAMES` or an options object) with
+    `tol` filled in for `dtype` and checked; `"auto"` looks at the constraint `shape`
+    (m, n). Used by `linprog` and `jaxpoison.attacks.pcm`.
     """
     if isinstance(method, str):
-        V.check_choice(method, "method", tuple(LP_METHODS))
-        cls = LP_METHODS[method]
+        V.check_choice(method, "method", METHOD_NAMES)
+        if method == "auto":
+            method = "wide" if shape is not None and is_wide(*shape) else "ipm"
         kw = {} if max_iter is None else {"max_iter": V.check_int(max_iter, "max_iter", low=1)}
-        cfg = cls(tol=tol, **kw)
+        if method == "wide-f64":
+            cfg = Wide(tol=tol, precision="float64", **kw)
+        else:
+            cfg = LP_METHODS[method](tol=tol, **kw)
     elif isinstance(method, tuple(LP_METHODS.values())):
         if tol is not None or max_iter is not None:
             raise ValueError("give tol and max_iter inside the method object "
@@ -276,7 +311,7 @@ def linprog(
     lower: Float[Array, " n"] | float | None = 0.0,
     upper: Float[Array, " n"] | float | None = None,
     *,
-    method: str | IPM | PDHG = "ipm",
+    method: str | IPM | PDHG | Wide = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
     throw: bool = True,
@@ -298,7 +333,11 @@ def linprog(
             (scipy's default).
         upper: upper bounds, a scalar or (n,) array; `inf` allowed; `None` means `+inf`;
             `lower == upper` fixes a variable.
-        method: `"ipm"` (default), `"pdhg"`, or an options object `IPM(...)`/`PDHG(...)`.
+        method: `"auto"` (default: `"wide"` when `A_eq` is wide, see
+            `jaxpoison.solvers.lp_wide.is_wide`, else `"ipm"`), `"ipm"` (dense interior
+            point), `"pdhg"` (restarted PDHG), `"wide"` (interior point with preconditioned
+            CG and verified crossover, mixed float32/float64), `"wide-f64"` (the same in
+            float64 throughout), or an options object `IPM(...)`/`PDHG(...)`/`Wide(...)`.
         tol: relative tolerance on primal/dual residuals and gap (default: the method's,
             see `IPM`, `PDHG`); at least `10 * eps` of the working precision. Traced.
         max_iter: iteration limit (default: the method's).
@@ -331,7 +370,7 @@ def linprog(
         if np.any(lo > hi):
             raise ValueError(f"lower must be <= upper; violated at {int(np.sum(lo > hi))} "
                              "coordinate(s)")
-    cfg = resolve_method(method, tol, max_iter, dtype)
+    cfg = resolve_method(method, tol, max_iter, dtype, op.shape)
     result = solve_lp(cfg, c, op, b_eq, lower, upper)
     return raise_if_failed(result, f"linprog(method={cfg.name!r})", throw=throw)
 

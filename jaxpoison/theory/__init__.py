@@ -1,4 +1,20 @@
-"""Closed-form bounds and theory quantities (lethal dose, Gaussian separation, ...)."""
+"""Closed-form lethal-dose bounds and Monte-Carlo simulations of the optimal learners."""
+from jaxpoison.theory.lethal_dose import bijection_accuracy as bijection_accuracy
+from jaxpoison.theory.lethal_dose import bijection_accuracy_bound as bijection_accuracy_bound
+from jaxpoison.theory.lethal_dose import bijection_min_samples as bijection_min_samples
+from jaxpoison.theory.lethal_dose import bijection_poison_budget as bijection_poison_budget
 from jaxpoison.theory.lethal_dose import dpa_approx_radius as dpa_approx_radius
 from jaxpoison.theory.lethal_dose import gaussian_delta as gaussian_delta
+from jaxpoison.theory.lethal_dose import gaussian_delta_displayed as gaussian_delta_displayed
+from jaxpoison.theory.lethal_dose import gaussian_min_samples as gaussian_min_samples
+from jaxpoison.theory.lethal_dose import gaussian_poison_budget as gaussian_poison_budget
+from jaxpoison.theory.lethal_dose import gaussian_tv as gaussian_tv
+from jaxpoison.theory.lethal_dose import memorization_accuracy as memorization_accuracy
+from jaxpoison.theory.lethal_dose import memorization_min_samples as memorization_min_samples
+from jaxpoison.theory.lethal_dose import memorization_poison_budget as memorization_poison_budget
 from jaxpoison.theory.lethal_dose import tolerable_poison as tolerable_poison
+from jaxpoison.theory.simulation import Simulation as Simulation
+from jaxpoison.theory.simulation import simulate_bijection as simulate_bijection
+from jaxpoison.theory.simulation import simulate_gaussian_clean as simulate_gaussian_clean
+from jaxpoison.theory.simulation import simulate_gaussian_poison as simulate_gaussian_poison
+from jaxpoison.theory.simulation import simulate_memorization as simulate_memorization

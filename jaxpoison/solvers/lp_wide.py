@@ -1,0 +1,496 @@
+r"""Interior point with preconditioned CG and crossover for *wide* bounded-variable LPs.
+
+$$
+\min_x c^T x \quad\text{s.t.}\quad A x = b,\; l \le x \le u, \qquad A \in \mathbb{R}^{m\times n},
+\; m \ll n
+$$
+
+(PCM: `A = [Φ, -Φ]`, `m` features, `n = 2N` for `N` pairs). The dense interior point
+(`.lp_ipm`) forms the normal matrix $A\Theta A^T$ every iteration: $m^2 n$ multiply-adds, one
+dense GEMM of the data's shape per iteration. This solver forms it **never**:
+
+1. **Gram matrix once.** $G = A A^T$ is computed once, by blocks of one triangle (a symmetric
+   rank-$n$ update, about half the flops of a GEMM), in float32 in the mixed mode.
+2. **Preconditioned CG per iteration.** Each Mehrotra predictor--corrector step solves the
+   normal equations $(A\Theta A^T + \delta I)\,dy = r$ by conjugate gradients, one product
+   $A(\Theta(A^T v))$ (two passes over the data, memory-bound) per CG step, preconditioned by
+   $$
+   P = \bar\theta\, G + A_S(\Theta_S - \bar\theta)A_S^T + \delta I,
+   $$
+   where $S$ holds the $k = m$ columns with the largest weights $\Theta_i$ and
+   $\bar\theta$ is the mean weight of the others: exact for the heavy columns (late
+   iterations: the free variables), the mean-field of the rest through the exact Gram matrix
+   (early iterations: nearly uniform weights). $P$ costs $k m^2 + m^3/3$ (no pass over
+   the data).
+3. **Crossover.** Once the iterate is within `crossover_tol`, variables are split by the
+   complementarity rule (at a bound when its slack is below its multiplier), the
+   $\le m$ free ones are solved exactly from $A_F x_F = b - A_N x_N$ and the multipliers
+   from $A_F^T y = c_F$ (least squares by semi-normal equations with refinement, nearest to
+   the interior-point $y$), and the result is **verified**: primal residual, dual residual
+   and duality gap all $\le$ `tol` (one pass for $Ax$, one for $A^T y$). A verified
+   crossover ends the run with a vertex (at most $m$ coordinates strictly inside their
+   bounds); a failed one lets the interior point continue, and the crossover is tried again
+   at the next iterate. Without a verified crossover the run ends as the plain interior point
+   would (status `SUCCESS` at `tol`, or `MAX_ITERATIONS`).
+
+Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
+input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
+$O(m^2 n)$ and $O(mn)$ work -- while residuals, the $m \times m$ factorisation, crossover and
+verification stay in float64, so the answer is certified to float64 `tol`. Float32 input
+runs everything in float32 (default `tol` 1e-5).
+
+Infeasibility and unboundedness are detected as in `.lp_ipm` (Farkas / recession rays of
+the iterates, `._lp_common`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpoison._result import Status
+from jaxpoison.solvers._lp_common import (
+    LPRaw,
+    dual_infeasibility_certificate,
+    make_bounds,
+    primal_infeasibility_certificate,
+)
+from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
+
+__all__ = ["WideOptions", "DEFAULT_OPTIONS", "WIDE_METHODS", "wide_options", "wide_solve",
+           "wide_solve_info", "gram_by_blocks", "is_wide", "wide_memory_bytes", "check_wide_memory",
+           "available_memory_bytes"]
+
+PRECISIONS = ("float64", "mixed")
+WIDE_METHODS = ("wide", "wide-f64")
+"""Method names of this solver in `linprog`/`pcm`: `"wide"` (mixed precision) and
+`"wide-f64"` (float64 throughout)."""
+
+
+class WideOptions(eqx.Module):
+    """Options of the wide solver, held once (static under `jit`).
+
+    Attributes:
+        precision: `"mixed"` (float32 Gram matrix and CG products, float64 residuals,
+            factorisation and crossover; the default) or `"float64"`. Ignored (float32
+            throughout) for float32 input.
+        crossover_tol: the interior point tries a crossover once its relative residuals
+            and gap are all below this.
+        cg_max_iter: CG iterations per normal-equation solve.
+        block: row-block size of the one-triangle Gram product.
+    """
+
+    precision: str = eqx.field(static=True, default="mixed")
+    crossover_tol: float = eqx.field(static=True, default=1e-3)
+    cg_max_iter: int = eqx.field(static=True, default=200)
+    block: int = eqx.field(static=True, default=512)
+
+
+DEFAULT_OPTIONS = WideOptions()
+
+
+def wide_options(method: str) -> WideOptions:
+    """The options a `linprog`/`pcm` method name stands for (one of `WIDE_METHODS`)."""
+    if method == "wide-f64":
+        return WideOptions(precision="float64")
+    return DEFAULT_OPTIONS
+
+
+def is_wide(m: int, n: int) -> bool:
+    """Whether `linprog`/`pcm` should use the wide solver for an (m, n) constraint matrix:
+    at least 20,000 columns and at most one row per 20 columns."""
+    return n >= 20_000 and 20 * m <= n
+
+
+def wide_memory_bytes(m: int, n: int, itemsize: int = 8, precision: str = "mixed") -> int:
+    """Estimate of the peak memory of the wide solver on an (m, n) base matrix (bytes).
+
+    The data (and its float32 copy in the mixed mode), a scaled copy made by the operator,
+    about 20 length-n work vectors and a few m x m matrices.
+    """
+    data = m * n * itemsize
+    copy = m * n * 4 if (precision == "mixed" and itemsize == 8) else 0
+    return int(2 * data + copy + 20 * n * itemsize + 8 * m * m * 8)
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (`MemAvailable` of `/proc/meminfo`, else the
+    physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_wide_memory(m: int, n: int, itemsize: int = 8, precision: str = "mixed",
+                      available: int | None = None) -> int:
+    """Raise `MemoryError` *before allocating* when the wide solver's estimated peak memory
+    (`wide_memory_bytes`) on an (m, n) base matrix exceeds `available` (default: what the
+    system has available now). Returns the estimate in bytes."""
+    need = wide_memory_bytes(m, n, itemsize, precision)
+    if available is None:
+        available = available_memory_bytes()
+    if need > available:
+        raise MemoryError(
+            f"the wide LP solver on a {m} x {n} matrix ({jnp.dtype(f'f{itemsize}').name}, "
+            f"precision={precision!r}) needs about {need / 2**30:.1f} GB; only "
+            f"{available / 2**30:.1f} GB is available")
+    return need
+
+
+def gram_by_blocks(A: jax.Array, block: int = 512) -> jax.Array:
+    r"""$A A^T$ (m x m) computed by blocks of one triangle (about half the flops of a GEMM).
+
+    Rows are split into blocks of `block`; only the blocks $(i, j)$ with $j \ge i$ are
+    multiplied (one product $A_i A_{j:}^T$ per block row) and the lower triangle is mirrored.
+    """
+    m = A.shape[0]
+    if m <= block:
+        return A @ A.T
+    out = jnp.zeros((m, m), A.dtype)
+    for i in range(0, m, block):
+        rows = A[i:i + block]
+        prod = rows @ A[i:].T                      # blocks (i, j >= i)
+        out = out.at[i:i + block, i:].set(prod)
+        out = out.at[i + block:, i:i + block].set(prod[:, block:].T)
+    return out
+
+
+class _Columns(NamedTuple):
+    """The operator seen as `A = base * sign` on folded columns (pair or dense)."""
+
+    base: jax.Array      # (m, nb): Φ for the pair operator, A for a dense one
+    pair: bool
+
+    def fold(self, t):
+        if self.pair:
+            nb = self.base.shape[1]
+            return t[:nb] + t[nb:]
+        return t
+
+    def gather(self, idx):
+        nb = self.base.shape[1]
+        if self.pair:
+            cols = self.base[:, idx % nb]
+            return jnp.where(idx < nb, 1.0, -1.0).astype(cols.dtype) * cols
+        return self.base[:, idx]
+
+
+def _columns(op) -> _Columns:
+    if isinstance(op, PairOperator):
+        return _Columns(op.Phi, True)
+    if isinstance(op, DenseOperator):
+        return _Columns(op.A, False)
+    raise TypeError(f"op must be a DenseOperator or a PairOperator; got {type(op).__name__}")
+
+
+class _State(NamedTuple):
+    x: jax.Array
+    sl: jax.Array
+    su: jax.Array
+    y: jax.Array
+    zl: jax.Array
+    zu: jax.Array
+    it: jax.Array
+    status: jax.Array
+    pres: jax.Array
+    dres: jax.Array
+    gap: jax.Array
+    cg: jax.Array         # total CG iterations
+    xo: jax.Array         # crossover result (valid when status == SUCCESS and crossed)
+    yo: jax.Array
+    zlo: jax.Array
+    zuo: jax.Array
+    crossed: jax.Array
+    ax: jax.Array         # A x and A^T y of the current iterate
+    aty: jax.Array
+    free: jax.Array       # complementarity classification of the previous iterate
+
+
+def _inf(v):
+    return jnp.max(jnp.abs(v), initial=0.0)
+
+
+def _measures(c, b, bd, x, y, zl, zu, ax, aty):
+    """`._lp_common.kkt_measures` from precomputed `A x` and `A^T y` (no pass over `A`)."""
+    rp = b - ax
+    rd = jnp.where(bd.fixed, 0.0, c - aty - zl + zu)
+    pobj = c @ x
+    red_fixed = jnp.where(bd.fixed, c - aty, 0.0)
+    dobj = (b @ y + jnp.sum(jnp.where(bd.has_lo, bd.lo * zl, 0.0))
+            - jnp.sum(jnp.where(bd.has_hi, bd.hi * zu, 0.0)) + bd.lo @ red_fixed)
+    pres = _inf(rp) / (1.0 + _inf(b))
+    dres = _inf(rd) / (1.0 + _inf(c))
+    gap = jnp.abs(pobj - dobj) / (1.0 + jnp.abs(pobj) + jnp.abs(dobj))
+    return pres, dres, gap, rp
+
+
+def _max_step(s, ds, mask):
+    ratio = jnp.where(mask & (ds < 0), -s / jnp.where(ds < 0, ds, -1.0), jnp.inf)
+    return jnp.min(ratio, initial=jnp.inf)
+
+
+def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
+    """Preconditioned CG from `x0` to `||r|| <= rtol ||rhs||` (at most `max_iter` steps)."""
+    r0 = rhs - matvec(x0)
+    z0 = psolve(r0)
+    target = rtol * jnp.sqrt(rhs @ rhs)
+
+    def cond(s):
+        x, r, z, p, rz, k = s
+        return (jnp.sqrt(r @ r) > target) & (k < max_iter)
+
+    def body(s):
+        x, r, z, p, rz, k = s
+        q = matvec(p)
+        a = rz / jnp.where(p @ q != 0, p @ q, 1.0)
+        x = x + a * p
+        r = r - a * q
+        z = psolve(r)
+        rzn = r @ z
+        p = z + (rzn / jnp.where(rz != 0, rz, 1.0)) * p
+        return x, r, z, p, rzn, k + 1
+
+    x, r, z, p, rz, k = lax.while_loop(cond, body, (x0, r0, z0, z0, r0 @ z0, jnp.asarray(0)))
+    return x, k
+
+
+def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol):
+    """Exact solve on the free set of an interior iterate, then KKT verification."""
+    m = b.shape[0]
+    hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
+    tiny = jnp.finfo(x.dtype).tiny
+    at_lo = (hl & (sl < zl)) | fixed
+    at_hi = hu & (su < zu) & ~at_lo
+    free = ~(at_lo | at_hi)
+    rl = jnp.where(hl, sl / jnp.maximum(zl, tiny), jnp.inf)
+    ru = jnp.where(hu, su / jnp.maximum(zu, tiny), jnp.inf)
+    score = jnp.where(free, jnp.minimum(rl, ru), -1.0)
+    _, idx = lax.top_k(score, m)
+    mask = free[idx]
+    # free variables beyond the m kept ones go to their nearer finite bound
+    near_hi = hu & (~hl | (su < sl))
+    extra = jnp.where(near_hi, bd.hi, jnp.where(hl, bd.lo, x))
+    xn = jnp.where(at_lo, bd.lo, jnp.where(at_hi, bd.hi, extra))
+    xn = xn.at[idx].set(jnp.where(mask, 0.0, xn[idx]))
+    B = cols.gather(idx) * mask.astype(x.dtype)
+    G = B.T @ B
+    scale = 1.0 + jnp.max(jnp.diag(G), initial=0.0)
+    G = G + jnp.diag(jnp.where(mask, 0.0, scale)) + 1e3 * jnp.finfo(x.dtype).eps * scale * \
+        jnp.eye(m, dtype=x.dtype)
+    L = jnp.linalg.cholesky(G)
+
+    def gsolve(v):
+        return jax.scipy.linalg.cho_solve((L, True), v)
+
+    r = b - op.matvec(xn)
+    xb = gsolve(B.T @ r)
+    for _ in range(2):                       # refinement of the semi-normal equations
+        xb = xb + gsolve(B.T @ (r - B @ xb))
+    cb = jnp.where(mask, c[idx], 0.0)
+    yy = y
+    for _ in range(3):
+        yy = yy + B @ gsolve(cb - B.T @ yy)
+    xo = xn.at[idx].set(jnp.where(mask, xb, xn[idx]))
+    xc = jnp.where(fixed, bd.lo, jnp.clip(xo, jnp.where(hl, bd.lo, -jnp.inf),
+                                          jnp.where(hu, bd.hi, jnp.inf)))
+    # A x of the clipped point without a pass: A x_N + B x_B, corrected for the clipping
+    ax = (b - r) + B @ jnp.where(mask, xc[idx], 0.0)
+    xo = xc
+    aty = op.rmatvec(yy)
+    red = c - aty
+    zlo = jnp.where(hl | fixed, jnp.maximum(red, 0.0), 0.0)
+    zuo = jnp.where(hu | fixed, jnp.maximum(-red, 0.0), 0.0)
+    pres, dres, gap, _ = _measures(c, b, bd, xo, yy, zlo, zuo, ax, aty)
+    ok = (pres <= tol) & (dres <= tol) & (gap <= tol) & jnp.all(jnp.isfinite(xo)) \
+        & jnp.all(jnp.isfinite(yy))
+    return ok, xo, yy, zlo, zuo, pres, dres, gap
+
+
+def wide_solve(op, c, b, lower, upper, *, tol, max_iter: int,
+               options: WideOptions | None = None) -> LPRaw:
+    """Run the wide solver on `min c^T x, op x = b, lower <= x <= upper`.
+
+    `op` is a `._lp_ops.DenseOperator` or `PairOperator`. Pure and traceable
+    (`jit`/`vmap`); returns the core `LPRaw` (the public wrappers build results).
+    """
+    return wide_solve_info(op, c, b, lower, upper, tol=tol, max_iter=max_iter,
+                           options=options)[0]
+
+
+def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
+                    options: WideOptions | None = None):
+    """`wide_solve` plus diagnostics: `(raw, cg_iterations, crossed)` where `crossed` says
+    whether the answer is a verified crossover vertex."""
+    options = DEFAULT_OPTIONS if options is None else options
+    dtype = c.dtype
+    if options.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}; got {options.precision!r}")
+    eps = jnp.finfo(dtype).eps
+    floor = jnp.sqrt(jnp.finfo(dtype).tiny)
+    m = b.shape[0]
+    cols = _columns(op)
+    nb = cols.base.shape[1]
+    k_heavy = min(m, nb)
+    low = options.precision == "mixed" and dtype == jnp.float64
+    work = cols.base.astype(jnp.float32) if low else cols.base
+    gram = gram_by_blocks(work, options.block).astype(dtype)
+
+    bd = make_bounds(lower, upper)
+    hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
+    nbnd = jnp.maximum(jnp.sum(hl) + jnp.sum(hu), 1)
+    rho = jnp.sqrt(eps) * 1e-2
+    delta = eps ** 0.75
+    eta = 0.99 if dtype == jnp.float64 else 0.95
+    cscale = 1.0 + jnp.max(jnp.abs(c), initial=0.0)
+    cg_floor = 1e-10 if dtype == jnp.float64 else 1e-6
+    if low:
+        cg_floor = 1e-6
+
+    both = hl & hu
+    x0 = jnp.where(both, 0.5 * (bd.lo + bd.hi),
+                   jnp.where(hl, bd.lo + 1.0, jnp.where(hu, bd.hi - 1.0, 0.0)))
+    x0 = jnp.where(fixed, bd.lo, x0)
+    width = jnp.where(both, bd.hi - bd.lo, 2.0)
+    sl0 = jnp.where(hl, 0.5 * width, 1.0)
+    su0 = jnp.where(hu, 0.5 * width, 1.0)
+    zl0 = jnp.where(hl, cscale, 0.0)
+    zu0 = jnp.where(hu, cscale, 0.0)
+    y0 = jnp.zeros((m,), dtype)
+
+    ax0, aty0 = op.matvec(x0), op.rmatvec(y0)
+    p0, d0, g0, _ = _measures(c, b, bd, x0, y0, zl0, zu0, ax0, aty0)
+    zero = jnp.asarray(0, jnp.int32)
+    init = _State(x0, sl0, su0, y0, zl0, zu0, zero,
+                  jnp.asarray(Status.MAX_ITERATIONS, jnp.int32), p0, d0, g0, zero,
+                  x0, y0, zl0, zu0, jnp.asarray(False), ax0, aty0,
+                  jnp.zeros(c.shape, bool))
+
+    def cond(s: _State):
+        return (s.status == Status.MAX_ITERATIONS) & (s.it < max_iter)
+
+    def body(s: _State):
+        x, sl, su, y, zl, zu = s.x, s.sl, s.su, s.y, s.zl, s.zu
+        rp = b - s.ax
+        rd = jnp.where(fixed, 0.0, c - s.aty - zl + zu)
+        mu = (jnp.sum(jnp.where(hl, sl * zl, 0.0)) + jnp.sum(jnp.where(hu, su * zu, 0.0))) \
+            / nbnd
+        qinv = jnp.where(hl, zl / sl, 0.0) + jnp.where(hu, zu / su, 0.0) + rho
+        theta = jnp.where(fixed, 0.0, 1.0 / qinv)
+        d = cols.fold(theta)
+        # heavy columns exactly, the rest through the Gram matrix at their mean weight
+        dh, idx = lax.top_k(d, k_heavy)
+        rest = jnp.maximum(jnp.sum(d) - jnp.sum(dh), 0.0) / max(nb - k_heavy, 1)
+        Bh = cols.base[:, idx]
+        P = rest * gram + (Bh * (dh - rest)) @ Bh.T
+        dmax = jnp.max(jnp.diag(P), initial=0.0)
+        reg = delta * (1.0 + dmax)
+        P = P + reg * jnp.eye(m, dtype=dtype)
+        L = jnp.linalg.cholesky(P)
+        dw = d.astype(work.dtype)
+
+        def nmv(v):
+            t = work @ (dw * (v.astype(work.dtype) @ work))
+            return t.astype(dtype) + reg * v
+
+        def psolve(r):
+            return jax.scipy.linalg.cho_solve((L, True), r)
+
+        rtol = jnp.clip(0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap), cg_floor, 1e-2)
+
+        def newton(rcl, rcu, dy0):
+            rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
+            rhs = rp + op.matvec(theta * rhat)
+            dy, k = _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+            atdy = op.rmatvec(dy)
+            dx = theta * (atdy - rhat)
+            dzl = jnp.where(hl, (rcl - zl * dx) / sl, 0.0)
+            dzu = jnp.where(hu, (rcu + zu * dx) / su, 0.0)
+            return dx, dy, dzl, dzu, k, atdy
+
+        def steps(dx, dzl, dzu):
+            ap = jnp.minimum(_max_step(sl, dx, hl), _max_step(su, -dx, hu))
+            ad = jnp.minimum(_max_step(zl, dzl, hl), _max_step(zu, dzu, hu))
+            return ap, ad
+
+        dxa, dya, dzla, dzua, k1, _ = newton(-sl * zl, -su * zu, jnp.zeros_like(y))
+        apa, ada = steps(dxa, dzla, dzua)
+        apa, ada = jnp.minimum(1.0, apa), jnp.minimum(1.0, ada)
+        mu_aff = (jnp.sum(jnp.where(hl, (sl + apa * dxa) * (zl + ada * dzla), 0.0))
+                  + jnp.sum(jnp.where(hu, (su - apa * dxa) * (zu + ada * dzua), 0.0))) / nbnd
+        sigma = jnp.clip((mu_aff / jnp.maximum(mu, floor)) ** 3, 0.0, 1.0)
+        rcl = sigma * mu - sl * zl - dxa * dzla
+        rcu = sigma * mu - su * zu + dxa * dzua
+        dx, dy, dzl, dzu, k2, atdy = newton(rcl, rcu, dya)
+        ap, ad = steps(dx, dzl, dzu)
+        ap, ad = jnp.minimum(1.0, eta * ap), jnp.minimum(1.0, eta * ad)
+
+        xn = x + ap * dx
+        sln = jnp.where(hl, jnp.maximum(sl + ap * dx, floor), 1.0)
+        sun = jnp.where(hu, jnp.maximum(su - ap * dx, floor), 1.0)
+        yn = y + ad * dy
+        zln = jnp.where(hl, jnp.maximum(zl + ad * dzl, floor), 0.0)
+        zun = jnp.where(hu, jnp.maximum(zu + ad * dzu, floor), 0.0)
+        finite = (jnp.all(jnp.isfinite(xn)) & jnp.all(jnp.isfinite(yn))
+                  & jnp.all(jnp.isfinite(zln)) & jnp.all(jnp.isfinite(zun))
+                  & jnp.all(jnp.isfinite(sln)) & jnp.all(jnp.isfinite(sun)))
+
+        def keep(new, old):
+            return jnp.where(finite, new, old)
+
+        xn, sln, sun = keep(xn, x), keep(sln, sl), keep(sun, su)
+        yn, zln, zun = keep(yn, y), keep(zln, zl), keep(zun, zu)
+        axn = op.matvec(xn)
+        atyn = jnp.where(finite, s.aty + ad * atdy, s.aty)
+        pres, dres, gap, _ = _measures(c, b, bd, xn, yn, zln, zun, axn, atyn)
+        conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
+        # try the crossover when near optimal and the free set has not changed since the
+        # previous iterate (or once the interior point alone is within 100 tol)
+        free_now = ~((hl & (sln < zln)) | (hu & (sun < zun)) | fixed)
+        stable = jnp.all(free_now == s.free) | (jnp.maximum(jnp.maximum(pres, dres), gap)
+                                                <= 100 * tol)
+        near = stable & (pres <= options.crossover_tol) & (dres <= options.crossover_tol) \
+            & (gap <= options.crossover_tol) & finite
+
+        def try_cross(_):
+            return _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln, zun, tol)
+
+        def no_cross(_):
+            return (jnp.asarray(False), xn, yn, zln, zun, pres, dres, gap)
+
+        ok, xo, yo, zlo, zuo, po, do, go = lax.cond(near, try_cross, no_cross, None)
+        def certificates(_):
+            return (primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol)),
+                    dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol)))
+
+        infeas, unb = lax.cond(near, lambda _: (jnp.asarray(False), jnp.asarray(False)),
+                               certificates, None)
+        status = jnp.where(~finite, Status.NUMERICAL_ERROR,
+                           jnp.where(ok | conv, Status.SUCCESS,
+                                     jnp.where(infeas, Status.INFEASIBLE,
+                                               jnp.where(unb, Status.UNBOUNDED,
+                                                         Status.MAX_ITERATIONS))))
+        pres, dres, gap = (jnp.where(ok, po, pres), jnp.where(ok, do, dres),
+                           jnp.where(ok, go, gap))
+        return _State(xn, sln, sun, yn, zln, zun, s.it + 1, status.astype(jnp.int32),
+                      pres, dres, gap, s.cg + k1 + k2, xo, yo, zlo, zuo, ok, axn, atyn, free_now)
+
+    s = lax.while_loop(cond, body, init)
+    red = c - op.rmatvec(s.y)
+    zl = jnp.where(fixed, jnp.maximum(red, 0.0), s.zl)
+    zu = jnp.where(fixed, jnp.maximum(-red, 0.0), s.zu)
+    x = jnp.where(fixed, bd.lo, s.x)
+    x = jnp.where(s.crossed, s.xo, x)
+    y = jnp.where(s.crossed, s.yo, s.y)
+    zl = jnp.where(s.crossed, s.zlo, zl)
+    zu = jnp.where(s.crossed, s.zuo, zu)
+    return LPRaw(x, y, zl, zu, s.status, s.it, s.pres, s.dres, s.gap), s.cg, s.crossed
