@@ -180,8 +180,9 @@ def metagrad_pcm(ctx: RecipeContext) -> Report:
                                   np.fmax.accumulate(gd_vals)),
               "random search": (np.arange(1, n_rs + 1), np.fmax.accumulate(rs_vals))}
     fname = "metagrad-pcm.png"
-    _figure(ctx.figure_path(fname), traces)
-    rep.figures.append(fname)
+    if ctx.plotting:     # figures need matplotlib
+        _figure(ctx.figure_path(fname), traces)
+        rep.figures.append(fname)
     rep.notes.append(f"{failed} candidate(s) had a PCM solve that did not reach SUCCESS "
                      f"within {MAX_ITER} IPM iterations and were not selected (a failed "
                      "solve over-states the cost, and a max over candidates would pick it)")

@@ -38,7 +38,7 @@ def _gradient_attack(X, y, Xv, yv, *, loss, budget, steps, key):
     from jaxpoison.attacks import gradient_poisoning_attack
 
     return gradient_poisoning_attack(X, y, Xv, yv, loss=loss, reg=REG, lower=0.0, upper=1.0,
-                                     n_poison=budget, steps=steps, lr=0.05, key=key)
+                                     budget=budget, steps=steps, lr=0.05, key=key)
 
 
 def _mta(X, y, Xv, yv, *, loss, budget, key, target_error):
@@ -46,10 +46,11 @@ def _mta(X, y, Xv, yv, *, loss, budget, key, target_error):
 
     tm = indiscriminate_targets(X, y, loss=loss, reg=REG, target_errors=(target_error,),
                                 quantiles=(0.1, 0.2, 0.3, 0.4, 0.5),
-                                repeats=(1, 2, 4, 8, 16), eval_X=Xv, eval_y=yv)
+                                repeats=(1, 2, 4, 8, 16), X_eval=Xv, y_eval=yv,
+                                throw=False)
     target = tm.target(0)
     res = model_targeted_attack(X, y, target, loss=loss, reg=REG, lower=0.0, upper=1.0,
-                                max_points=budget, key=key)
+                                budget=budget, key=key, throw=False)
     return res, target
 
 
@@ -209,7 +210,7 @@ def metagrad_poison(ctx: RecipeContext) -> Report:
             acc_mta = _victim_accuracy(X, y, mta.X_poison, mta.y_poison, Xt, yt, loss)
             rows.append([dname, loss, len(y), budget, clean, acc_init, acc_ga, acc_mta,
                          f"{steps + 1} fits + {steps} adjoint solves ({t_ga:.1f} s)",
-                         f"{int(mta.n_poison)} rounds: fit + max-loss ({t_mta:.1f} s)"])
+                         f"{int(mta.num_poison)} rounds: fit + max-loss ({t_mta:.1f} s)"])
             curves.setdefault(dname, {})[loss] = np.asarray(ga.val_loss)
         C, gamma = 1.0, 1.0 / X.shape[1]
         kb = budget
@@ -245,8 +246,9 @@ def metagrad_poison(ctx: RecipeContext) -> Report:
         caption="No follow-the-leader attack exists for the kernel SVM here; the starting "
                 "points (label-flipped copies of training points) are the baseline."))
     fname = "metagrad-poison.png"
-    _figure(ctx.figure_path(fname), curves)
-    rep.figures.append(fname)
+    if ctx.plotting:     # figures need matplotlib
+        _figure(ctx.figure_path(fname), curves)
+        rep.figures.append(fname)
     if "Fashion-MNIST T-shirt/shirt" in sets:
         notes.append(f"Fashion-MNIST: classes {FASHION_PAIR} subsampled to "
                      f"{fm_sizes[0]} train / {fm_sizes[1]} attacker validation / "

@@ -15,7 +15,9 @@ from jaxpoison.solvers.lp import auto_method as auto_method
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
+from jaxpoison.solvers.smoothing import SMOOTHINGS as SMOOTHINGS
 from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
+from jaxpoison.solvers.smoothing import check_scale as check_scale
 from jaxpoison.solvers.smoothing import no_derivative as no_derivative
 from jaxpoison.solvers.smoothing import perturbed as perturbed
 from jaxpoison.solvers.smoothing import soft_topk as soft_topk
