@@ -28,53 +28,6 @@ EXTERNAL = [
 ]
 HEADING = re.compile(r'<h\d id="([^"]+)" class="doc doc-heading"')
 
-# API-reference entries that are not public names yet. Each belongs to another part's API page
-# (docs/api/*.md) or module `__all__`; the lead empties this set at merge. It may only shrink:
-# an entry that no longer appears fails `test_known_private_entries_are_still_needed`.
-KNOWN_PRIVATE: set[str] = {
-    "aggregation: jaxpoison.defenses.aggregation.part_mesh",
-    "aggregation: jaxpoison.defenses.partition.partition_from_assignment",
-    "aggregation: jaxpoison.defenses.partition.sample_hash",
-    "aggregation: jaxpoison.models.learners.Learner",
-    "aggregation: jaxpoison.models.learners.Learner.logits",
-    "aggregation: jaxpoison.models.learners.Learner.penalty",
-    "aggregation: jaxpoison.models.learners.make_optimizer",
-    "aggregation: jaxpoison.models.learners.predict_neighbors",
-    "aggregation: jaxpoison.models.learners.predict_part",
-    "aggregation: jaxpoison.models.learners.vote_neighbors",
-    "datasets: jaxpoison.datasets._containers",
-    "datasets: jaxpoison.datasets._containers.MoonData",
-    "datasets: jaxpoison.datasets._containers.PreferencePairs",
-    "datasets: jaxpoison.datasets._containers.Reviews",
-    "datasets: jaxpoison.datasets._containers.Split",
-    "datasets: jaxpoison.datasets._sources.MissingSourceError",
-    "datasets: jaxpoison.datasets.text_embedding.MiniLM",
-    "datasets: jaxpoison.datasets.text_embedding.MiniLM.encode_ids",
-    "datasets: jaxpoison.datasets.text_embedding.MiniLM.tokenize",
-    "datasets: jaxpoison.datasets.text_embedding.default_cache_dir",
-    "datasets: jaxpoison.datasets.text_embedding.load_minilm",
-    "datasets: jaxpoison.datasets.text_embedding.tokenize",
-    "floral: jaxpoison.defenses.baselines.dbscan_labels",
-    # entered with the FLORAL merge (module __all__ / api page of that area):
-    "floral: jaxpoison.defenses.floral.check_floral_options",
-    "floral: jaxpoison.models.kernels.check_kernel",
-    "floral: jaxpoison.solvers.svm_dual.DEFAULT_SOLVER",
-    "floral: jaxpoison.solvers.svm_dual.check_solver",
-    "floral: jaxpoison.models.kernels.resolve_gamma",
-    "floral: jaxpoison.solvers.box_hyperplane.box_hyperplane_multiplier",
-    "floral: jaxpoison.solvers.svm_dual.svm_dual_objective",
-    "floral: jaxpoison.solvers.svm_dual.svm_intercept",
-    "floral: jaxpoison.solvers.svm_dual.svm_kkt_gap",
-    "pcm: jaxpoison.attacks.pcm.check_pcm_inputs",
-    "pcm: jaxpoison.attacks.pcm.count_flips",
-    "pcm: jaxpoison.attacks.pcm_bounds.projected_difference",
-    "pcm: jaxpoison.solvers.lp.solve_lp_operator",
-    "pcm: jaxpoison.solvers.lp_ipm.ipm_solve",
-    "pcm: jaxpoison.solvers.lp_pdhg.pdhg_solve",
-    "pcm: jaxpoison.solvers.lp_pdhg.ruiz_pock_chambolle",
-    "targeted: jaxpoison.attacks.kkt.project_box_halfspace",
-    "targeted: jaxpoison.attacks.target_models.regularized_clean_loss",
-}
 
 
 @pytest.fixture(scope="module")
@@ -169,14 +122,9 @@ def _private_entries(site):
 
 
 def test_api_reference_lists_public_names_only(site):
-    bad = _private_entries(site) - KNOWN_PRIVATE
+    bad = _private_entries(site)
     assert not bad, ("documented but not exported from jaxpoison or a subpackage:\n"
                      + "\n".join(sorted(bad)))
-
-
-def test_known_private_entries_are_still_needed(site):
-    stale = KNOWN_PRIVATE - _private_entries(site)
-    assert not stale, "no longer documented; remove from KNOWN_PRIVATE:\n" + "\n".join(stale)
 
 
 def test_api_reference_has_no_restructuredtext_markup(site):

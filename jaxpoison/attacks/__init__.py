@@ -19,6 +19,8 @@ from jaxpoison.attacks.model_targeted import ModelTargetedResult as ModelTargete
 from jaxpoison.attacks.model_targeted import model_targeted_attack as model_targeted_attack
 from jaxpoison.attacks.model_targeted import theorem2_lower_bound as theorem2_lower_bound
 from jaxpoison.attacks.pcm import PCMResult as PCMResult
+from jaxpoison.attacks.pcm import count_flips as count_flips
+from jaxpoison.attacks.pcm import flip_tolerance as flip_tolerance
 from jaxpoison.attacks.pcm import pcm as pcm
 from jaxpoison.attacks.pcm_bounds import PCMBound as PCMBound
 from jaxpoison.attacks.pcm_bounds import pcm_lower_bound as pcm_lower_bound

@@ -34,8 +34,9 @@ from jaxpoison import _validate as V
 from jaxpoison._result import Result, raise_if_failed
 from jaxpoison.attacks._poisoning import check_poisoning_problem
 from jaxpoison.models.linear import LinearModel, LinearSolver, fit_linear
+from jaxpoison.solvers.box_halfspace import project_box_halfspace
 
-__all__ = ["KKTResult", "kkt_attack", "project_box_halfspace"]
+__all__ = ["KKTResult", "kkt_attack"]
 
 
 class KKTResult(Result):
@@ -56,28 +57,6 @@ class KKTResult(Result):
     n_neg: Array
     residual: Array
     model: LinearModel
-
-
-def project_box_halfspace(v, a, beta, lo, hi, steps: int = 80):
-    r"""Euclidean projection of `v` onto $\{l\le x\le u,\ a^\top x\le\beta\}$.
-
-    $x(\nu) = \mathrm{clip}(v-\nu a, l, u)$; $a^\top x(\nu)$ decreases in
-    $\nu\ge0$, so the multiplier is found by bisection. If the set is empty the
-    point of the box minimising $a^\top x$ is returned.
-    """
-    x0 = jnp.clip(v, lo, hi)
-    feasible0 = a @ x0 <= beta
-    hi_nu = (jnp.max(jnp.abs(v)) + jnp.max(jnp.abs(lo)) + jnp.max(jnp.abs(hi)) + 1.0) / \
-        jnp.maximum(jnp.min(jnp.where(a != 0, jnp.abs(a), jnp.inf)), 1e-30)
-
-    def body(_, c):
-        left, right = c
-        mid = 0.5 * (left + right)
-        ok = a @ jnp.clip(v - mid * a, lo, hi) <= beta
-        return jnp.where(ok, left, mid), jnp.where(ok, mid, right)
-
-    _, nu = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(beta), hi_nu + 0 * beta))
-    return jnp.where(feasible0, x0, jnp.clip(v - nu * a, lo, hi))
 
 
 @partial(jax.jit, static_argnames=("loss", "steps"))

@@ -42,8 +42,7 @@ from jaxpoison.models.linear import (
     linear_losses,
 )
 
-__all__ = ["TargetModels", "indiscriminate_targets", "subpopulation_target",
-           "regularized_clean_loss"]
+__all__ = ["TargetModels", "indiscriminate_targets", "subpopulation_target"]
 
 
 class TargetModels(Result):

@@ -1,6 +1,7 @@
 """The defender's side: FLORAL, label-noise baselines, DPA / Finite Aggregation and certificates."""
 from jaxpoison.defenses.aggregation import Ensemble as Ensemble
 from jaxpoison.defenses.aggregation import ensemble_predict as ensemble_predict
+from jaxpoison.defenses.aggregation import part_mesh as part_mesh
 from jaxpoison.defenses.aggregation import train_ensemble as train_ensemble
 from jaxpoison.defenses.baselines import BaselineResult as BaselineResult
 from jaxpoison.defenses.baselines import curie as curie
@@ -45,4 +46,6 @@ from jaxpoison.defenses.partition import bytes_hash as bytes_hash
 from jaxpoison.defenses.partition import dpa_partition as dpa_partition
 from jaxpoison.defenses.partition import fa_partition as fa_partition
 from jaxpoison.defenses.partition import fa_shifts as fa_shifts
+from jaxpoison.defenses.partition import partition_from_assignment as partition_from_assignment
 from jaxpoison.defenses.partition import pixel_sum_hash as pixel_sum_hash
+from jaxpoison.defenses.partition import sample_hash as sample_hash

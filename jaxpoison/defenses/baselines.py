@@ -32,7 +32,7 @@ from jaxpoison.models.kernels import kernel_matrix
 from jaxpoison.solvers.svm_dual import DEFAULT_SOLVER, PGD, SMO
 
 __all__ = ["BaselineResult", "svm_baseline", "ln_svm", "curie", "ls_svm", "k_lid_svm",
-           "k_lid_weights", "dbscan_labels"]
+           "k_lid_weights"]
 
 _C, _KERNEL, _GAMMA = SVM_DEFAULTS["C"], SVM_DEFAULTS["kernel"], SVM_DEFAULTS["gamma"]
 _Solver = SMO | PGD | Trajectory

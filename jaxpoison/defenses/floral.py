@@ -54,7 +54,7 @@ from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
 
 __all__ = ["curve_best_last", "Trajectory", "FloralHistory", "FloralGame", "FloralResult",
            "FloralMultiResult", "OneVsRestKernelSVM", "floral", "floral_multiclass",
-           "floral_validation_loss", "floral_game", "floral_attack", "check_floral_options",
+           "floral_validation_loss", "floral_game", "floral_attack",
            "LR_SCHEDULES"]
 
 LR_SCHEDULES = ("constant", "authors", "step", "inverse_sqrt")

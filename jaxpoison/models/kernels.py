@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
 
-__all__ = ["KERNELS", "kernel_matrix", "resolve_gamma", "check_kernel"]
+__all__ = ["KERNELS", "kernel_matrix", "resolve_gamma"]
 
 KERNELS = ("rbf", "linear", "polynomial")
 

@@ -1,4 +1,6 @@
 """Generic numerics (LP, QP / SVM-dual, implicit differentiation); knows nothing about poisoning."""
+from jaxpoison.solvers.box_halfspace import project_box_halfspace as project_box_halfspace
+from jaxpoison.solvers.box_hyperplane import box_hyperplane_multiplier as box_hyperplane_multiplier
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane as project_box_hyperplane
 from jaxpoison.solvers.distances import l1_distances as l1_distances
 from jaxpoison.solvers.distances import squared_distances as squared_distances
@@ -15,6 +17,10 @@ from jaxpoison.solvers.lp import auto_method as auto_method
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
+from jaxpoison.solvers.lp_wide import check_wide_memory as check_wide_memory
+from jaxpoison.solvers.lp_wide import gram_by_blocks as gram_by_blocks
+from jaxpoison.solvers.lp_wide import is_wide as is_wide
+from jaxpoison.solvers.lp_wide import wide_memory_bytes as wide_memory_bytes
 from jaxpoison.solvers.smoothing import SMOOTHINGS as SMOOTHINGS
 from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
 from jaxpoison.solvers.smoothing import check_scale as check_scale
@@ -27,6 +33,9 @@ from jaxpoison.solvers.svm_dual import SMO as SMO
 from jaxpoison.solvers.svm_dual import SVMDualResult as SVMDualResult
 from jaxpoison.solvers.svm_dual import max_eigenvalue as max_eigenvalue
 from jaxpoison.solvers.svm_dual import solve_svm_dual as solve_svm_dual
+from jaxpoison.solvers.svm_dual import svm_dual_objective as svm_dual_objective
 from jaxpoison.solvers.svm_dual import svm_dual_pgd as svm_dual_pgd
 from jaxpoison.solvers.svm_dual import svm_dual_smo as svm_dual_smo
 from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel as svm_dual_smo_kernel
+from jaxpoison.solvers.svm_dual import svm_intercept as svm_intercept
+from jaxpoison.solvers.svm_dual import svm_kkt_gap as svm_kkt_gap

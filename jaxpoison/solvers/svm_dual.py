@@ -42,7 +42,7 @@ from jaxtyping import Array, Float
 from jaxpoison._result import Result, Status, is_concrete
 from jaxpoison.solvers.box_hyperplane import project_box_hyperplane
 
-__all__ = ["SMO", "PGD", "DEFAULT_SOLVER", "SVMDualResult", "solve_svm_dual", "check_solver",
+__all__ = ["SMO", "PGD", "SVMDualResult", "solve_svm_dual",
            "svm_dual_smo", "svm_dual_smo_kernel", "svm_dual_pgd", "svm_dual_objective",
            "svm_intercept", "svm_kkt_gap", "max_eigenvalue"]
 
