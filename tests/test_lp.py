@@ -213,9 +213,9 @@ def test_bad_inputs():
 
 
 def test_options_objects_and_traced_tol(problems, references):
-    from jaxpoison.solvers import IPM, LP_METHODS, PDHG
+    from jaxpoison.solvers import IPM, LP_METHODS, PDHG, Wide, WideF64
 
-    assert LP_METHODS == {"ipm": IPM, "pdhg": PDHG}
+    assert LP_METHODS == {"ipm": IPM, "pdhg": PDHG, "wide": Wide, "wide-f64": WideF64}
     c, A, b, lo, hi = (np.asarray(a[0]) for a in problems)
     ref = references[0].fun
     res = linprog(c, A, b, lo, hi, method=IPM(tol=1e-10, max_iter=80))

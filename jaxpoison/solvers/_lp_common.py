@@ -24,7 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Bounds", "make_bounds", "kkt_measures", "primal_infeasibility_certificate",
+__all__ = ["Bounds", "make_bounds", "kkt_measures", "kkt_measures_from_products",
+           "interior_step", "primal_infeasibility_certificate",
            "dual_infeasibility_certificate", "ray_certificate", "LPRaw"]
 
 
@@ -69,8 +70,12 @@ def kkt_measures(op, c, b, bd: Bounds, x, y, zl, zu):
     The reduced cost on fixed variables is free, so it is excluded from the dual residual and
     its contribution `l_i (c - A^T y)_i` enters the dual objective.
     """
-    aty = op.rmatvec(y)
-    rp = b - op.matvec(x)
+    return kkt_measures_from_products(c, b, bd, x, y, zl, zu, op.matvec(x), op.rmatvec(y))
+
+
+def kkt_measures_from_products(c, b, bd: Bounds, x, y, zl, zu, ax, aty):
+    """`kkt_measures` from precomputed `A x` and `A^T y` (no pass over `A`)."""
+    rp = b - ax
     rd = jnp.where(bd.fixed, 0.0, c - aty - zl + zu)
     pobj = c @ x
     red_fixed = jnp.where(bd.fixed, c - aty, 0.0)
@@ -80,6 +85,27 @@ def kkt_measures(op, c, b, bd: Bounds, x, y, zl, zu):
     dres = _inf(rd) / (1.0 + _inf(c))
     gap = jnp.abs(pobj - dobj) / (1.0 + jnp.abs(pobj) + jnp.abs(dobj))
     return pres, dres, gap, pobj, dobj
+
+
+def interior_step(x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor):
+    """One primal-dual interior-point update with step lengths `ap`, `ad`: slacks and bound
+    multipliers floored at `floor` (float32 safety), and the whole step rejected (the old
+    iterate kept) when any new value is NaN/inf. Returns the new iterate and `finite`."""
+    xn = x + ap * dx
+    sln = jnp.where(hl, jnp.maximum(sl + ap * dx, floor), 1.0)
+    sun = jnp.where(hu, jnp.maximum(su - ap * dx, floor), 1.0)
+    yn = y + ad * dy
+    zln = jnp.where(hl, jnp.maximum(zl + ad * dzl, floor), 0.0)
+    zun = jnp.where(hu, jnp.maximum(zu + ad * dzu, floor), 0.0)
+    finite = (jnp.all(jnp.isfinite(xn)) & jnp.all(jnp.isfinite(yn))
+              & jnp.all(jnp.isfinite(zln)) & jnp.all(jnp.isfinite(zun))
+              & jnp.all(jnp.isfinite(sln)) & jnp.all(jnp.isfinite(sun)))
+
+    def keep(new, old):
+        return jnp.where(finite, new, old)
+
+    return (keep(xn, x), keep(sln, sl), keep(sun, su), keep(yn, y), keep(zln, zl),
+            keep(zun, zu), finite)
 
 
 def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol):

@@ -53,6 +53,7 @@ from jaxpoison._result import Status
 from jaxpoison.solvers._lp_common import (
     LPRaw,
     dual_infeasibility_certificate,
+    interior_step,
     kkt_measures,
     make_bounds,
     primal_infeasibility_certificate,
@@ -179,21 +180,8 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
         ap, ad = steps(dx, dzl, dzu)
         ap, ad = jnp.minimum(1.0, eta * ap), jnp.minimum(1.0, eta * ad)
 
-        xn = x + ap * dx
-        sln = jnp.where(hl, jnp.maximum(sl + ap * dx, floor), 1.0)
-        sun = jnp.where(hu, jnp.maximum(su - ap * dx, floor), 1.0)
-        yn = y + ad * dy
-        zln = jnp.where(hl, jnp.maximum(zl + ad * dzl, floor), 0.0)
-        zun = jnp.where(hu, jnp.maximum(zu + ad * dzu, floor), 0.0)
-        finite = (jnp.all(jnp.isfinite(xn)) & jnp.all(jnp.isfinite(yn))
-                  & jnp.all(jnp.isfinite(zln)) & jnp.all(jnp.isfinite(zun))
-                  & jnp.all(jnp.isfinite(sln)) & jnp.all(jnp.isfinite(sun)))
-
-        def keep(new, old):
-            return jnp.where(finite, new, old)
-
-        xn, sln, sun = keep(xn, x), keep(sln, sl), keep(sun, su)
-        yn, zln, zun = keep(yn, y), keep(zln, zl), keep(zun, zu)
+        xn, sln, sun, yn, zln, zun, finite = interior_step(
+            x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor)
         pres, dres, gap = measures(xn, yn, zln, zun)
         conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
         infeas = primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol))

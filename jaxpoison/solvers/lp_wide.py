@@ -57,6 +57,8 @@ from jaxpoison._result import Status
 from jaxpoison.solvers._lp_common import (
     LPRaw,
     dual_infeasibility_certificate,
+    interior_step,
+    kkt_measures_from_products,
     make_bounds,
     primal_infeasibility_certificate,
 )
@@ -244,17 +246,8 @@ def _inf(v):
 
 
 def _measures(c, b, bd, x, y, zl, zu, ax, aty):
-    """`._lp_common.kkt_measures` from precomputed `A x` and `A^T y` (no pass over `A`)."""
-    rp = b - ax
-    rd = jnp.where(bd.fixed, 0.0, c - aty - zl + zu)
-    pobj = c @ x
-    red_fixed = jnp.where(bd.fixed, c - aty, 0.0)
-    dobj = (b @ y + jnp.sum(jnp.where(bd.has_lo, bd.lo * zl, 0.0))
-            - jnp.sum(jnp.where(bd.has_hi, bd.hi * zu, 0.0)) + bd.lo @ red_fixed)
-    pres = _inf(rp) / (1.0 + _inf(b))
-    dres = _inf(rd) / (1.0 + _inf(c))
-    gap = jnp.abs(pobj - dobj) / (1.0 + jnp.abs(pobj) + jnp.abs(dobj))
-    return pres, dres, gap, rp
+    """KKT measures from precomputed `A x` and `A^T y` (no pass over `A`)."""
+    return kkt_measures_from_products(c, b, bd, x, y, zl, zu, ax, aty)[:3] + (b - ax,)
 
 
 def _max_step(s, ds, mask):
@@ -457,21 +450,8 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         ap, ad = steps(dx, dzl, dzu)
         ap, ad = jnp.minimum(1.0, eta * ap), jnp.minimum(1.0, eta * ad)
 
-        xn = x + ap * dx
-        sln = jnp.where(hl, jnp.maximum(sl + ap * dx, floor), 1.0)
-        sun = jnp.where(hu, jnp.maximum(su - ap * dx, floor), 1.0)
-        yn = y + ad * dy
-        zln = jnp.where(hl, jnp.maximum(zl + ad * dzl, floor), 0.0)
-        zun = jnp.where(hu, jnp.maximum(zu + ad * dzu, floor), 0.0)
-        finite = (jnp.all(jnp.isfinite(xn)) & jnp.all(jnp.isfinite(yn))
-                  & jnp.all(jnp.isfinite(zln)) & jnp.all(jnp.isfinite(zun))
-                  & jnp.all(jnp.isfinite(sln)) & jnp.all(jnp.isfinite(sun)))
-
-        def keep(new, old):
-            return jnp.where(finite, new, old)
-
-        xn, sln, sun = keep(xn, x), keep(sln, sl), keep(sun, su)
-        yn, zln, zun = keep(yn, y), keep(zln, zl), keep(zun, zu)
+        xn, sln, sun, yn, zln, zun, finite = interior_step(
+            x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor)
         axn = op.matvec(xn)
         atyn = jnp.where(finite, s.aty + ad * atdy, s.aty)
         pres, dres, gap, _ = _measures(c, b, bd, xn, yn, zln, zun, axn, atyn)
