@@ -85,6 +85,7 @@ def _plot(rows, path, ns, attacks):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(attacks), figsize=(5.5 * len(attacks), 4), squeeze=False)
     for ax, attack in zip(axes[0], attacks, strict=True):
@@ -95,8 +96,11 @@ def _plot(rows, path, ns, attacks):
             ax.plot(x, [r["pcm"] / r["N"] for r in sel], "o-", color=col, label=f"PCM n={n}")
             ax.plot(x, [r["naive"] / r["N"] for r in sel], ":", color=col, label=f"naive n={n}")
             ax.fill_between(x, [r["lb"] / r["N"] for r in sel], [r["ub"] / r["N"] for r in sel],
-                            color=col, alpha=0.15)
+                            color=col, alpha=0.15,
+                            label=f"bounds n={n} (sharp lower .. our upper)")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("N / n")
         ax.set_ylabel("cost / N (fraction of pairs flipped)")
         ax.set_title(f"{attack}: PCM vs naive (band: sharp lower .. our upper bound)",

@@ -76,7 +76,8 @@ def _figure(ctx, runs, fname, title):
     axes[0].set(xlabel="poison points added", ylabel="max loss difference", yscale="log")
     axes[1].set(xlabel="poison points added", ylabel=r"$\|\theta_t-\theta_p\|_2$",
                 yscale="log")
-    axes[0].legend(fontsize=7)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(ctx.figure_path(fname), dpi=120)

@@ -76,7 +76,7 @@ _attach.defvjp(_attach_fwd, _attach_bwd)
 
 
 def attach_implicit_grad(F: Callable, solution, params, *, solve: str = "cg",
-                         tol: float = 1e-10, maxiter: int | None = None):
+                         tol: float = 1e-10, max_iter: int | None = None):
     r"""Return `solution` unchanged, differentiable w.r.t. `params` through `F = 0`.
 
     Args:
@@ -87,7 +87,7 @@ def attach_implicit_grad(F: Callable, solution, params, *, solve: str = "cg",
       params: pytree of the quantities to differentiate with respect to.
       solve: `"cg"` (matrix-free, needs a symmetric positive-definite
         $\partial_\theta F$) or `"dense"` (forms the Jacobian; any invertible one).
-      tol, maxiter: conjugate-gradient tolerance and iteration cap (default: 10 x size).
+      tol, max_iter: conjugate-gradient tolerance and iteration cap (default: 10 x size).
 
     Returns:
       `solution`; its reverse-mode derivative w.r.t. `params` is
@@ -96,7 +96,7 @@ def attach_implicit_grad(F: Callable, solution, params, *, solve: str = "cg",
     """
     if solve not in ("cg", "dense"):
         raise ValueError(f"solve must be 'cg' or 'dense'; got {solve!r}")
-    if maxiter is None:
-        maxiter = 10 * max(1, ravel_pytree(solution)[0].size)
+    if max_iter is None:
+        max_iter = 10 * max(1, ravel_pytree(solution)[0].size)
     solution = jax.lax.stop_gradient(solution)
-    return _attach(F, solution, params, solve, float(tol), int(maxiter))
+    return _attach(F, solution, params, solve, float(tol), int(max_iter))
