@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
+from jaxpoison.solvers.distances import squared_distances
 
 __all__ = ["KERNELS", "kernel_matrix", "resolve_gamma"]
 
@@ -67,9 +68,7 @@ def check_kernel(kernel: str, gamma, X, *, degree: int = 3, coef0=0.0):
 
 def _block(X1, X2, gamma, kernel, degree, coef0):
     if kernel == "rbf":
-        sq1 = jnp.sum(X1 * X1, axis=1)[:, None]
-        sq2 = jnp.sum(X2 * X2, axis=1)[None, :]
-        d2 = jnp.maximum(sq1 + sq2 - 2.0 * (X1 @ X2.T), 0.0)
+        d2 = squared_distances(X1, X2)
         return jnp.exp(-gamma * d2)
     if kernel == "linear":
         return X1 @ X2.T
