@@ -99,7 +99,8 @@ def _plot(rows, path, ns, attacks):
                             color=col, alpha=0.15,
                             label=f"bounds n={n} (sharp lower .. our upper)")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ticks = sorted({r["ratio"] for r in rows if r["attack"] == attack})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("N / n")
         ax.set_ylabel("cost / N (fraction of pairs flipped)")
