@@ -333,3 +333,23 @@ def test_bad_inputs_issue11():
         fit_bradley_terry(np.ones((3, 5)), np.ones(5), reg=-1.0)
     with pytest.raises(ValueError, match="theta_orig"):
         discretize(np.ones(5), 3, theta_orig=np.ones(4))
+
+
+def test_float32_lands_on_a_vertex_and_counts_flips_as_float64():
+    """A float32 interior point that stops on the optimal face but off its vertices (11 free
+    pairs for n = 10 rows before `_purify`) must still give a vertex, and so the float64
+    flip count; the cost is checked against HiGHS."""
+    rng = np.random.default_rng(113)
+    phi = rng.normal(size=(10, 200))
+    to = np.ones(200)
+    ta = to.copy()
+    ta[rng.choice(200, 40, replace=False)] = 0
+    r64 = pcm(phi, to, ta)
+    with jax.enable_x64(False):
+        r32 = pcm(*(a.astype(np.float32) for a in (phi, to, ta)))
+    assert int(r32.fractional) <= phi.shape[0]
+    assert int(r32.flips) == int(r64.flips)
+    A = np.hstack([phi, -phi])
+    ref = highs(np.ones(400), A_eq=A, b_eq=phi @ (ta - to),
+                  bounds=[(0, 1 - t) for t in to] + [(0, t) for t in to], method="highs")
+    assert abs(float(r32.cost) - ref.fun) <= 1e-4 * (1 + ref.fun)

@@ -32,7 +32,10 @@ regularisation alone leaves an error that stalls the primal residual). The loop 
 the tolerance, at `max_iter`, or when the KKT error has not fallen by 10% in 6 iterations;
 a final *crossover* (`_polish`) then snaps the variables the iterate identifies as bound to
 their bounds, completes the free set to `m` variables when the vertex is degenerate, and
-solves for the free variables and `y` exactly. Its result is kept when it passes `tol`
+solves for the free variables and `y` exactly; when more than `m` variables look free (a
+low-precision iterate stopped on the optimal face but off its vertices), `_purify` first
+moves the surplus ones to their bounds along directions with $A d = 0$ at unchanged cost, so
+that the answer is a vertex. Its result is kept when it passes `tol`
 (status `SUCCESS`, also after a stall or the iteration limit), so a solution at a vertex
 has its bound coordinates exactly at the bounds.
 
@@ -251,24 +254,36 @@ def _polish(op, c, b, bd, x, sl, su, y, zl, zu):
     at_hi = at_hi0 & ~free
     f = free.astype(dtype)
     xs = jnp.where(at_lo | bd.fixed, bd.lo, jnp.where(at_hi, bd.hi, x))
-    MF = op.normal(f)
-    # sqrt(eps) regularisation: directions outside the range of A_F (fewer than m free
-    # variables) stay small, and refinement against MF recovers the range part
-    reg = jnp.sqrt(eps) * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
-    L = jnp.linalg.cholesky(MF + reg * jnp.eye(m, dtype=dtype))
+    lo = jnp.where(bd.has_lo, bd.lo, -jnp.inf)
+    hi = jnp.where(bd.has_hi, bd.hi, jnp.inf)
 
-    def fsolve(r):
-        v = jax.scipy.linalg.cho_solve((L, True), r)
-        for _ in range(4):
-            v = v + jax.scipy.linalg.cho_solve((L, True), r - MF @ v)
-        return v
+    def factor(f):
+        MF = op.normal(f)
+        # sqrt(eps) regularisation: directions outside the range of A_F (fewer than m free
+        # variables) stay small, and refinement against MF recovers the range part
+        reg = jnp.sqrt(eps) * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
+        L = jnp.linalg.cholesky(MF + reg * jnp.eye(m, dtype=dtype))
 
+        def fsolve(r):
+            v = jax.scipy.linalg.cho_solve((L, True), r)
+            for _ in range(4):
+                v = v + jax.scipy.linalg.cho_solve((L, True), r - MF @ v)
+            return v
+
+        return fsolve
+
+    fsolve = factor(f)
+    for _ in range(2):
+        xs = xs + f * op.rmatvec(fsolve(b - op.matvec(xs)))
+    # free coordinates must lie in the box (to rounding); more than m free variables: move
+    # towards a vertex of the face (`_purify`), so that A_F^T y = c_F becomes square
+    xs = jnp.where(free, jnp.clip(xs, lo, hi), xs)
+    xs, at_lo, at_hi, free = _purify(op, c, xs, at_lo, at_hi, free, lo, hi, m, eps)
+    f = free.astype(dtype)
+    fsolve = factor(f)
     for _ in range(2):
         xs = xs + f * op.rmatvec(fsolve(b - op.matvec(xs)))
         y = y + fsolve(op.matvec(f * (c - op.rmatvec(y))))
-    # free coordinates must lie in the box (to rounding); clip, then measure honestly
-    lo = jnp.where(bd.has_lo, bd.lo, -jnp.inf)
-    hi = jnp.where(bd.has_hi, bd.hi, jnp.inf)
     xs = jnp.where(free, jnp.clip(xs, lo, hi), xs)
     red = c - op.rmatvec(y)
     zl = jnp.where(at_lo, jnp.maximum(red, 0.0), 0.0)
@@ -278,3 +293,71 @@ def _polish(op, c, b, bd, x, sl, su, y, zl, zu):
     big = jnp.asarray(jnp.inf, dtype)
     return (xs, y, zl, zu, jnp.where(finite, pres, big), jnp.where(finite, dres, big),
             jnp.where(finite, gap, big))
+
+
+PURIFY_STEPS = 8
+"""Passes of `_purify`: at most this many surplus free variables are moved to a bound."""
+
+
+def _purify(op, c, x, at_lo, at_hi, free, lo, hi, m, eps):
+    """Move a point with more than `m` free variables towards a vertex of its optimal face.
+
+    While more than `m` variables are free, take the free variable closest to a bound,
+    push it there along the direction `d` with `A d = 0` that changes only it and the
+    other free variables (least-norm correction through `A_F A_F^T`), stop at the first
+    free variable that reaches a bound (ratio test) and fix that one at its bound. `A x`
+    is unchanged, and at an optimal face `c^T d = (c - A^T y)^T d` is zero to rounding;
+    a pass whose cost change exceeds `sqrt(eps)` (relative) is not taken. Without it, a
+    low-precision interior point can stop on the face but off its vertices, and which
+    coordinates count as moved (`pcm`'s flip count) would depend on rounding.
+    """
+    dtype = c.dtype
+    n = x.shape[0]
+    scale = 1.0 + jnp.max(jnp.abs(c), initial=0.0) * (1.0 + jnp.max(jnp.abs(jnp.where(
+        jnp.isfinite(x), x, 0.0)), initial=0.0))
+
+    def one(carry, _):
+        x, at_lo, at_hi, free = carry
+        surplus = jnp.sum(free) > m
+        d_lo = jnp.where(free, x - lo, jnp.inf)
+        d_hi = jnp.where(free, hi - x, jnp.inf)
+        dist = jnp.minimum(d_lo, d_hi)
+        j = jnp.argmin(dist)
+        sj = jnp.where(d_lo[j] <= d_hi[j], -1.0, 1.0).astype(dtype)
+        ej = jax.nn.one_hot(j, n, dtype=dtype) * sj
+        others = free & (jnp.arange(n) != j)
+        fo = others.astype(dtype)
+        MF = op.normal(fo)
+        reg = jnp.sqrt(eps) * (1.0 + jnp.max(jnp.diag(MF), initial=0.0))
+        L = jnp.linalg.cholesky(MF + reg * jnp.eye(m, dtype=dtype))
+        r = op.matvec(ej)
+        v = jax.scipy.linalg.cho_solve((L, True), r)
+        for _ in range(3):
+            v = v + jax.scipy.linalg.cho_solve((L, True), r - MF @ v)
+        d = ej - fo * op.rmatvec(v)
+        # ratio test over the free variables (j itself reaches its bound at t = dist[j])
+        up = jnp.where(free & (d > 0), (hi - x) / jnp.where(d > 0, d, 1.0), jnp.inf)
+        down = jnp.where(free & (d < 0), (x - lo) / jnp.where(d < 0, -d, 1.0), jnp.inf)
+        ratio = jnp.minimum(up, down)
+        i = jnp.argmin(ratio)
+        t = jnp.maximum(ratio[i], 0.0)
+        ok = (surplus & jnp.isfinite(t) & jnp.all(jnp.isfinite(d))
+              & (jnp.abs(c @ d) * t <= jnp.sqrt(eps) * scale))
+        xn = x + t * d
+        hit_hi = d[i] > 0
+        xn = xn.at[i].set(jnp.where(hit_hi, hi[i], lo[i]))
+        at_lo_n = at_lo.at[i].set(~hit_hi)
+        at_hi_n = at_hi.at[i].set(hit_hi)
+        free_n = free.at[i].set(False)
+
+        def pick(a, b_):
+            return jnp.where(ok, a, b_)
+
+        return (pick(xn, x), pick(at_lo_n, at_lo), pick(at_hi_n, at_hi),
+                pick(free_n, free)), None
+
+    steps = min(PURIFY_STEPS, max(n - m, 0))
+    if steps == 0:
+        return x, at_lo, at_hi, free
+    (x, at_lo, at_hi, free), _ = lax.scan(one, (x, at_lo, at_hi, free), None, length=steps)
+    return x, at_lo, at_hi, free
