@@ -157,6 +157,17 @@ def _gaussian_clean(key, n, k, d1, d2, eps, trials):
     return _result(in_u, jnp.zeros(trials), trials), _result(in_v, jnp.zeros(trials), trials)
 
 
+def _check_gaussian_setup(key, k, d1, d2, eps, trials):
+    """The checks the two Gaussian simulations share; returns `(k, trials)` as ints."""
+    V.check_key(key)
+    k = V.check_int(k, "k", low=2)
+    trials = V.check_int(trials, "trials", low=1)
+    V.check_nonnegative(d1, "d1")
+    V.check_less(d1, "d1", d2, "d2")
+    V.check_positive(eps, "eps")
+    return k, trials
+
+
 def simulate_gaussian_clean(key, n: int, k: int, d1: float, d2: float, *,
                             eps: float = 0.05, trials: int = 20000):
     """Lemma 6's two worlds for the plug-in learner with `n` samples: returns
@@ -164,12 +175,8 @@ def simulate_gaussian_clean(key, n: int, k: int, d1: float, d2: float, *,
     is the maximum-likelihood class at $x_0 = 0$) and at $-d_1 - (1+\\epsilon)(d_2 - d_1)$
     (where it is not). Theorem 1 bounds the advantage
     `world_u.accuracy - world_v.accuracy` by `(n / k) * gaussian_tv((1+eps)(d2-d1))`."""
-    V.check_key(key)
-    n, k = V.check_int(n, "n", low=0), V.check_int(k, "k", low=2)
-    trials = V.check_int(trials, "trials", low=1)
-    V.check_nonnegative(d1, "d1")
-    V.check_less(d1, "d1", d2, "d2")
-    V.check_positive(eps, "eps")
+    n = V.check_int(n, "n", low=0)
+    k, trials = _check_gaussian_setup(key, k, d1, d2, eps, trials)
     return _gaussian_clean(key, n, k, jnp.asarray(d1, float), jnp.asarray(d2, float),
                            jnp.asarray(eps, float), trials)
 
@@ -202,11 +209,7 @@ def simulate_gaussian_poison(key, N: int, k: int, d1: float, d2: float, *,
     """Lemma 7's poisoning of a size-`N` training set (maximal coupling of class 1 onto a
     mean just past $x_0$), then the plug-in learner at $x_0$. `changed` estimates
     `(N / k) * gaussian_tv((1 + eps) * (d2 - d1))`."""
-    V.check_key(key)
-    N, k = V.check_int(N, "N", low=1), V.check_int(k, "k", low=2)
-    trials = V.check_int(trials, "trials", low=1)
-    V.check_nonnegative(d1, "d1")
-    V.check_less(d1, "d1", d2, "d2")
-    V.check_positive(eps, "eps")
+    N = V.check_int(N, "N", low=1)
+    k, trials = _check_gaussian_setup(key, k, d1, d2, eps, trials)
     return _gaussian_poison(key, N, k, jnp.asarray(d1, float), jnp.asarray(d2, float),
                             jnp.asarray(eps, float), trials, 32)
