@@ -28,6 +28,19 @@ from jaxpoison.attacks.pcm_bounds import pcm_upper_bound as pcm_upper_bound
 from jaxpoison.attacks.preference import PreferenceAttack as PreferenceAttack
 from jaxpoison.attacks.preference import random_flip as random_flip
 from jaxpoison.attacks.preference import rlhf_poison as rlhf_poison
+from jaxpoison.attacks.smooth_alfa import SmoothFlipResult as SmoothFlipResult
+from jaxpoison.attacks.smooth_alfa import smooth_alfa as smooth_alfa
+from jaxpoison.attacks.smooth_alfa import smooth_alfa_tilt as smooth_alfa_tilt
+from jaxpoison.attacks.smooth_alfa import (
+    smooth_alfa_tilt_validation_loss as smooth_alfa_tilt_validation_loss,
+)
+from jaxpoison.attacks.smooth_alfa import (
+    smooth_alfa_validation_loss as smooth_alfa_validation_loss,
+)
+from jaxpoison.attacks.smooth_greedy_lfa import smooth_greedy_lfa as smooth_greedy_lfa
+from jaxpoison.attacks.smooth_greedy_lfa import (
+    smooth_greedy_lfa_validation_loss as smooth_greedy_lfa_validation_loss,
+)
 from jaxpoison.attacks.smooth_label_flip import SmoothLabelFlipResult as SmoothLabelFlipResult
 from jaxpoison.attacks.smooth_label_flip import (
     smooth_label_flip_validation_loss as smooth_label_flip_validation_loss,

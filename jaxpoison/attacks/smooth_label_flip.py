@@ -5,7 +5,8 @@ variables $\alpha$ (ties among $\alpha_i = C$ broken by the smaller margin). The
 is piecewise constant in the data and in $(C, \gamma)$, so anything downstream of it
 (the poisoned model's validation loss, a defender's hyperparameters) jumps. Here:
 
-* the clean dual is $T$ = `steps` projected-gradient steps from $\alpha^0 = 0$,
+* the clean dual is $T$ = `steps` projected-gradient steps from $\alpha^0 = 0$
+  (`jaxpoison.solvers.unrolled_svm_dual`),
   $\alpha^{t} = P_{\{y^\top\alpha=0,\,0\le\alpha\le C\}}(\alpha^{t-1} - \eta(Q\alpha^{t-1}
   - \mathbf 1))$ with $\eta = 1/\lambda_{\max}(Q)$ (30 power iterations), so it is
   differentiable in $X$, $C$ and $\gamma$ by unrolling; the bias is $\mu/\eta$ with
@@ -35,7 +36,6 @@ from jaxtyping import Array, Float
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.box_hyperplane import box_hyperplane_multiplier
 from jaxpoison.solvers.smoothing import (
     SMOOTHINGS,
     check_scale,
@@ -44,6 +44,7 @@ from jaxpoison.solvers.smoothing import (
     soft_topk,
     topk_mask,
 )
+from jaxpoison.solvers.svm_dual_unrolled import unrolled_svm_dual
 
 __all__ = ["SmoothLabelFlipResult", "smooth_topk_sv_flip", "smooth_label_flip_validation_loss"]
 
@@ -68,36 +69,8 @@ class SmoothLabelFlipResult(Result):
     scores: jax.Array
 
 
-def _dual_pgd(K, y, C, steps):
-    """`steps` projected-gradient steps on the SVM dual with labels (or soft labels) y.
-
-    The bias is $b = \\mu/\\eta$, $\\mu$ the multiplier of $y^\top\alpha = 0$ in the
-    last projection: at a fixed point every free dual then has $y_i f(x_i) = 1$
-    exactly, and $b$ moves continuously with the data (no support-set threshold).
-    """
-    Q = (y[:, None] * y[None, :]) * K
-    vec = jnp.ones(y.shape, K.dtype)
-
-    def power(_, u):
-        w = Q @ u
-        return w / jnp.maximum(jnp.linalg.norm(w), 1e-30)
-
-    u = jax.lax.fori_loop(0, 30, power, vec / jnp.sqrt(y.shape[0]))
-    eta = 1.0 / jnp.maximum(u @ (Q @ u), 1e-12)
-
-    def step(carry, _):
-        a, _ = carry
-        z = a - eta * (Q @ a - 1.0)
-        mu = box_hyperplane_multiplier(z, y, C, method="bisect")
-        return (jnp.clip(z - mu * y, 0.0, C), mu), None
-
-    (alpha, mu), _ = jax.lax.scan(step, (jnp.zeros(y.shape, K.dtype),
-                                         jnp.zeros((), K.dtype)), None, length=steps)
-    return alpha, mu / eta
-
-
 def _flip(K, yf, C, scale, key, *, budget, steps, smoothing, num_samples):
-    alpha, b = _dual_pgd(K, yf, C, steps)
+    alpha, b = unrolled_svm_dual(K, yf, C, steps=steps)
     f = K @ (alpha * yf) + b
     s = alpha - 1e-9 * jnp.tanh(yf * f)
     if budget == 0:
@@ -193,7 +166,7 @@ def _val_jit(X, y, Xv, yv, C, gamma, scale, key, *, budget, steps, smoothing, ke
     mu, _, _ = _flip(K, yf, C, scale, key, budget=budget, steps=steps, smoothing=smoothing,
                      num_samples=num_samples)
     y_soft = yf * (1 - 2 * mu)
-    alpha, b = _dual_pgd(K, y_soft, C, steps)
+    alpha, b = unrolled_svm_dual(K, y_soft, C, steps=steps)
     f = kernel_matrix(Xv, X, gamma, kernel=kernel) @ (alpha * y_soft) + b
     return jnp.mean(jax.nn.softplus(-yv.astype(dtype) * f))
 

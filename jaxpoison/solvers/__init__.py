@@ -24,6 +24,7 @@ from jaxpoison.solvers.lp_wide import wide_memory_bytes as wide_memory_bytes
 from jaxpoison.solvers.smoothing import SMOOTHINGS as SMOOTHINGS
 from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
 from jaxpoison.solvers.smoothing import check_scale as check_scale
+from jaxpoison.solvers.smoothing import check_smoothing as check_smoothing
 from jaxpoison.solvers.smoothing import no_derivative as no_derivative
 from jaxpoison.solvers.smoothing import perturbed as perturbed
 from jaxpoison.solvers.smoothing import soft_topk as soft_topk
@@ -39,3 +40,4 @@ from jaxpoison.solvers.svm_dual import svm_dual_smo as svm_dual_smo
 from jaxpoison.solvers.svm_dual import svm_dual_smo_kernel as svm_dual_smo_kernel
 from jaxpoison.solvers.svm_dual import svm_intercept as svm_intercept
 from jaxpoison.solvers.svm_dual import svm_kkt_gap as svm_kkt_gap
+from jaxpoison.solvers.svm_dual_unrolled import unrolled_svm_dual as unrolled_svm_dual

@@ -68,8 +68,8 @@ from jaxtyping import Array, Float
 
 from jaxpoison import _validate as v
 
-__all__ = ["SMOOTHINGS", "soft_topk", "topk_mask", "perturbed", "check_scale", "no_derivative",
-           "NoDerivativeError"]
+__all__ = ["SMOOTHINGS", "soft_topk", "topk_mask", "perturbed", "check_scale",
+           "check_smoothing", "no_derivative", "NoDerivativeError"]
 
 
 SMOOTHINGS = ("entropic", "perturbed", "exact")
@@ -100,6 +100,29 @@ def check_scale(scale, name: str = "scale", *, smoothing: str | None = None) -> 
         raise TypeError(f"{name} must be a positive number; got {type(scale).__name__} "
                         f"{scale!r}")
     v.check_positive(scale, name)
+
+
+def check_smoothing(smoothing: str, scale, *, key, num_samples: int,
+                    key_required: bool = False) -> int:
+    """The boundary check of a smoothed attacker's `smoothing`, `scale`, `key`, `num_samples`.
+
+    `smoothing` must be in `SMOOTHINGS`; `scale` as in `check_scale`; `num_samples` an
+    integer >= 2, even with `"perturbed"` (antithetic pairs); `key` a PRNG key when
+    `smoothing="perturbed"` or `key_required` (the attack itself draws random numbers),
+    and left out otherwise. Raises `ValueError` / `TypeError` naming the argument;
+    returns `num_samples` as an int.
+    """
+    v.check_choice(smoothing, "smoothing", SMOOTHINGS)
+    check_scale(scale, "scale", smoothing=smoothing)
+    num_samples = v.check_int(num_samples, "num_samples", low=2)
+    if smoothing == "perturbed" and num_samples % 2:
+        raise ValueError(f"num_samples must be even (antithetic pairs); got {num_samples}")
+    if smoothing == "perturbed" or key_required:
+        v.check_key(key)
+    elif key is not None:
+        raise ValueError("key is only used with smoothing='perturbed' (or a randomised "
+                         f"attack); got a key with smoothing={smoothing!r}")
+    return num_samples
 
 
 # ---------------------------------------------------------------------------------------
