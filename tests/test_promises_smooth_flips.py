@@ -8,7 +8,8 @@ with hypothesis.
 * the same key gives identical results (`variant="xiao"`, `smoothing="perturbed"`);
 * the closures run under `jit` and `vmap` (over C) and agree with the eager calls.
 
-Each property runs `EXAMPLES[name]` examples (times `JAXPOISON_HYPOTHESIS_SCALE`).
+Each property runs `EXAMPLES[name]` examples (times `JAXPOISON_HYPOTHESIS_SCALE`); the
+budget and float32 properties compile every attack in both precisions and are marked slow.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def test_bad_scale_is_named(scale, which):
                              key=jax.random.key(0) if which == "xiao" else None)
 
 
+@pytest.mark.slow
 @_settings("budget")
 @given(seed=st.integers(0, 2**16), scale=st.floats(0.05, 2.0), f32=st.booleans())
 def test_flip_probabilities_respect_the_budget(seed, scale, f32):
@@ -82,6 +84,7 @@ def test_flip_probabilities_respect_the_budget(seed, scale, f32):
     assert np.all((mu >= -tol) & (mu <= 1 + tol)) and mu.sum() <= budget + tol
 
 
+@pytest.mark.slow
 @_settings("precision")
 @given(seed=st.integers(0, 2**16), scale=st.floats(0.2, 2.0))
 def test_float32_agrees_with_float64(seed, scale):
