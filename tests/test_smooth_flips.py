@@ -179,6 +179,7 @@ def test_smooth_alfa_gradient_in_C_gamma_matches_finite_differences(moons):
         alternations=2)), [1.0, 1.0])
 
 
+@pytest.mark.slow
 def test_smooth_alfa_gradient_in_X_matches_a_directional_difference(moons):
     X, y, Xv, yv = moons
     X = jnp.asarray(X[:40])
