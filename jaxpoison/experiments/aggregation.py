@@ -568,7 +568,8 @@ def fa_vs_dpa(ctx: RecipeContext) -> Report:
 
 
 def _fa_figure(ctx, rows, synthetic_rows):
-    """FA/DPA median-radius ratio vs d: trained learners (left), synthetic votes (right)."""
+    """FA/DPA median-radius ratio and certified-accuracy gain vs d for the trained
+    learners, and the median-radius ratio for synthetic votes."""
     try:
         import matplotlib
     except ImportError:
@@ -576,31 +577,36 @@ def _fa_figure(ctx, rows, synthetic_rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     dpa = {}
     series = {}
     for row in rows:
-        name, k, method, med = row[0], row[1], row[3], row[5]
+        name, k, method, med, gain = row[0], row[1], row[3], row[5], row[9]
         d = 1 if method == "DPA" else int(method.split("=")[1])
         if d == 1:
             dpa[(name, k)] = med
-        series.setdefault((name, k), []).append((d, med / max(dpa[(name, k)], 1)))
+            gain = 0.0
+        series.setdefault((name, k), []).append((d, med / max(dpa[(name, k)], 1), gain))
     for (name, k), pts in series.items():
-        ds, ratio = zip(*pts, strict=True)
+        ds, ratio, gains = zip(*pts, strict=True)
         axes[0].plot(ds, ratio, "o-", label=f"{name}, k={k}")
+        axes[1].plot(ds, gains, "o-", label=f"{name}, k={k}")
     syn = {}
     for p, q, d, med, *_ in synthetic_rows:
         syn.setdefault((p, q), []).append((d, med))
     for (p, q), pts in syn.items():
         ds, meds = zip(*pts, strict=True)
-        axes[1].plot(ds, np.asarray(meds) / max(meds[0], 1), "o-",
+        axes[2].plot(ds, np.asarray(meds) / max(meds[0], 1), "o-",
                      label=f"p={p}, q={q} (2/mu = {2 / (1 + p - q):.2f})")
-    for ax, title in zip(axes, ["MNIST subset (trained learners)",
-                                "synthetic independent votes, k=50"], strict=True):
+    titles = ["MNIST subset (trained learners): median radius",
+              "MNIST subset: certified-accuracy change at DPA's median",
+              "synthetic independent votes, k=50: median radius"]
+    ylabels = ["median radius / DPA's", "FA - DPA (points)", "median radius / DPA's"]
+    for ax, title, ylabel in zip(axes, titles, ylabels, strict=True):
         ax.set_xscale("log", base=2)
-        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.axhline(1.0 if ax is not axes[1] else 0.0, color="k", lw=0.8, ls=":")
         ax.set_xlabel("FA spread d (1 = DPA)")
-        ax.set_ylabel("median radius / DPA's")
+        ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
