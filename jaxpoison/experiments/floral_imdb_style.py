@@ -282,7 +282,7 @@ def _levels_figure(path, res, levels, label, settings):
         for m in METHODS:
             ax.plot(levels, [res[g][m][lvl][2] for lvl in levels], marker="o", label=m,
                     lw=2.2 if m == "FLORAL" else 1.2)
-        ax.set_title(f"{label}, {g}", fontsize=8)
+        ax.set_title(f"{label}\n{g}", fontsize=8)
         ax.set_xlabel("alfa-tilt flips (% of training labels)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation-selected test accuracy")
@@ -306,7 +306,7 @@ def _curves_figure(path, curves, levels, label, settings):
             name = "clean" if lvl == 0 else f"{lvl}%"
             ax.plot(curves[(g, "FLORAL", lvl)], color=c, label=f"FLORAL {name}")
             ax.plot(curves[(g, "SVM", lvl)], color=c, ls="--", lw=0.9)
-        ax.set_title(f"{label}, {g} (dashed: SVM loop)", fontsize=8)
+        ax.set_title(f"{label} (dashed: SVM loop)\n{g}", fontsize=8)
         ax.set_xlabel("round")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("seed-averaged test accuracy")
