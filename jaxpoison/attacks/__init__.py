@@ -12,6 +12,7 @@ from jaxpoison.attacks.label_flip import flip_budget as flip_budget
 from jaxpoison.attacks.label_flip import greedy_lfa as greedy_lfa
 from jaxpoison.attacks.label_flip import random_label_flip as random_label_flip
 from jaxpoison.attacks.label_flip import topk_sv_flip as topk_sv_flip
+from jaxpoison.attacks.max_loss import DiscreteFeatures as DiscreteFeatures
 from jaxpoison.attacks.max_loss import MaxLossPoint as MaxLossPoint
 from jaxpoison.attacks.max_loss import max_loss_difference as max_loss_difference
 from jaxpoison.attacks.model_targeted import AttackState as AttackState

@@ -53,7 +53,7 @@ from jaxpoison.attacks._poisoning import (
     as_linear_model,
     check_poisoning_problem,
 )
-from jaxpoison.attacks.max_loss import max_loss_difference
+from jaxpoison.attacks.max_loss import DiscreteFeatures, check_discrete, max_loss_difference
 from jaxpoison.models.linear import (
     LOSSES,
     LinearFit,
@@ -72,11 +72,18 @@ def _reg(model: LinearModel):
 
 
 def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss: str,
-                         reg, max_loss) -> Array:
+                         reg, max_loss=None, lower=None, upper=None,
+                         discrete: DiscreteFeatures | None = None) -> Array:
     r"""Theorem 2 of Suya et al. evaluated at `model` (see module docstring).
 
-    `max_loss` is $\max_{x,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)$ for this pair
-    (an upper bound on it keeps the result valid). Returns the real-valued bound, or 0 when
+    `max_loss` is $\max_{x\in\mathcal X,y}\ell(\theta;x,y)-\ell(\theta_p;x,y)$ for this
+    pair (an upper bound on it keeps the result valid). For hinge loss it may be left out
+    and given as the feasible set instead: `lower`, `upper` and optionally `discrete`
+    (the same arguments as `max_loss_difference`); the certified `bound` of
+    `max_loss_difference` is then used. The bound holds for poison points from
+    $\mathcal X$: with `discrete` it is the bound for attack points with binary / one-hot
+    features (larger), without it the relaxed box's ("conservative") bound.
+    Returns the real-valued bound, or 0 when
     the denominator is not positive (no information). The integer bound is its ceiling.
     The value is rounded toward zero by bounds on the rounding errors of the numerator and
     the denominator, so it is a valid bound in float32 as well as in float64.
@@ -89,6 +96,18 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
     model = as_linear_model(model, "model", X.shape[1], X.dtype)
     target = as_linear_model(target, "target", X.shape[1], X.dtype)
     V.check_positive(reg, "reg")
+    if max_loss is None:
+        if loss != "hinge":
+            raise ValueError("max_loss: required for loss='logistic' (its maximum comes "
+                             "from a local search; pass the value you found)")
+        if lower is None or upper is None:
+            raise ValueError("max_loss: give max_loss, or the feasible set (lower, upper "
+                             "and optionally discrete) to compute it")
+        max_loss = max_loss_difference(model, target, loss="hinge", lower=lower,
+                                       upper=upper, discrete=discrete, throw=False).bound
+    elif lower is not None or upper is not None or discrete is not None:
+        raise ValueError("max_loss: give either max_loss or the feasible set (lower, upper, "
+                         "discrete), not both")
     max_loss = V.as_float_array(max_loss, "max_loss", ndim=0, dtype=X.dtype)
     n, d = X.shape
     l_p = jnp.sum(linear_losses(target, X, y, loss=loss))
@@ -130,6 +149,7 @@ class AttackState(Result):
     bound: Array          # (capacity + 1,) certified upper bound of max loss (nan logistic)
     distance: Array       # (capacity + 1,) ||theta_t - theta_p||_2
     lower_bound: Array    # (capacity + 1,) Theorem-2 bound at theta_t
+    relaxed_lower_bound: Array  # (capacity + 1,) the same over the relaxed box
     accuracy: Array       # (capacity + 1,) accuracy of theta_t on the evaluation data
     key: Array
 
@@ -144,10 +164,15 @@ class ModelTargetedResult(Result):
       max_loss: per iteration (entry k: after k rounds), the max loss difference.
       param_distance: per iteration, $\\lVert\\theta_t-\\theta_p\\rVert_2$
         (w and b stacked).
-      lower_bound: per iteration, Theorem 2 at $\\theta_t$ (real-valued).
+      lower_bound: per iteration, Theorem 2 at $\\theta_t$ (real-valued), over the
+        attack's feasible set (with `discrete`: binary / one-hot features).
+      relaxed_lower_bound: per iteration, Theorem 2 with the discrete features relaxed to
+        $[0, 1]$ (the authors' "conservative" bound; equals `lower_bound` without
+        `discrete`).
       accuracy: per iteration, accuracy of $\\theta_t$ on the evaluation data.
       best_lower_bound: $\\lceil\\max_t\\rceil$ of `lower_bound` (an integer
         count of points).
+      best_relaxed_lower_bound: the same for `relaxed_lower_bound`.
       certified: True for hinge loss (exact inner maximum); False for logistic.
       state: an `AttackState` to pass back as `state=` to continue the run.
       status: SUCCESS when a goal (eps, param_distance, target_accuracy) was reached, or
@@ -163,27 +188,34 @@ class ModelTargetedResult(Result):
     max_loss: Array
     param_distance: Array
     lower_bound: Array
+    relaxed_lower_bound: Array
     accuracy: Array
     best_lower_bound: int = eqx.field(static=True)
+    best_relaxed_lower_bound: int = eqx.field(static=True)
     certified: bool = eqx.field(static=True)
     state: AttackState
 
 
 def _metrics(fit, target, X_c, y_c, X_ev, y_ev, lo, hi, key, reg, loss, restarts, steps,
-             lr):
+             lr, discrete):
     model = fit.model
     pt = max_loss_difference(model, target, loss=loss, lower=lo, upper=hi, key=key,
-                             restarts=restarts, steps=steps, lr=lr, throw=False)
+                             restarts=restarts, steps=steps, lr=lr, discrete=discrete,
+                             throw=False)
     cert = pt.bound if loss == "hinge" else pt.value
+    rcert = pt.relaxed_bound if loss == "hinge" else pt.relaxed_value
     lb = theorem2_lower_bound(model, target, X_c, y_c, loss=loss, reg=reg, max_loss=cert)
+    rlb = (lb if discrete is None else
+           theorem2_lower_bound(model, target, X_c, y_c, loss=loss, reg=reg, max_loss=rcert))
     dist = jnp.sqrt(jnp.sum((model.w - target.w) ** 2) + (model.b - target.b) ** 2)
     acc = jnp.mean(jnp.where(X_ev @ model.w + model.b >= 0, 1.0, -1.0) == y_ev)
-    return pt.x, pt.y.astype(X_c.dtype), pt.value, pt.bound, lb, dist, acc
+    return pt.x, pt.y.astype(X_c.dtype), pt.value, pt.bound, (lb, rlb), dist, acc
 
 
-@partial(jax.jit, static_argnames=("n", "loss", "restarts", "steps"), donate_argnums=(0,))
+@partial(jax.jit, static_argnames=("n", "loss", "restarts", "steps", "discrete"),
+         donate_argnums=(0,))
 def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, solver, lr, *, n,
-          loss, restarts, steps):
+          loss, restarts, steps, discrete):
     k = state.count
     buf_x = state.X_all[n:]
     used = state.s_all[n:] > 0
@@ -199,8 +231,9 @@ def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, solver, l
     fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s_all, init=state.fit,
                      solver=solver, throw=False)
     key, sub = jax.random.split(state.key)
-    x, y, v, ub, lb, dist, acc = _metrics(fit, target, X_all[:n], y_all[:n], X_ev, y_ev, lo,
-                                          hi, sub, reg, loss, restarts, steps, lr)
+    x, y, v, ub, (lb, rlb), dist, acc = _metrics(fit, target, X_all[:n], y_all[:n], X_ev,
+                                                 y_ev, lo, hi, sub, reg, loss, restarts,
+                                                 steps, lr, discrete)
     k1 = k + 1
     return AttackState(status=fit.status, iterations=k1,
                        X_all=X_all, y_all=y_all, s_all=s_all, fit=fit, count=k1, slots=slots,
@@ -209,12 +242,13 @@ def _step(state: AttackState, target, X_ev, y_ev, lo, hi, reg, copies, solver, l
                        bound=state.bound.at[k1].set(ub),
                        distance=state.distance.at[k1].set(dist),
                        lower_bound=state.lower_bound.at[k1].set(lb),
+                       relaxed_lower_bound=state.relaxed_lower_bound.at[k1].set(rlb),
                        accuracy=state.accuracy.at[k1].set(acc), key=key)
 
 
-@partial(jax.jit, static_argnames=("n", "capacity", "loss", "restarts", "steps"))
+@partial(jax.jit, static_argnames=("n", "capacity", "loss", "restarts", "steps", "discrete"))
 def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key, *, n, capacity,
-                loss, restarts, steps):
+                loss, restarts, steps, discrete):
     dtype = X.dtype
     d = X.shape[1]
     X_all = jnp.concatenate([X, jnp.zeros((capacity, d), dtype)])
@@ -223,8 +257,8 @@ def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key, *, n, ca
     fit = fit_linear(X_all, y_all, loss=loss, reg=reg, sample_weight=s_all, solver=solver,
                      throw=False)
     key, sub = jax.random.split(key)
-    x, yy, v, ub, lb, dist, acc = _metrics(fit, target, X, y, X_ev, y_ev, lo, hi, sub, reg,
-                                           loss, restarts, steps, lr)
+    x, yy, v, ub, (lb, rlb), dist, acc = _metrics(fit, target, X, y, X_ev, y_ev, lo, hi, sub,
+                                                  reg, loss, restarts, steps, lr, discrete)
     hist = jnp.full(capacity + 1, jnp.nan, dtype)
     zero = jnp.asarray(0, jnp.int32)
     return AttackState(status=fit.status, iterations=zero,
@@ -233,6 +267,7 @@ def _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key, *, n, ca
                        round_slot=jnp.zeros(capacity, jnp.int32), next_x=x, next_y=yy,
                        max_loss=hist.at[0].set(v), bound=hist.at[0].set(ub),
                        distance=hist.at[0].set(dist), lower_bound=hist.at[0].set(lb),
+                       relaxed_lower_bound=hist.at[0].set(rlb),
                        accuracy=hist.at[0].set(acc), key=key)
 
 
@@ -260,6 +295,7 @@ def _grow(state: AttackState, capacity: int, n: int) -> AttackState:
         next_x=state.next_x, next_y=state.next_y,
         max_loss=pad_hist(state.max_loss), bound=pad_hist(state.bound),
         distance=pad_hist(state.distance), lower_bound=pad_hist(state.lower_bound),
+        relaxed_lower_bound=pad_hist(state.relaxed_lower_bound),
         accuracy=pad_hist(state.accuracy), key=state.key)
 
 
@@ -270,6 +306,7 @@ def model_targeted_attack(
     param_distance: float | None = None, X_eval=None, y_eval=None,
     state: AttackState | None = None, key=None, solver: LinearSolver | None = None,
     restarts: int = 16, steps: int = 200, lr: float = 0.05,
+    discrete: DiscreteFeatures | None = None,
     progress: Callable[[int, float, float], None] | None = None, throw: bool = True,
 ) -> ModelTargetedResult:
     r"""Algorithm 1 of Suya et al. (ICML 2021): poison points that induce `target`.
@@ -302,6 +339,10 @@ def model_targeted_attack(
       solver: `LinearSolver` for the refits (default `LinearSolver()`).
       restarts, steps, lr: logistic inner search (random starts per label, Adam steps,
         Adam step size; see `max_loss_difference`).
+      discrete: `DiscreteFeatures` or `None`: poison points keep these features discrete
+        (one-hot blocks or binary; the inner maximisation is then exact over the mixed
+        set for hinge loss, see `max_loss_difference`); both Theorem-2 bounds are
+        reported (`lower_bound` over this set, `relaxed_lower_bound` over the box).
       progress: optional callback `progress(points, max_loss, distance)` per round.
       throw: raise `jaxpoison.SolverError` unless the status is SUCCESS (a goal set but
         the budget used up, or a failed refit). With `False`, read `status`.
@@ -325,6 +366,7 @@ def model_targeted_attack(
     if budget is None:
         budget = n
     budget = V.check_int(budget, "budget", low=1)
+    discrete = check_discrete(discrete, d)
     X_ev, y_ev = as_eval_data(X_eval, y_eval, d, dtype)
     if X_ev is None:
         X_ev, y_ev = X, y
@@ -341,7 +383,7 @@ def model_targeted_attack(
     lr = jnp.asarray(lr, dtype)
     # buffer slots, rounded up to a multiple of 64 so that nearby budgets share a compile
     capacity = 64 * math.ceil(math.ceil(budget / copies) / 64)
-    statics = dict(n=n, loss=loss, restarts=restarts, steps=steps)
+    statics = dict(n=n, loss=loss, restarts=restarts, steps=steps, discrete=discrete)
     if state is None:
         state = _init_state(X, y, target, X_ev, y_ev, lo, hi, reg, solver, lr, key,
                             capacity=capacity, **statics)
@@ -387,10 +429,14 @@ def model_targeted_attack(
     lb_hist = state.lower_bound[: k + 1]
     best = float(jnp.nanmax(lb_hist)) if k + 1 > 0 else 0.0
     best_int = math.ceil(best) if best > 0 else 0  # the bound's rounding is inside it
+    rbest = float(jnp.nanmax(state.relaxed_lower_bound[: k + 1]))
+    rbest_int = math.ceil(rbest) if rbest > 0 else 0
     result = ModelTargetedResult(
         status=jnp.asarray(int(status), jnp.int32), iterations=jnp.asarray(k, jnp.int32),
         X_poison=X_p, y_poison=y_p, model=state.fit.model, num_poison=int(k * copies),
         max_loss=state.max_loss[: k + 1], param_distance=state.distance[: k + 1],
-        lower_bound=lb_hist, accuracy=state.accuracy[: k + 1], best_lower_bound=best_int,
+        lower_bound=lb_hist, relaxed_lower_bound=state.relaxed_lower_bound[: k + 1],
+        accuracy=state.accuracy[: k + 1], best_lower_bound=best_int,
+        best_relaxed_lower_bound=rbest_int,
         certified=loss == "hinge", state=state)
     return raise_if_failed(result, f"model_targeted_attack(loss={loss!r})", throw=throw)
