@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaxpoison.attacks import (
+    LogisticSearch,
     gradient_poisoning_attack,
     indiscriminate_targets,
     kkt_attack,
@@ -184,7 +185,7 @@ def test_max_loss_same_key_same_result_and_jit_vmap(seed):
     mt = LinearModel(jnp.asarray(rng.normal(size=3)), jnp.asarray(rng.normal()))
     mp = LinearModel(jnp.asarray(rng.normal(size=3)), jnp.asarray(rng.normal()))
     key = jax.random.key(seed)
-    kw = dict(loss="logistic", lower=0.0, upper=1.0, restarts=4, steps=30)
+    kw = dict(loss="logistic", lower=0.0, upper=1.0, search=LogisticSearch(restarts=4, max_iter=30))
     a = max_loss_difference(mt, mp, key=key, **kw)
     b = max_loss_difference(mt, mp, key=key, **kw)
     assert np.array_equal(np.asarray(a.x), np.asarray(b.x)) and float(a.value) == float(b.value)
@@ -198,9 +199,9 @@ def test_max_loss_same_key_same_result_and_jit_vmap(seed):
 
 
 _BAD_MAX = {
-    "lr": dict(loss="logistic", lr=-1.0),
+    "search": dict(loss="logistic", search=LogisticSearch(lr=-1.0)),
     "key": dict(loss="logistic", key=None),
-    "restarts": dict(loss="logistic", restarts=0),
+    "search.restarts": dict(loss="logistic", search=LogisticSearch(restarts=0)),
     "lower": dict(lower=1.0, upper=1.0),
     "upper": dict(upper=np.ones(5)),
     "loss": dict(loss="squared"),

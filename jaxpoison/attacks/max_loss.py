@@ -31,10 +31,17 @@ it with HiGHS and with enumeration of the box's vertices). Cost $O(d\log d)$
 expected per label.
 
 **Logistic loss.** The difference of two softplus terms is not concave; we run projected
-Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call. An
-exact tie between the two labels' maxima goes to $y=-1$, as in the authors' code (the
-hinge search breaks ties toward $+1$). The
+Adam ascent from many random starts (plus the hinge maximiser) in one vmapped call, each
+start stopping when the objective changes by at most `tol` or the projected gradient
+falls below `tol` (`LogisticSearch`; `LogisticSearch.authors()` is the authors' depth). The
 result is a lower estimate of the maximum, so bounds built from it are not certified.
+
+**Ties.** For both losses an exact tie between the two labels' maxima goes to $y=-1$, as
+in the authors' code (`classes = [-1, 1]`, replaced only by a strictly larger value).
+
+**Discrete features.** With `DiscreteFeatures` some features take one of a finite list of
+values (binary, or one-hot blocks); the hinge maximum over that mixed set is exact too
+(`_hinge_label_discrete`: a Pareto-frontier search over the blocks).
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.attacks._poisoning import as_box, as_linear_model
 from jaxpoison.models.linear import LOSSES, LinearModel
 
-__all__ = ["DiscreteFeatures", "MaxLossPoint", "check_discrete", "max_loss_difference"]
+__all__ = ["DiscreteFeatures", "LogisticSearch", "MaxLossPoint", "check_discrete", "check_search",
+           "max_loss_difference"]
 
 
 class DiscreteFeatures(eqx.Module):
@@ -230,7 +238,7 @@ class MaxLossPoint(Result):
       exact: hinge: True unless a Pareto frontier exceeded `capacity` (then `value` is a
         feasible value and `bound` the relaxed bound); logistic: False.
       status: SUCCESS, or NUMERICAL_ERROR on a non-finite result; iterations: 1 (hinge)
-        or the Adam steps per start (logistic).
+        or the most Adam steps any start took (logistic).
     """
 
     x: Array
@@ -506,8 +514,9 @@ def _rounding_slack(model_t, model_p, lo, hi):
 
 
 def _hinge_max(model_t, model_p, lo, hi, disc=None, capacity=1024):
-    """Both labels; returns (x, y, value, bound, relaxed value, relaxed bound, exact)."""
-    labels = jnp.array([1.0, -1.0], lo.dtype)
+    """Both labels; returns (x, y, value, bound, relaxed value, relaxed bound, exact).
+    Label -1 first, so that an exact tie goes to -1 (as in the authors' code)."""
+    labels = jnp.array([-1.0, 1.0], lo.dtype)
     args = (model_t.w, model_t.b, model_p.w, model_p.b)
     if disc is None:
         xs, vals, bounds = jax.vmap(_hinge_label, in_axes=(None,) * 4 + (0, None, None))(
@@ -531,24 +540,79 @@ def _logistic_diff(x, y, model_t, model_p):
             - jnp.logaddexp(0.0, -y * (x @ model_p.w + model_p.b)))
 
 
-def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr, disc=None,
+class LogisticSearch(eqx.Module):
+    r"""Options of the logistic inner search, held once (a small config).
+
+    Projected Adam ascent of $\ell(\theta_t;x,y)-\ell(\theta_p;x,y)$ in box-normalised
+    coordinates from `restarts` uniform random starts per label plus the exact hinge
+    maximiser; each start runs until the objective changes by less than `tol` between
+    steps (the authors' rule, absolute) or the projected gradient's largest component is
+    below `tol`, or `max_iter` steps; the best point visited is kept. An exact tie
+    between the labels' maxima goes to $y=-1$ (the authors' code searches label $-1$
+    first and replaces only on a strictly larger value).
+
+    Presets: `LogisticSearch()` (16 restarts, at most 300 steps, `lr` 0.05,
+    `tol` $10^{-7}$) and `LogisticSearch.authors()` (the authors' depth:
+    `lr_search_max_loss_pt` with 10 trials of up to 20,000 Adam steps, `lr` 0.1, stop at an
+    objective change below $10^{-7}$).
+
+    Attributes:
+      restarts: random starts per label (static, $\ge 1$).
+      max_iter: most Adam steps per start (static, $\ge 1$).
+      lr: Adam step size ($>0$; traced).
+      tol: stopping tolerance ($\ge 0$; traced; 0 runs every start for `max_iter` steps).
+    """
+
+    restarts: int = eqx.field(static=True, default=16)
+    max_iter: int = eqx.field(static=True, default=300)
+    lr: float | Array = 0.05
+    tol: float | Array = 1e-7
+
+    @classmethod
+    def authors(cls) -> LogisticSearch:
+        """The authors' depth: 10 trials x up to 20,000 steps, lr 0.1, tol 1e-7."""
+        return cls(restarts=10, max_iter=20000, lr=0.1, tol=1e-7)
+
+    def resolve(self, dtype) -> LogisticSearch:
+        """Checked (on concrete values) and with `lr`, `tol` as arrays of `dtype`."""
+        restarts = V.check_int(self.restarts, "search.restarts", low=1)
+        max_iter = V.check_int(self.max_iter, "search.max_iter", low=1)
+        V.check_positive(self.lr, "search.lr")
+        V.check_nonnegative(self.tol, "search.tol")
+        return LogisticSearch(restarts=restarts, max_iter=max_iter,
+                              lr=jnp.asarray(self.lr, dtype), tol=jnp.asarray(self.tol, dtype))
+
+
+def check_search(search, dtype) -> LogisticSearch:
+    """`search` checked to be `None` (the default `LogisticSearch()`) or a
+    `LogisticSearch`, resolved for `dtype`."""
+    if search is None:
+        search = LogisticSearch()
+    if not isinstance(search, LogisticSearch):
+        raise TypeError(f"search must be a LogisticSearch or None; got "
+                        f"{type(search).__name__}")
+    return search.resolve(dtype)
+
+
+def _logistic_max(model_t, model_p, lo, hi, key, search: LogisticSearch, disc=None,
                   capacity=1024):
-    """Returns (x, y, value, relaxed value): with `disc`, the ascent runs in the relaxed
-    box and every end point is projected onto the feasible set (nearest option per block,
-    as the authors round their binary features), the exact hinge maximisers of the
+    """Returns (x, y, value, relaxed value, steps): with `disc`, the ascent runs in the
+    relaxed box and every end point is projected onto the feasible set (nearest option per
+    block, as the authors round their binary features), the exact hinge maximisers of the
     feasible set joining as candidates."""
     d = lo.shape[0]
     # label -1 first: an exact tie between the labels goes to -1, as in the authors' code
     labels = jnp.array([-1.0, 1.0], lo.dtype)
     if disc is not None:
         lo, hi = disc.relaxed_box(lo, hi)
-    starts = lo + (hi - lo) * jax.random.uniform(key, (2, restarts, d), lo.dtype)
+    starts = lo + (hi - lo) * jax.random.uniform(key, (2, search.restarts, d), lo.dtype)
     # add the exact hinge maximiser of each label as one more start
     hx = jax.vmap(_hinge_label, in_axes=(None, None, None, None, 0, None, None))(
         model_t.w, model_t.b, model_p.w, model_p.b, labels, lo, hi)[0]
     starts = jnp.concatenate([starts, hx[:, None, :]], axis=1)
     width = hi - lo
-    opt = optax.adam(lr)
+    opt = optax.adam(search.lr)
+    tol = search.tol
 
     def ascend(x0, y):
         def neg(u):  # optimise in box-normalised coordinates
@@ -556,20 +620,32 @@ def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr, disc=None,
 
         u0 = jnp.where(width > 0, (x0 - lo) / jnp.where(width > 0, width, 1.0), 0.0)
 
-        def body(carry, _):
-            u, state = carry
-            g = jax.grad(neg)(u)
+        def cond(c):
+            return (c[2] < search.max_iter) & ~c[6]
+
+        def body(c):
+            u, state, k, v_prev, bu, bv, _ = c
+            nv, g = jax.value_and_grad(neg)(u)
+            v = -nv
+            better = v > bv
+            bu, bv = jnp.where(better, u, bu), jnp.where(better, v, bv)
+            # projected gradient of the ascent: components that the box does not block
+            pg = jnp.where((u <= 0.0) & (g > 0), 0.0, jnp.where((u >= 1.0) & (g < 0), 0.0, g))
+            done = (jnp.abs(v - v_prev) < tol) | (jnp.max(jnp.abs(pg)) < tol)
             upd, state = opt.update(g, state, u)
             u = jnp.clip(optax.apply_updates(u, upd), 0.0, 1.0)
-            return (u, state), None
+            return u, state, k + 1, v, bu, bv, done
 
-        (u, _), _ = jax.lax.scan(body, (u0, opt.init(u0)), None, length=steps)
-        x = lo + u * width
-        # keep the start if ascent made things worse
-        v, v0 = -neg(u), _logistic_diff(x0, y, model_t, model_p)
-        return jnp.where(v >= v0, x, x0), jnp.maximum(v, v0)
+        inf = jnp.asarray(jnp.inf, lo.dtype)
+        u, _, k, _, bu, bv, _ = jax.lax.while_loop(
+            cond, body, (u0, opt.init(u0), jnp.asarray(0, jnp.int32), inf, u0, -inf,
+                         jnp.asarray(False)))
+        v_end = -neg(u)
+        better = v_end > bv
+        bu, bv = jnp.where(better, u, bu), jnp.where(better, v_end, bv)
+        return lo + bu * width, bv, k
 
-    xs, vs = jax.vmap(lambda s, y: jax.vmap(lambda x0: ascend(x0, y))(s))(starts, labels)
+    xs, vs, ks = jax.vmap(lambda s, y: jax.vmap(lambda x0: ascend(x0, y))(s))(starts, labels)
     relaxed = jnp.max(vs)
     if disc is not None:
         hd = jax.vmap(lambda yy: _hinge_label_discrete(
@@ -578,26 +654,26 @@ def _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr, disc=None,
         xs = jnp.concatenate([jax.vmap(jax.vmap(disc.project))(xs), hd[:, None, :]], axis=1)
         vs = jax.vmap(lambda s, y: jax.vmap(lambda x: _logistic_diff(x, y, model_t, model_p))(
             s))(xs, labels)
+    # argmax returns the first maximum: label -1 (row 0) wins an exact tie
     flat = jnp.argmax(vs.reshape(-1))
     li, ri = flat // vs.shape[1], flat % vs.shape[1]
-    return xs[li, ri], labels[li], vs[li, ri], relaxed
+    return xs[li, ri], labels[li], vs[li, ri], relaxed, jnp.max(ks)
 
 
-@partial(jax.jit, static_argnames=("loss", "restarts", "steps", "discrete", "capacity"))
-def _max_loss(model_t, model_p, lo, hi, key, lr, *, loss, restarts, steps, discrete=None,
-              capacity=1024):
+@partial(jax.jit, static_argnames=("loss", "discrete", "capacity"))
+def _max_loss(model_t, model_p, lo, hi, key, search, *, loss, discrete=None, capacity=1024):
     """Jitted core: returns a `MaxLossPoint`."""
     if loss == "hinge":
         x, y, v, ub, rv, rub, exact = _hinge_max(model_t, model_p, lo, hi, discrete,
                                                  capacity)
     else:
-        x, y, v, rv = _logistic_max(model_t, model_p, lo, hi, key, restarts, steps, lr,
-                                    discrete, capacity)
+        x, y, v, rv, steps = _logistic_max(model_t, model_p, lo, hi, key, search, discrete,
+                                           capacity)
         ub = rub = jnp.asarray(jnp.nan, v.dtype)
         exact = jnp.asarray(False)
     ok = jnp.all(jnp.isfinite(x)) & jnp.isfinite(v)
     status = jnp.where(ok, Status.SUCCESS, Status.NUMERICAL_ERROR).astype(jnp.int32)
-    iters = jnp.asarray(1 if loss == "hinge" else steps, jnp.int32)
+    iters = jnp.asarray(1, jnp.int32) if loss == "hinge" else steps.astype(jnp.int32)
     return MaxLossPoint(status=status, iterations=iters, x=x, y=y.astype(jnp.int32), value=v,
                         bound=ub, relaxed_value=rv, relaxed_bound=rub, exact=exact)
 
@@ -617,8 +693,8 @@ def check_discrete(discrete, d: int) -> DiscreteFeatures | None:
 
 def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str = "hinge",
                         lower: Float[Array, " d"] | float,
-                        upper: Float[Array, " d"] | float, key=None, restarts: int = 32,
-                        steps: int = 300, lr: float = 0.05,
+                        upper: Float[Array, " d"] | float, key=None,
+                        search: LogisticSearch | None = None,
                         discrete: DiscreteFeatures | None = None, capacity: int = 1024,
                         throw: bool = True) -> MaxLossPoint:
     r"""Find $\arg\max_{x\in\mathcal X,\,y\in\{\pm1\}} \ell(\theta_t;x,y)-\ell(\theta_p;x,y)$.
@@ -628,17 +704,19 @@ def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str
 
     Works under `jax.jit` and `jax.vmap` (the attacks call it inside their compiled
     rounds): the models' shapes, the box's shape and the options are checked before
-    tracing; `lower < upper`, finiteness and `lr > 0` only on concrete input.
+    tracing; `lower < upper`, finiteness and the search's values only on concrete input.
 
     Args:
       model_t: the current model $\theta_t$.
       model_p: the target model $\theta_p$ (same number of features).
       loss: `"hinge"` (exact, see module docstring; deterministic, `key` is not used) or
-        `"logistic"` (projected Adam from `restarts` random starts per label plus the
-        hinge maximiser, `steps` steps of size `lr` in box-normalised coordinates).
+        `"logistic"` (multi-start projected Adam with convergence-based stopping, see
+        `LogisticSearch`).
       lower, upper: box bounds, scalars or per-feature `(d,)` arrays, `lower < upper`.
       key: PRNG key; required for `"logistic"`.
-      restarts, steps, lr: the logistic search (integers $\ge 1$; `lr > 0`).
+      search: `LogisticSearch` options of the logistic search (default
+        `LogisticSearch()`; `LogisticSearch.authors()` for the authors' depth). Not used
+        for hinge.
       discrete: `DiscreteFeatures` (for the same $d$) or `None` (all features continuous).
         Hinge: the exact maximum over the mixed set (Pareto-frontier search, see
         `_hinge_label_discrete`); logistic: the relaxed search's end points projected onto
@@ -660,12 +738,9 @@ def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str
     capacity = V.check_int(capacity, "capacity", low=1)
     if loss == "logistic":
         V.check_key(key)
-        restarts = V.check_int(restarts, "restarts", low=1)
-        steps = V.check_int(steps, "steps", low=1)
-        V.check_positive(lr, "lr")
+        search = check_search(search, dtype)
     else:  # the exact hinge search uses no randomness and no step size
-        key, restarts, steps = jax.random.key(0), 1, 1
-        lr = 1.0
-    out = _max_loss(model_t, model_p, lo, hi, key, jnp.asarray(lr, dtype), loss=loss,
-                    restarts=restarts, steps=steps, discrete=discrete, capacity=capacity)
+        key, search = jax.random.key(0), None
+    out = _max_loss(model_t, model_p, lo, hi, key, search, loss=loss, discrete=discrete,
+                    capacity=capacity)
     return raise_if_failed(out, f"max_loss_difference(loss={loss!r})", throw=throw)
