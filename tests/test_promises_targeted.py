@@ -274,7 +274,9 @@ _BAD_ATTACK = {
     "key": dict(key=None),
     "X_eval and y_eval": dict(X_eval=np.zeros((3, D))),
     "both classes": dict(y="ones"),
-    "lr": dict(lr=-1.0),
+    "search.lr": dict(loss="logistic", search=LogisticSearch(lr=-1.0)),
+    "search": dict(loss="logistic", search="authors"),
+    "discrete": dict(discrete=DiscreteFeatures.binary([0], num_features=D + 1)),
     "target.w": dict(target="short"),
     "reg": dict(reg=0.0),
     "copies": dict(copies=0),
@@ -294,7 +296,7 @@ def test_attack_bad_input_names_the_argument(which):
         target = LinearModel(jnp.ones(D - 1), jnp.zeros(()))
         change.pop("target")
     kw.update(change)
-    err = TypeError if which == "key" else ValueError
+    err = TypeError if which in ("key", "search") else ValueError
     with pytest.raises(err, match=which):
         model_targeted_attack(X, y, target, **kw)
 
