@@ -7,7 +7,7 @@ process (the ratio is the number to read on a shared machine).
         [--adult-binary]
 
 Per data set (linear SVM, lambda = 0.09, C = 1 / (N lambda), regularised intercept, box
-[0, 1]): the clean fit (ours cold, compiled, vs LinearSVC from scratch; median of 3 each,
+[0, 1]): the clean fit (ours cold, compiled, vs LinearSVC from scratch; median of 5 each,
 back to back), a target model (the clean data plus flipped
 copies of the 5% of rows of smallest clean margin, refitted once), then `R` rounds of
 Algorithm 1: the exact max-loss point for the current model (`max_loss_difference`) is
@@ -93,9 +93,9 @@ def run(name, rounds, binary=False):
     clean = fit_linear(X, y, reg=LAM)
     clean.model.w.block_until_ready()
     t_compile = time.perf_counter() - t0            # first call: compilation + cold fit
-    # the cold fit alone (compiled), back to back with liblinear from scratch, 3 times each
+    # the cold fit alone (compiled), back to back with liblinear from scratch, 5 times each
     cold, lib = [], []
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         clean = fit_linear(X, y, reg=LAM)
         clean.model.w.block_until_ready()
@@ -108,7 +108,7 @@ def run(name, rounds, binary=False):
                     - objective(X, y, w_l, b_l)) / abs(objective(X, y, w_l, b_l)))
     print_table(
         f"{title}: {n} x {d}, the attack's first (cold) hinge fit vs LinearSVC from scratch "
-        "(median of 3, back to back)",
+        "(median of 5, back to back)",
         ["method", "s / fit (median)", "ratio to LinearSVC", "first call incl. compile s",
          "iterations", "objective excess over liblinear"],
         [["ours: fit_linear cold (smoothed-Newton start + active-set finish)", t_cold,
