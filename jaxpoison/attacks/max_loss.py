@@ -513,7 +513,7 @@ def _rounding_slack(model_t, model_p, lo, hi):
     return (d + 4) * jnp.finfo(lo.dtype).eps * terms
 
 
-def _hinge_max(model_t, model_p, lo, hi, disc=None, capacity=1024):
+def _hinge_max(model_t, model_p, lo, hi, disc=None, capacity=256):
     """Both labels; returns (x, y, value, bound, relaxed value, relaxed bound, exact).
     Label -1 first, so that an exact tie goes to -1 (as in the authors' code)."""
     labels = jnp.array([-1.0, 1.0], lo.dtype)
@@ -595,7 +595,7 @@ def check_search(search, dtype) -> LogisticSearch:
 
 
 def _logistic_max(model_t, model_p, lo, hi, key, search: LogisticSearch, disc=None,
-                  capacity=1024):
+                  capacity=256):
     """Returns (x, y, value, relaxed value, steps): with `disc`, the ascent runs in the
     relaxed box and every end point is projected onto the feasible set (nearest option per
     block, as the authors round their binary features), the exact hinge maximisers of the
@@ -661,7 +661,7 @@ def _logistic_max(model_t, model_p, lo, hi, key, search: LogisticSearch, disc=No
 
 
 @partial(jax.jit, static_argnames=("loss", "discrete", "capacity"))
-def _max_loss(model_t, model_p, lo, hi, key, search, *, loss, discrete=None, capacity=1024):
+def _max_loss(model_t, model_p, lo, hi, key, search, *, loss, discrete=None, capacity=256):
     """Jitted core: returns a `MaxLossPoint`."""
     if loss == "hinge":
         x, y, v, ub, rv, rub, exact = _hinge_max(model_t, model_p, lo, hi, discrete,
@@ -695,7 +695,7 @@ def max_loss_difference(model_t: LinearModel, model_p: LinearModel, *, loss: str
                         lower: Float[Array, " d"] | float,
                         upper: Float[Array, " d"] | float, key=None,
                         search: LogisticSearch | None = None,
-                        discrete: DiscreteFeatures | None = None, capacity: int = 1024,
+                        discrete: DiscreteFeatures | None = None, capacity: int = 256,
                         throw: bool = True) -> MaxLossPoint:
     r"""Find $\arg\max_{x\in\mathcal X,\,y\in\{\pm1\}} \ell(\theta_t;x,y)-\ell(\theta_p;x,y)$.
 
