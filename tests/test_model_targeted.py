@@ -12,8 +12,11 @@ import pytest
 
 from jaxpoison import SolverError, Status
 from jaxpoison.attacks import (
+    LogisticSearch,
+    corollary1_lower_bound,
     gradient_poisoning_attack,
     indiscriminate_targets,
+    induced_lower_bound,
     kkt_attack,
     max_loss_difference,
     model_targeted_attack,
@@ -195,7 +198,7 @@ def test_logistic_attack_and_float32(problem, key):
                         reg=LAM).model
     res = model_targeted_attack(np.asarray(X, np.float32), y, target, loss="logistic",
                                 reg=LAM, lower=0.0, upper=1.0, eps=0.02, budget=30,
-                                key=key, steps=100, restarts=8)
+                                key=key, search=LogisticSearch(restarts=8, max_iter=100))
     assert not res.certified
     assert res.X_poison.dtype == jnp.float32
     assert np.all(np.isfinite(np.asarray(res.param_distance)))
@@ -280,7 +283,7 @@ def test_bad_input(problem):
         model_targeted_attack(X, np.ones_like(y), target, **kw)
     with pytest.raises(ValueError, match="lr"):
         max_loss_difference(target, target, loss="logistic", lower=0.0, upper=1.0,
-                            key=jax.random.key(0), lr=-1.0)
+                            key=jax.random.key(0), search=LogisticSearch(lr=-1.0))
     with pytest.raises(TypeError, match="key"):
         max_loss_difference(target, target, loss="logistic", lower=0.0, upper=1.0)
     with pytest.raises(ValueError, match="budget"):
@@ -310,3 +313,85 @@ def test_authors_target_selection(problem):
         assert int(tm.chosen[0]) == -1
     with pytest.raises(ValueError, match="selection"):
         indiscriminate_targets(X, y, reg=LAM, target_errors=[0.1], selection="theirs")
+
+
+# ------------------------------------------------------- logistic search and label ties
+
+
+def test_logistic_search_reaches_grid_maximum_and_stops_early():
+    """d = 2: the search's value is attained at its point, is at least the maximum over a
+    dense grid of the box (brute force, numpy), and convergence stops the starts early."""
+    rng = np.random.default_rng(5)
+    wt, wp = rng.normal(size=2) * 3, rng.normal(size=2) * 3
+    bt, bp = rng.normal(size=2)
+    mt = LinearModel(jnp.asarray(wt), jnp.asarray(bt))
+    mp = LinearModel(jnp.asarray(wp), jnp.asarray(bp))
+    g = np.linspace(0.0, 1.0, 401)
+    G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+
+    def diff(x, y):
+        return np.logaddexp(0, -y * (x @ wt + bt)) - np.logaddexp(0, -y * (x @ wp + bp))
+
+    grid = max(diff(G, y).max() for y in (1, -1))
+    for search in (LogisticSearch(), LogisticSearch.authors()):
+        r = max_loss_difference(mt, mp, loss="logistic", lower=0.0, upper=1.0,
+                                key=jax.random.key(0), search=search)
+        x = np.asarray(r.x)
+        assert abs(diff(x[None], int(r.y))[0] - float(r.value)) < 1e-10
+        assert float(r.value) >= grid - 1e-6
+        assert int(r.iterations) < search.max_iter          # stopped by the tolerance
+    fixed = max_loss_difference(mt, mp, loss="logistic", lower=0.0, upper=1.0,
+                                key=jax.random.key(0),
+                                search=LogisticSearch(max_iter=50, tol=0.0))
+    assert int(fixed.iterations) == 50
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_label_tie_goes_to_minus_one(loss):
+    """theta_t = theta_p: the difference is 0 for every point and both labels (an exact
+    tie); the authors' code keeps label -1."""
+    m = LinearModel(jnp.array([0.5, -1.0]), jnp.asarray(0.2))
+    r = max_loss_difference(m, m, loss=loss, lower=0.0, upper=1.0, key=jax.random.key(1))
+    assert float(r.value) == 0.0 and int(r.y) == -1
+
+
+# ------------------------------------------- the bound on the paper's protocol, Corollary 1
+
+
+def test_induced_bound_never_exceeds_the_points_that_induced_the_model(problem, run):
+    """The paper's protocol: a second run with our induced model as the target. That model
+    was produced by `run.num_poison` points (checked by refitting), so neither rounding
+    of the bound may exceed that count."""
+    X, y, _, _ = problem
+    refit = fit_linear(np.vstack([X, np.asarray(run.X_poison)]),
+                       np.r_[y, np.asarray(run.y_poison)], reg=LAM)
+    np.testing.assert_allclose(refit.model.theta, run.model.theta, atol=1e-6)
+    ib = induced_lower_bound(X, y, run.model, reg=LAM, lower=0.0, upper=1.0, eps=0.01,
+                             budget=60, key=jax.random.key(0), throw=False)
+    lb = float(ib.lower_bound)
+    assert ib.rounded_down == max(int(np.floor(lb)), 0)
+    assert ib.rounded_up == max(int(np.ceil(lb)), 0)
+    assert 0 <= ib.rounded_down <= ib.rounded_up <= run.num_poison
+    assert ib.relaxed_rounded_up == ib.rounded_up          # no discrete features
+
+
+def test_corollary1_bound_holds_for_an_eps_close_model(problem):
+    """theta' is produced by n poison points and theta_p is a different model; with k*eps
+    the exact max_x [hinge(theta_p) - hinge(theta')] (HiGHS), Corollary 1 at any theta (its
+    max loss difference to theta_p also from HiGHS) cannot exceed n."""
+    X, y, _, _ = problem
+    rng = np.random.default_rng(7)
+    lo, hi = np.zeros(D), np.ones(D)
+    for n in (4, 10):
+        idx = rng.choice(len(y), n, replace=False)
+        prod = fit_linear(np.vstack([X, X[idx]]), np.r_[y, -y[idx]], reg=LAM).model
+        wq = np.asarray(prod.w) + 0.05 * rng.normal(size=D)
+        bq = float(prod.b) + 0.05 * rng.normal()
+        target = LinearModel(jnp.asarray(wq), jnp.asarray(bq))
+        k_eps = max(_highs_max((wq, bq), (np.asarray(prod.w), float(prod.b)), lo, hi), 0.0)
+        for theta in (fit_linear(X, y, reg=LAM).model,
+                      LinearModel(jnp.asarray(rng.normal(size=D)), jnp.asarray(0.1))):
+            ml = _highs_max((np.asarray(theta.w), float(theta.b)), (wq, bq), lo, hi)
+            c1 = corollary1_lower_bound(theta, target, X, y, loss="hinge", reg=LAM,
+                                        max_loss=ml + 1e-9, k_eps=k_eps + 1e-9)
+            assert float(c1) <= n + 1e-9

@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaxpoison.attacks import (
+    DiscreteFeatures,
+    LogisticSearch,
     gradient_poisoning_attack,
     indiscriminate_targets,
     kkt_attack,
@@ -184,7 +186,7 @@ def test_max_loss_same_key_same_result_and_jit_vmap(seed):
     mt = LinearModel(jnp.asarray(rng.normal(size=3)), jnp.asarray(rng.normal()))
     mp = LinearModel(jnp.asarray(rng.normal(size=3)), jnp.asarray(rng.normal()))
     key = jax.random.key(seed)
-    kw = dict(loss="logistic", lower=0.0, upper=1.0, restarts=4, steps=30)
+    kw = dict(loss="logistic", lower=0.0, upper=1.0, search=LogisticSearch(restarts=4, max_iter=30))
     a = max_loss_difference(mt, mp, key=key, **kw)
     b = max_loss_difference(mt, mp, key=key, **kw)
     assert np.array_equal(np.asarray(a.x), np.asarray(b.x)) and float(a.value) == float(b.value)
@@ -198,9 +200,9 @@ def test_max_loss_same_key_same_result_and_jit_vmap(seed):
 
 
 _BAD_MAX = {
-    "lr": dict(loss="logistic", lr=-1.0),
+    "search": dict(loss="logistic", search=LogisticSearch(lr=-1.0)),
     "key": dict(loss="logistic", key=None),
-    "restarts": dict(loss="logistic", restarts=0),
+    "search.restarts": dict(loss="logistic", search=LogisticSearch(restarts=0)),
     "lower": dict(lower=1.0, upper=1.0),
     "upper": dict(upper=np.ones(5)),
     "loss": dict(loss="squared"),
@@ -272,7 +274,9 @@ _BAD_ATTACK = {
     "key": dict(key=None),
     "X_eval and y_eval": dict(X_eval=np.zeros((3, D))),
     "both classes": dict(y="ones"),
-    "lr": dict(lr=-1.0),
+    "search.lr": dict(loss="logistic", search=LogisticSearch(lr=-1.0)),
+    "search": dict(loss="logistic", search="authors"),
+    "discrete": dict(discrete=DiscreteFeatures.binary([0], num_features=D + 1)),
     "target.w": dict(target="short"),
     "reg": dict(reg=0.0),
     "copies": dict(copies=0),
@@ -292,7 +296,7 @@ def test_attack_bad_input_names_the_argument(which):
         target = LinearModel(jnp.ones(D - 1), jnp.zeros(()))
         change.pop("target")
     kw.update(change)
-    err = TypeError if which == "key" else ValueError
+    err = TypeError if which in ("key", "search") else ValueError
     with pytest.raises(err, match=which):
         model_targeted_attack(X, y, target, **kw)
 
@@ -317,3 +321,43 @@ def test_baselines_bad_input_and_same_key():
     a = gradient_poisoning_attack(X, y, X, y, **kw)
     b = gradient_poisoning_attack(X, y, X, y, **kw)
     assert np.array_equal(np.asarray(a.X_poison), np.asarray(b.X_poison))
+
+
+# ------------------------------------------------- discrete (one-hot / binary) features
+
+_DISC = DiscreteFeatures.one_hot([[0, 1, 2], [3]], num_features=5, drop_first=True)
+
+
+def _brute_discrete_max(wt, bt, wp, bp, lo, hi):
+    """Every discrete choice enumerated; the continuous feature by HiGHS (`_highs_max` with
+    the discrete part folded into the biases)."""
+    best = -np.inf
+    for a in ([0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]):
+        for c in ([0], [1]):
+            xd = np.array(a + c, np.float64)
+            best = max(best, _highs_max(wt[4:], bt + wt[:4] @ xd, wp[4:], bp + wp[:4] @ xd,
+                                        lo[4:], hi[4:]))
+    return best
+
+
+@PROFILE
+@given(seed=st.integers(0, 2**31 - 1), scale=st.sampled_from([0.3, 1.0, 5.0]))
+def test_discrete_max_is_exact_and_bound_holds_in_both_precisions(seed, scale):
+    rng = np.random.default_rng(seed)
+    for dtype in DTYPES:
+        wt = (scale * rng.normal(size=5)).astype(dtype)
+        wp = (wt + scale * rng.normal(size=5)).astype(dtype)
+        bt, bp = dtype(rng.normal()), dtype(rng.normal())
+        lo = np.full(5, -0.5, dtype)
+        hi = np.full(5, 1.5, dtype)
+        ref = _brute_discrete_max(*(np.asarray(a, np.float64) for a in (wt, bt, wp, bp, lo, hi)))
+        pt = max_loss_difference(LinearModel(jnp.asarray(wt), jnp.asarray(bt)),
+                                 LinearModel(jnp.asarray(wp), jnp.asarray(bp)),
+                                 lower=lo, upper=hi, discrete=_DISC)
+        size = 1 + scale * 5 * 3
+        assert pt.success and bool(pt.exact) and pt.x.dtype == dtype
+        assert _DISC.contains(np.asarray(pt.x), lo, hi)
+        assert float(pt.bound) >= ref - 1e-9 * size
+        rtol = 1e-9 if dtype == np.float64 else 1e-4
+        assert abs(float(pt.value) - ref) <= rtol * size
+        assert float(pt.relaxed_bound) >= float(pt.bound) - rtol * size

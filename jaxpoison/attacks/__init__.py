@@ -12,10 +12,15 @@ from jaxpoison.attacks.label_flip import flip_budget as flip_budget
 from jaxpoison.attacks.label_flip import greedy_lfa as greedy_lfa
 from jaxpoison.attacks.label_flip import random_label_flip as random_label_flip
 from jaxpoison.attacks.label_flip import topk_sv_flip as topk_sv_flip
+from jaxpoison.attacks.max_loss import DiscreteFeatures as DiscreteFeatures
+from jaxpoison.attacks.max_loss import LogisticSearch as LogisticSearch
 from jaxpoison.attacks.max_loss import MaxLossPoint as MaxLossPoint
 from jaxpoison.attacks.max_loss import max_loss_difference as max_loss_difference
 from jaxpoison.attacks.model_targeted import AttackState as AttackState
+from jaxpoison.attacks.model_targeted import InducedBound as InducedBound
 from jaxpoison.attacks.model_targeted import ModelTargetedResult as ModelTargetedResult
+from jaxpoison.attacks.model_targeted import corollary1_lower_bound as corollary1_lower_bound
+from jaxpoison.attacks.model_targeted import induced_lower_bound as induced_lower_bound
 from jaxpoison.attacks.model_targeted import model_targeted_attack as model_targeted_attack
 from jaxpoison.attacks.model_targeted import theorem2_lower_bound as theorem2_lower_bound
 from jaxpoison.attacks.pcm import PCMResult as PCMResult

@@ -26,8 +26,10 @@ Solvers (all inside `lax.while_loop`, so they `jit` and `vmap`):
   on the sets, moves towards it as far as the box allows (ratio test) and, after a full
   step, frees the worst KKT violators. The dual objective never decreases, so the method
   does not cycle (the primal-dual semismooth-Newton rule used before did, on most
-  refits of the Adult attack); a step costs $O(nd + |M|^2 d + |M|^3)$. If it has not
-  converged within `ACTIVE_SET_STEPS` steps, or on a cold start: dual coordinate descent
+  refits of the Adult attack); a step costs $O(nd + |M|^2 d + |M|^3)$. A cold float64
+  start with $d+1\le512$ starts it from the dual point of a smoothed primal solved by a
+  few Newton steps (`_hinge_smoothed_start`). If it has not
+  converged within `ACTIVE_SET_STEPS` steps, or on another cold start: dual coordinate descent
   (Hsieh et al. 2008, as in liblinear) on
   $\max_{0\le\alpha_i\le U_i} \sum_i\alpha_i - \tfrac12\lVert\sum_i\alpha_i y_i\tilde x_i
   \rVert^2$, $U_i = s_i/(N\lambda)$, $\tilde x_i = (x_i, 1)$, with a new
@@ -477,6 +479,68 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
     return alpha, w, b, gap, it + steps
 
 
+# a cold float64 hinge start solves a smoothed primal first when the Hessian is small
+# enough to form (d + 1 <= SMOOTH_START_MAX_D); else dual coordinate descent starts from 0
+SMOOTH_START_MAX_D = 512
+
+
+def _hinge_smoothed_start(X, y, s, reg, taus=(1.0, 0.03, 0.001), newton_steps=3):
+    r"""A dual starting point for a cold hinge fit from a smoothed primal.
+
+    Minimises $J_\tau(\theta)=\sum_i s_i\,\tau\,\mathrm{softplus}((1-m_i)/\tau)
+    +\tfrac{N\lambda}2\lVert\theta\rVert^2$, $m_i=y_i\theta^\top\tilde x_i$, by damped
+    Newton steps (the $(d+1)\times(d+1)$ Hessian formed and solved; backtracking on
+    $J_\tau$), three per stage for $\tau=1, 0.03, 0.001$, each stage warm-started from
+    the last (measured on Adult: 9 steps give a start from which the active-set solver
+    needs 44 steps; starting at $\tau=0.1$ or stopping at $\tau=0.01$ leaves 460-2,200). Its
+    stationarity condition $\theta=\sum_i\alpha_i y_i\tilde x_i$ holds with
+    $\alpha_i=U_i\,\sigma((1-m_i)/\tau)\in[0,U_i]$, a feasible dual point whose sets are
+    those of the hinge solution up to rows within about $\tau$ of the margin; the exact
+    (active-set) solver then finishes from it. Cost: a few dozen $O(nd^2)$ passes."""
+    n, d = X.shape
+    dtype = X.dtype
+    Xt = jnp.concatenate([X, jnp.ones((n, 1), dtype)], axis=1)
+    Xt32 = Xt.astype(jnp.float32)
+    nl = jnp.sum(s) * reg
+    upper = s / nl
+
+    def J(theta, tau):
+        m = y * (Xt @ theta)
+        return jnp.sum(s * tau * jax.nn.softplus((1.0 - m) / tau)) + 0.5 * nl * theta @ theta
+
+    def newton(theta, tau):
+        def step(_, theta):
+            m = y * (Xt @ theta)
+            sig = jax.nn.sigmoid((1.0 - m) / tau)
+            g = -(s * sig * y) @ Xt + nl * theta
+            h = s * sig * (1.0 - sig) / tau
+            # a fresh Hessian every step (reusing one per stage measured 4x more active-set
+            # steps afterwards on Adult)
+            # (in float32: only the direction's quality depends on it, and the line search
+            # and the exact finish make up for its rounding)
+            H = ((Xt32 * h.astype(jnp.float32)[:, None]).T @ Xt32).astype(dtype)
+            H = H + nl * jnp.eye(d + 1, dtype=dtype)
+            p = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(H), g)
+            f0 = J(theta, tau)
+
+            def ls_cond(c):
+                t, k = c
+                return (J(theta + t * p, tau) > f0 + 1e-4 * t * (g @ p)) & (k < 30)
+
+            t, _ = jax.lax.while_loop(ls_cond, lambda c: (0.5 * c[0], c[1] + 1),
+                                      (jnp.asarray(1.0, dtype), 0))
+            new = theta + t * p
+            return jnp.where(jnp.all(jnp.isfinite(new)), new, theta)
+
+        return jax.lax.fori_loop(0, newton_steps, step, theta)
+
+    theta = jnp.zeros(d + 1, dtype)
+    for tau in taus:
+        theta = newton(theta, jnp.asarray(tau, dtype))
+    m = y * (Xt @ theta)
+    return upper * jax.nn.sigmoid((1.0 - m) / taus[-1])
+
+
 def _hinge_closed_form(params, masks):
     """Solution of the hinge problem as a smooth function of the data on fixed active sets."""
     X, y, s, reg = params
@@ -682,8 +746,8 @@ class LinearSolver(eqx.Module):
         return LinearSolver(jnp.asarray(tol, dtype), jnp.asarray(max_iter, jnp.int32))
 
 
-@partial(jax.jit, static_argnames=("loss",))
-def _fit(X, y, s, reg, w0, b0, alpha0, tol, max_iter, *, loss):
+@partial(jax.jit, static_argnames=("loss", "cold"))
+def _fit(X, y, s, reg, w0, b0, alpha0, tol, max_iter, *, loss, cold=False):
     """Jitted training core (inputs already checked). Returns a `LinearFit`."""
     dtype = X.dtype
     y = y.astype(dtype)
@@ -693,8 +757,13 @@ def _fit(X, y, s, reg, w0, b0, alpha0, tol, max_iter, *, loss):
     ps = jax.lax.stop_gradient(params)
     if loss == "hinge":
         tol = jnp.maximum(tol, 64 * jnp.finfo(dtype).eps)
-        alpha, w, b, res, it = _hinge_dual_cd(*ps, jax.lax.stop_gradient(alpha0), tol,
-                                              max_iter)
+        alpha0 = jax.lax.stop_gradient(alpha0)
+        # float64 only: in float32 the active-set finish stops at the looser float32 `tol`
+        # and from this start measured an objective 1.09e-3 (relative) above liblinear's
+        # on one random instance, past the stated 1e-3; from alpha = 0 it stays within
+        if cold and dtype == jnp.float64 and X.shape[1] + 1 <= SMOOTH_START_MAX_D:
+            alpha0 = _hinge_smoothed_start(*ps)
+        alpha, w, b, res, it = _hinge_dual_cd(*ps, alpha0, tol, max_iter)
         masks = _hinge_masks(alpha, ps[2], ps[3], X.shape[1])
         theta = _hinge_attach(jnp.concatenate([w, b[None]]), params, masks)
         w, b = theta[:-1], theta[-1]
@@ -796,5 +865,6 @@ def fit_linear(X: Float[Array, "n d"], y, *, loss: str = "hinge", reg,
                             f"{type(init).__name__}")
         V.check_shape(w0, "init.model.w", (d,))
         V.check_shape(b0, "init.model.b", ())
-    result = _fit(X, y, s, reg, w0, b0, alpha0, solver.tol, solver.max_iter, loss=loss)
+    result = _fit(X, y, s, reg, w0, b0, alpha0, solver.tol, solver.max_iter, loss=loss,
+                  cold=init is None)
     return raise_if_failed(result, f"fit_linear(loss={loss!r})", throw=throw)
