@@ -59,8 +59,17 @@ def _generate(kind: str, n: int, N: int, dtype, key):
         return lax.dynamic_update_slice_in_dim(phi, blk, start, axis=1)
 
     phi = lax.fori_loop(0, nblocks, body, jnp.zeros((n, N), dtype))
-    if kind == "lowrank":
-        phi = phi - jnp.mean(phi, axis=1, keepdims=True)
+    if kind == "lowrank":                   # centre the rows, block by block in place
+        mean = jnp.mean(phi, axis=1, keepdims=True)
+        full = N // block
+
+        def centre(j, phi):
+            blk = lax.dynamic_slice_in_dim(phi, j * block, block, axis=1)
+            return lax.dynamic_update_slice_in_dim(phi, blk - mean, j * block, axis=1)
+
+        phi = lax.fori_loop(0, full, centre, phi)
+        if full * block < N:
+            phi = phi.at[:, full * block:].add(-mean)
     return phi
 
 
