@@ -37,7 +37,18 @@ Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
 $O(m^2 n)$ and $O(mn)$ work -- while residuals, the $m \times m$ factorisation, crossover and
 verification stay in float64, so the answer is certified to float64 `tol`. Float32 input
-runs everything in float32 (default `tol` 1e-5).
+runs everything in float32 (default `tol` 1e-5), with two changes that make that tolerance
+reachable at any size: the primal test is the normwise backward error
+$\|b-Ax\|_\infty \le \text{tol}\,(1+\|b\|_\infty+\||A||x|\|_\infty)$ (`primal_tolerance`:
+the rounding floor of a float32 $Ax$ grows with the number of columns), and once the
+interior point is within 10 `tol` a failed vertex crossover is followed by a *face*
+crossover (surplus free variables keep their interior values, the kept $m$ restore
+$Ax = b$), verified the same way. Float32 `SUCCESS` thus certifies gap, dual residual and
+primal backward error $\le$ `tol`, but not a vertex.
+
+Memory: the data are never copied except for the mixed mode's float32 copy; scalings are
+vectors applied on the fly (`._lp_ops`), the Gram product takes column chunks
+(`wide_memory_bytes` gives the peak).
 
 Infeasibility and unboundedness are detected as in `.lp_ipm` (Farkas / recession rays of
 the iterates, `._lp_common`).
