@@ -237,3 +237,23 @@ def test_wide_float32_converges_past_its_rounding_floor():
     assert abs(float(res.objective) - ref) <= 1e-5 * abs(ref)
     assert backward_error(*f32[1:3], res.x) <= 1e-5
     assert float(res.gap) <= 1e-5 and float(res.dual_residual) <= 1e-5
+
+
+@pytest.mark.slow
+def test_near_degenerate_vertex_is_certified():
+    """`scale_instance("gaussian", 512, 20000)`: the optimal vertex has a basic label within
+    rounding of its bound, so the complementarity rule classifies only 511 of 512 basic
+    variables as free. The crossover now solves the square basis (the 512 most-free
+    variables), certifying in ~20 iterations; before, both `wide` and `wide-f64` ran to
+    MAX_ITERATIONS (primal residual 4e-9 in float64). Objective against the dense
+    interior point (`method="ipm"`, its own crossover) to 1e-9."""
+    from jaxpoison.experiments.pcm_scale import fractional, scale_instance
+
+    phi, to, ta = scale_instance("gaussian", 512, 20_000)
+    ref = pcm(phi, to, ta, method="ipm")
+    for method in ("wide", "wide-f64"):
+        res = pcm(phi, to, ta, method=method)
+        assert int(res.status) == Status.SUCCESS and int(res.iterations) < 50
+        assert float(res.gap) <= 1e-9 and float(res.primal_residual) <= 1e-9
+        assert abs(float(res.cost) - float(ref.cost)) <= 1e-9 * float(ref.cost)
+        assert fractional(res.theta) <= 512

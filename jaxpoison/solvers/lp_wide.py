@@ -376,9 +376,15 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=Fal
     free = ~(at_lo | at_hi)
     rl = jnp.where(hl, sl / jnp.maximum(zl, tiny), jnp.inf)
     ru = jnp.where(hu, su / jnp.maximum(zu, tiny), jnp.inf)
-    score = jnp.where(free, jnp.minimum(rl, ru), -1.0)
+    # the m variables farthest from their bounds relative to their multipliers: the free
+    # ones first (ratio >= 1), then the most ambiguous ones at a bound. All m enter the
+    # primal solve (a square basis, so a near-degenerate vertex -- a basic variable within
+    # rounding of its bound, classified at it -- still gets A x = b exactly; a variable
+    # truly at its bound comes out at it); only the classified-free ones fix the duals.
+    score = jnp.where(fixed, -1.0, jnp.minimum(rl, ru))
     _, idx = lax.top_k(score, m)
     mask = free[idx]
+    pmask = ~fixed[idx]
     # free variables beyond the m kept ones go to their nearer finite bound (a vertex), or
     # with `face` keep their interior value, the kept m restoring A x = b
     near_hi = hu & (~hl | (su < sl))
@@ -386,30 +392,36 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=Fal
     extra = jnp.where(face, jnp.clip(x, jnp.where(hl, bd.lo, -jnp.inf),
                                      jnp.where(hu, bd.hi, jnp.inf)), extra)
     xn = jnp.where(at_lo, bd.lo, jnp.where(at_hi, bd.hi, extra))
-    xn = xn.at[idx].set(jnp.where(mask, 0.0, xn[idx]))
-    B = cols.gather(idx) * mask.astype(x.dtype)
-    G = B.T @ B
-    scale = 1.0 + jnp.max(jnp.diag(G), initial=0.0)
-    G = G + jnp.diag(jnp.where(mask, 0.0, scale)) + 1e3 * jnp.finfo(x.dtype).eps * scale * \
-        jnp.eye(m, dtype=x.dtype)
-    L = jnp.linalg.cholesky(G)
+    xn = xn.at[idx].set(jnp.where(pmask, 0.0, xn[idx]))
+    B = cols.gather(idx) * pmask.astype(x.dtype)
+    G0 = B.T @ B
+    scale = 1.0 + jnp.max(jnp.diag(G0), initial=0.0)
+    ridge = 1e3 * jnp.finfo(x.dtype).eps * scale * jnp.eye(m, dtype=x.dtype)
+    L = jnp.linalg.cholesky(G0 + jnp.diag(jnp.where(pmask, 0.0, scale)) + ridge)
+    mf = mask.astype(x.dtype)
+    Ld = jnp.linalg.cholesky(G0 * mf[:, None] * mf[None, :]
+                             + jnp.diag(jnp.where(mask, 0.0, scale)) + ridge)
 
     def gsolve(v):
         return jax.scipy.linalg.cho_solve((L, True), v)
+
+    def dsolve(v):
+        return jax.scipy.linalg.cho_solve((Ld, True), v)
 
     r = b - op.matvec(xn)
     xb = gsolve(B.T @ r)
     for _ in range(2):                       # refinement of the semi-normal equations
         xb = xb + gsolve(B.T @ (r - B @ xb))
+    Bd = B * mf
     cb = jnp.where(mask, c[idx], 0.0)
     yy = y
     for _ in range(3):
-        yy = yy + B @ gsolve(cb - B.T @ yy)
-    xo = xn.at[idx].set(jnp.where(mask, xb, xn[idx]))
+        yy = yy + Bd @ dsolve(cb - Bd.T @ yy)
+    xo = xn.at[idx].set(jnp.where(pmask, xb, xn[idx]))
     xc = jnp.where(fixed, bd.lo, jnp.clip(xo, jnp.where(hl, bd.lo, -jnp.inf),
                                           jnp.where(hu, bd.hi, jnp.inf)))
     # A x of the clipped point without a pass: A x_N + B x_B, corrected for the clipping
-    ax = (b - r) + B @ jnp.where(mask, xc[idx], 0.0)
+    ax = (b - r) + B @ jnp.where(pmask, xc[idx], 0.0)
     xo = xc
     aty = op.rmatvec(yy)
     red = c - aty
