@@ -11,7 +11,10 @@ with 16 single solves. Run: ``python benchmarks/pcm.py [--quick]``.
 ``--wide [--paper] [--sizes 1000x100000]`` prints the wide-solver table instead: PCM at
 (1000, 100k), (2000, 100k) and, with ``--paper``, (4096, 160k), time in units of one float64
 GEMM Φ Φᵀ of the same shape measured in the same run, float64 (mixed precision and pure)
-and float32 side by side, compile time apart, HiGHS on a subproblem (the first 4n pairs).
+and float32 side by side (``--modes mixed,f64,f32``), compile time apart, peak RSS, HiGHS
+on a subproblem (first ``min(n, 512)`` features and 8x as many pairs; ``--highs-sub``). The
+paper-size run: ``python benchmarks/pcm.py --wide --sizes 4096x160000 --modes mixed,f32
+--kinds gaussian,lowrank``.
 """
 
 from __future__ import annotations
@@ -184,10 +187,19 @@ WIDE = [(1000, 100_000), (2000, 100_000)]
 PAPER = (4096, 160_000)
 
 
-def wide_main(sizes, kinds=("gaussian",), highs_sub: int | None = None):
+MODES = {"mixed": ("wide", jnp.float64), "f64": ("wide-f64", jnp.float64),
+         "f32": ("wide", jnp.float32)}
+
+
+def wide_main(sizes, kinds=("gaussian",), modes=("mixed", "f64", "f32"), highs_sub=None):
     """The wide LP solver at scale: time in units of one dense GEMM Φ Φᵀ of the same shape
-    measured in this process, float64 (mixed and pure) and float32 side by side, compile
-    time apart, HiGHS on a subproblem of the first `highs_sub` pairs (default 4n)."""
+    measured in this process, the chosen `modes` (float64 mixed and pure, float32) side by
+    side, compile time apart, peak RSS so far, and HiGHS on the subproblem of the first
+    `highs_sub = (n_sub, N_sub)` features and pairs (default `(min(n, 512), 8 n_sub)`),
+    solved by our mixed mode and by HiGHS. The memory check (`check_wide_memory`) runs
+    before Φ is generated."""
+    import resource
+
     from jaxpoison.experiments.pcm_scale import (
         fractional,
         gemm_seconds,
@@ -196,46 +208,57 @@ def wide_main(sizes, kinds=("gaussian",), highs_sub: int | None = None):
         timed_pcm,
     )
 
-    modes = [("mixed", "wide", jnp.float64), ("f64", "wide-f64", jnp.float64),
-             ("f32", "wide", jnp.float32)]
+    def rss_gb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
     table = []
     for kind in kinds:
         for n, N in sizes:
             row = [kind, n, N]
             phi, to, ta = scale_instance(kind, n, N)
+            ns, Ns = highs_sub or (min(n, 512), 8 * min(n, 512))
+            sub = (jnp.array(phi[:ns, :Ns]), jnp.array(to[:Ns]), jnp.array(ta[:Ns]))
             g64 = gemm_seconds(phi, repeats=1)
-            g32 = gemm_seconds(phi.astype(jnp.float32), repeats=1)
-            row += [g64, g32]
+            row += [g64]
             costs = {}
-            for name, method, dt in modes:
-                args = (phi, to, ta) if dt == jnp.float64 else tuple(
-                    a.astype(dt) for a in (phi, to, ta))
+            for i, name in enumerate(modes):
+                method, dt = MODES[name]
+                if dt == jnp.float64:
+                    args = (phi, to, ta)
+                else:
+                    args = tuple(a.astype(dt) for a in (phi, to, ta))
+                    if all(MODES[m][1] != jnp.float64 for m in modes[i + 1:]):
+                        del phi          # no float64 mode left: free the float64 Φ
+                        phi = None
                 tc, tr, res = timed_pcm(*args, method=method)
                 costs[name] = float(res.cost)
                 row += [tr, tr / g64, tc, int(res.iterations), int(res.status),
                         float(res.gap), float(res.primal_residual), fractional(res.theta)]
                 print(f"{kind} n={n} N={N} {name}: {tr:.1f}s = {tr / g64:.2f} GEMM64, "
                       f"compile {tc:.1f}s, it {int(res.iterations)}, status "
-                      f"{int(res.status)}, gap {float(res.gap):.2e}", flush=True)
+                      f"{int(res.status)}, gap {float(res.gap):.2e}, pres "
+                      f"{float(res.primal_residual):.2e}, fractional {fractional(res.theta)}, "
+                      f"cost {float(res.cost):.10g}, peak RSS {rss_gb():.2f} GB", flush=True)
                 del args, res
-            row.append(abs(costs["f32"] - costs["f64"]) / costs["f64"])
-            row.append(abs(costs["mixed"] - costs["f64"]) / costs["f64"])
-            ns = highs_sub or 4 * n
-            sub = tuple(a[..., :ns] for a in (phi, to, ta))
+            ref = costs.get("mixed", costs.get("f64"))
+            row.append(abs(costs["f32"] - ref) / ref if "f32" in costs and ref else "-")
+            row.append(rss_gb())
             del phi
-            t_h, ref = time_call(highs_cost, *sub)
+            t_h, hc = time_call(highs_cost, *sub)
             from jaxpoison.attacks.pcm import pcm
             ours = float(pcm(*sub, method="wide").cost)
-            row += [ns, t_h, abs(ours - ref) / ref]
+            row += [f"{ns}x{Ns}", t_h, abs(ours - hc) / hc]
+            print(f"HiGHS sub {ns}x{Ns}: {t_h:.1f}s cost {hc:.10g}, ours {ours:.10g}",
+                  flush=True)
             table.append(row)
-    heads = ["Φ", "n", "N", "GEMM64 s", "GEMM32 s"]
-    for name, _, _ in modes:
+    heads = ["Φ", "n", "N", "GEMM64 s"]
+    for name in modes:
         heads += [f"{name} s", f"{name} GEMMs", f"{name} compile", f"{name} it",
                   f"{name} status", f"{name} gap", f"{name} pres", f"{name} frac"]
-    heads += ["f32 vs f64 cost", "mixed vs f64 cost", "HiGHS sub N", "HiGHS s",
-              "sub rel err"]
+    heads += ["f32 vs float64 cost", "peak RSS GB", "HiGHS sub", "HiGHS s", "sub rel err"]
     print_table("PCM with the wide LP solver: time in units of one float64 GEMM Φ Φᵀ of the "
                 "same shape (measured in this run)", heads, table)
+    print(machine_line())
 
 
 if __name__ == "__main__":
@@ -249,11 +272,18 @@ if __name__ == "__main__":
     ap.add_argument("--paper", action="store_true",
                     help="add the paper's size (4096, 160k) to --wide (long)")
     ap.add_argument("--kinds", default="gaussian", help="Φ kinds for --wide: gaussian,lowrank")
+    ap.add_argument("--modes", default="mixed,f64,f32",
+                    help="--wide precision modes: mixed (float32 Gram/CG, float64 "
+                    "certificate), f64, f32")
+    ap.add_argument("--highs-sub", default=None,
+                    help="--wide HiGHS subproblem n_sub x N_sub (default min(n,512) x 8 n_sub)")
     args = ap.parse_args()
     if args.wide:
         wide_sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")] \
             if args.sizes else WIDE + ([PAPER] if args.paper else [])
-        wide_main(wide_sizes, tuple(args.kinds.split(",")))
+        hs = None if args.highs_sub is None else tuple(
+            int(v) for v in args.highs_sub.split("x"))
+        wide_main(wide_sizes, tuple(args.kinds.split(",")), tuple(args.modes.split(",")), hs)
         sys.exit(0)
     sizes = None if args.sizes is None else [
         tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]

@@ -33,8 +33,9 @@ def box_problem(seed):
 @settings(settings.get_profile("wide"))
 @given(seeds)
 def test_float64_exact_float32_within_stated_accuracy(seed):
-    """float64 (mixed): objective = HiGHS to 1e-9; float32: to 1e-4 relative; bounds hold in
-    both precisions; the same input gives the same output."""
+    """float64 (mixed): objective = HiGHS to 1e-9; float32: to 1e-4 relative, with primal
+    backward error, gap and dual residual <= 1e-5; bounds hold in both precisions; the same
+    input gives the same output."""
     c, A, b, lo, hi = box_problem(seed)
     ref = highs(c, A_eq=A, b_eq=b, bounds=np.stack([lo, hi], 1), method="highs").fun
     r64 = linprog(c, A, b, lo, hi, method="wide")
@@ -44,6 +45,14 @@ def test_float64_exact_float32_within_stated_accuracy(seed):
     f32 = [jnp.asarray(a, jnp.float32) for a in (c, A, b, lo, hi)]
     r32 = linprog(*f32, method="wide")
     assert abs(float(r32.objective) - ref) <= 1e-4 * (1 + abs(ref))
+    # float32 SUCCESS certifies the primal backward error (float64 arithmetic, rows scaled
+    # to unit max-norm), the gap and the dual residual to tol = 1e-5
+    As, bs, x = (np.asarray(v, np.float64) for v in (f32[1], f32[2], r32.x))
+    rs = 1.0 / np.max(np.abs(As), axis=1)
+    As, bs = As * rs[:, None], bs * rs
+    assert np.max(np.abs(bs - As @ x)) <= 1e-5 * (
+        1 + np.max(np.abs(bs)) + np.max(np.abs(As) @ np.abs(x)))
+    assert float(r32.gap) <= 1e-5 and float(r32.dual_residual) <= 1e-5
     for r, dt, eps in ((r64, np.float64, 0.0), (r32, np.float32, 1e-6)):
         x = np.asarray(r.x)
         assert x.dtype == dt

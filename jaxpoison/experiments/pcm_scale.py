@@ -7,17 +7,22 @@ real embedding differences look like), reports time in units of one dense float6
 $\\Phi\\Phi^T$ of the same shape measured in the same process (a figure that survives a
 shared, noisy machine), the solver's own certificate (relative duality gap and primal
 residual), the number of fractional labels (a vertex has at most n) and an objective check
-against HiGHS on a subproblem HiGHS can finish; it writes a growth table in n and N and a
-log-log plot. `--quick` runs small sizes in well under a minute.
+against HiGHS on a subproblem HiGHS can finish; it writes a growth table in n and N
+(n in `GROWTH_N` at N = 40,000; N in `GROWTH_NN` at n = 512), a least-squares growth fit
+with its extrapolation to the paper's size, and a log-log plot. `--quick` runs three small
+sizes. The paper's size itself (about 10 GB and 10-15 minutes per solve on this 2-core
+machine) is run by `python benchmarks/pcm.py --wide --paper --kinds gaussian,lowrank`.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxpoison.attacks.pcm import pcm
 from jaxpoison.experiments import RecipeContext, Report, Table, recipe
@@ -25,44 +30,90 @@ from jaxpoison.solvers.lp_wide import check_wide_memory
 
 FLIP_RATE = 0.05
 PAPER = (4096, 160_000)
+GROWTH_N = (256, 512, 1024, 2048)          # n at N = 40,000
+GROWTH_NN = (20_000, 40_000, 80_000, 160_000)  # N at n = 512
 
 
-def scale_instance(kind: str, n: int, N: int, seed: int = 0, dtype=jnp.float64):
+GEN_BLOCK = 4096
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _generate(kind: str, n: int, N: int, dtype, key):
+    """Φ generated column block by column block into one buffer (in-place
+    `dynamic_update_slice` in a `fori_loop`), so the peak is Φ plus one n x `GEN_BLOCK` block
+    instead of several full-size temporaries."""
+    block = min(GEN_BLOCK, N)
+    nblocks = -(-N // block)
+    k1, k2, k3 = jax.random.split(key, 3)
+    r = 32
+    U = jax.random.normal(k1, (n, r), dtype) if kind == "lowrank" else None
+
+    def body(j, phi):
+        start = jnp.minimum(j * block, N - block)
+        if kind == "gaussian":
+            blk = jax.random.normal(jax.random.fold_in(k2, j), (n, block), dtype)
+        else:
+            V = jax.random.normal(jax.random.fold_in(k2, j), (r, block), dtype)
+            blk = (U @ V) / np.sqrt(r) + 0.3 * jax.random.normal(
+                jax.random.fold_in(k3, j), (n, block), dtype)
+        return lax.dynamic_update_slice_in_dim(phi, blk, start, axis=1)
+
+    phi = lax.fori_loop(0, nblocks, body, jnp.zeros((n, N), dtype))
+    if kind == "lowrank":                   # centre the rows, block by block in place
+        mean = jnp.mean(phi, axis=1, keepdims=True)
+        full = N // block
+
+        def centre(j, phi):
+            blk = lax.dynamic_slice_in_dim(phi, j * block, block, axis=1)
+            return lax.dynamic_update_slice_in_dim(phi, blk - mean, j * block, axis=1)
+
+        phi = lax.fori_loop(0, full, centre, phi)
+        if full * block < N:
+            phi = phi.at[:, full * block:].add(-mean)
+    return phi
+
+
+def scale_instance(kind: str, n: int, N: int, seed: int = 0, dtype=jnp.float64,
+                   precision: str = "mixed"):
     """A PCM instance `(Φ, θ_O, θ_A)`: `θ_O = 1`, 5% of the pairs flipped at random.
 
     `kind` is `"gaussian"` (i.i.d. N(0, 1) entries) or `"lowrank"` (rank-32 signal plus
     0.3-scaled Gaussian noise, rows mean-centred: the spectrum of real embedding
-    differences). Generated with `jax.random` directly in `dtype`; the memory the wide
-    solver will need is checked first (`MemoryError` with the estimate).
+    differences). Generated with `jax.random` directly in `dtype`, one column block at a
+    time (peak: Φ plus one block). The memory the wide solver will need for `precision`
+    is checked first (`check_wide_memory`: `MemoryError` with the estimate, before
+    anything is allocated).
     """
-    check_wide_memory(n, N, jnp.dtype(dtype).itemsize)
-    key = jax.random.key(seed)
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    if kind == "gaussian":
-        phi = jax.random.normal(k1, (n, N), dtype)
-    elif kind == "lowrank":
-        r = 32
-        U = jax.random.normal(k1, (n, r), dtype)
-        V = jax.random.normal(k2, (r, N), dtype)
-        phi = (U @ V) / np.sqrt(r) + 0.3 * jax.random.normal(k3, (n, N), dtype)
-        phi = phi - jnp.mean(phi, axis=1, keepdims=True)
-    else:
+    if kind not in ("gaussian", "lowrank"):
         raise ValueError(f"kind must be 'gaussian' or 'lowrank'; got {kind!r}")
+    check_wide_memory(n, N, jnp.dtype(dtype).itemsize, precision)
+    key = jax.random.key(seed)
+    k_phi, k_flip = jax.random.split(key)
+    phi = _generate(kind, n, N, jnp.dtype(dtype), k_phi)
     theta_o = jnp.ones((N,), dtype)
-    flip = jax.random.permutation(k4, N)[: int(FLIP_RATE * N)]
+    flip = jax.random.permutation(k_flip, N)[: int(FLIP_RATE * N)]
     theta_a = theta_o.at[flip].set(0.0)
     return phi, theta_o, theta_a
 
 
-def gemm_seconds(phi, repeats: int = 2) -> float:
-    """Best of `repeats` timed runs of the dense GEMM $\\Phi\\Phi^T$ (compiled ahead)."""
-    f = jax.jit(lambda a: a @ a.T).lower(phi).compile()
+GEMM_MAX_COLS = 20_000
+
+
+def gemm_seconds(phi, repeats: int = 2, max_cols: int = GEMM_MAX_COLS) -> float:
+    """Best of `repeats` timed runs of the dense float64 GEMM $\\Phi\\Phi^T$ (compiled
+    ahead). For more than `max_cols` columns the GEMM of the first `max_cols` columns is
+    timed and scaled by `N / max_cols` (its cost is linear in N), which keeps the
+    reference cheap and without a full-size temporary at the paper's size."""
+    N = phi.shape[1]
+    part = phi if N <= max_cols else phi[:, :max_cols]
+    part = part.astype(jnp.float64)
+    f = jax.jit(lambda a: a @ a.T).lower(part).compile()
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(f(phi))
+        jax.block_until_ready(f(part))
         best = min(best, time.perf_counter() - t0)
-    return best
+    return best * N / part.shape[1]
 
 
 _COMPILED: dict = {}
@@ -122,6 +173,17 @@ def scale_cell(kind: str, n: int, N: int, seed: int = 0, method: str = "wide",
     return row
 
 
+def growth_fit(rows):
+    """Least-squares fit of `log(seconds) = c + a_n log n + a_N log N` over `rows`;
+    `(c, a_n, a_N)`, or `None` when the rows do not vary both n and N."""
+    if len({r["n"] for r in rows}) < 2 or len({r["N"] for r in rows}) < 2:
+        return None
+    X = np.array([[1.0, np.log(r["n"]), np.log(r["N"])] for r in rows])
+    y = np.log([r["seconds"] for r in rows])
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    return float(coef[0]), float(coef[1]), float(coef[2])
+
+
 def _plot(rows, path):
     import matplotlib
 
@@ -154,18 +216,15 @@ def _plot(rows, path):
         part="PCM")
 def pcm_scale(ctx: RecipeContext) -> Report:
     if ctx.quick:
-        grid = [(50, 10_000), (100, 10_000), (100, 20_000)]
-        paper, sub = [], 2_000
+        grid, check = [(50, 10_000), (100, 10_000), (100, 20_000)], ((100, 20_000), 200)
     else:
-        grid = [(250, 50_000), (500, 50_000), (1000, 50_000), (1000, 25_000),
-                (1000, 100_000)]
-        paper, sub = [PAPER], 10_000
+        grid = [(n, 40_000) for n in GROWTH_N] + [(512, N) for N in GROWTH_NN if N != 40_000]
+        check = ((512, 160_000), 2048)
     rows = []
-    cells = [(kind, n, N) for kind in ("gaussian", "lowrank") for n, N in grid + paper]
+    cells = [(kind, n, N) for kind in ("gaussian", "lowrank") for n, N in grid]
     for kind, n, N in ctx.progress(cells, desc="pcm-scale"):
-        # HiGHS check on a subproblem for the largest size of each kind
-        check = sub if (n, N) == (grid + paper)[-1] else None
-        rows.append(scale_cell(kind, n, N, seed=ctx.seed, highs_sub=check))
+        sub = check[1] if (n, N) == check[0] else None
+        rows.append(scale_cell(kind, n, N, seed=ctx.seed, highs_sub=sub))
     table = Table(
         "PCM with the wide LP solver (mixed precision): time and certificate",
         ["Φ", "n", "N", "status", "iterations", "solve s", "compile s", "GEMM s",
@@ -179,20 +238,21 @@ def pcm_scale(ctx: RecipeContext) -> Report:
         "float64 Φ Φᵀ of the same shape measured in the same process. Status 0 = "
         "certified (gap and residual ≤ 1e-9). Sub rel. err: the same solver against HiGHS "
         "on the first `HiGHS sub N` pairs.")
-    fig = "pcm-scale.png"
-    _plot(rows, ctx.figure_path(fig))
+    figures = []
+    if ctx.plotting:
+        figures = ["pcm-scale.png"]
+        _plot(rows, ctx.figure_path(figures[0]))
     notes = []
     for kind in ("gaussian", "lowrank"):
         sel = [r for r in rows if r["kind"] == kind]
-        slopes = []
-        for var, fixed in (("n", "N"), ("N", "n")):
-            for g in sorted({r[fixed] for r in sel}):
-                pts = sorted((r[var], r["seconds"]) for r in sel if r[fixed] == g)
-                if len(pts) >= 2:
-                    (x0, t0), (x1, t1) = pts[0], pts[-1]
-                    slopes.append(f"time ~ {var}^{np.log(t1 / t0) / np.log(x1 / x0):.2f} "
-                                  f"at {fixed}={g}")
-        if slopes:
-            notes.append(f"{kind}: " + "; ".join(slopes))
+        fit = growth_fit(sel)
+        if fit is not None:
+            c0, a_n, a_N = fit
+            note = f"{kind}: least-squares fit solve s ~ n^{a_n:.2f} N^{a_N:.2f}"
+            if max(r["n"] for r in sel) >= 1000:     # below, memory-bound passes dominate
+                pred = np.exp(c0) * PAPER[0] ** a_n * PAPER[1] ** a_N
+                note += (f"; extrapolated to (4096, 160k): {pred:.0f} s on this machine "
+                         "under this run's load")
+            notes.append(note)
     return Report("pcm-scale", "PCM at scale (wide LP solver)", tables=[table],
-                  figures=[fig], notes=notes, data={"rows": rows})
+                  figures=figures, notes=notes, data={"rows": rows})

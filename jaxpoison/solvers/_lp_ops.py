@@ -2,7 +2,9 @@
 
 The LP solvers touch the constraint matrix `A` (m x n) only through these methods, so a
 structured `A` costs what its structure costs: `PairOperator` forms the normal matrix
-`A D A^T = Phi (D_p + D_q) Phi^T` in `m^2 N` flops instead of `2 m^2 N`.
+`A D A^T = Phi (D_p + D_q) Phi^T` in `m^2 N` flops instead of `2 m^2 N`. Row and column
+scalings (`scale`) are kept as vectors and applied on the fly, so no scaled copy of the
+matrix is ever made.
 """
 
 from __future__ import annotations
@@ -11,53 +13,107 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["DenseOperator", "PairOperator"]
+__all__ = ["DenseOperator", "PairOperator", "abs_matvec_by_chunks"]
+
+
+def abs_matvec_by_chunks(M: jax.Array, v: jax.Array, chunk: int = 16_384) -> jax.Array:
+    """`|M| @ v` taking `chunk` columns at a time, so that `|M|` is never materialised
+    (XLA on CPU would otherwise build it: a full-size temporary)."""
+    m, n = M.shape
+    if n <= chunk:
+        return jnp.abs(M) @ v
+    k = n // chunk
+
+    def body(j, acc):
+        Mc = jax.lax.dynamic_slice_in_dim(M, j * chunk, chunk, axis=1)
+        vc = jax.lax.dynamic_slice_in_dim(v, j * chunk, chunk)
+        return acc + jnp.abs(Mc) @ vc
+
+    acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), jnp.result_type(M, v)))
+    if k * chunk < n:
+        acc = acc + jnp.abs(M[:, k * chunk:]) @ v[k * chunk:]
+    return acc
+
+
+def _row(v, r):
+    return v if r is None else r * v
+
+
+def _rows(M, r):
+    return M if r is None else r[:, None] * M
 
 
 class DenseOperator(eqx.Module):
-    """`A` stored as a dense (m, n) array."""
+    r"""`A` stored as a dense (m, n) array, optionally with *lazy* row and column scalings:
+    the operator is $\operatorname{diag}(r)\,A\,\operatorname{diag}(s)$ with `r = row`,
+    `s = col` (`None` = 1), applied to vectors on the fly so that scaling never copies `A`.
+    """
 
     A: jax.Array
+    row: jax.Array | None = None
+    col: jax.Array | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.A.shape
 
     def matvec(self, x):
-        return self.A @ x
+        return _row(self.A @ _row(x, self.col), self.row)
 
     def rmatvec(self, y):
-        return y @ self.A
+        return _row(_row(y, self.row) @ self.A, self.col)
+
+    def abs_matvec(self, x):
+        """`|A| |x|` (elementwise absolute values; the scale of the rounding error of
+        `A x`), without materialising `|A|`."""
+        r = None if self.row is None else jnp.abs(self.row)
+        c = None if self.col is None else jnp.abs(self.col)
+        return _row(abs_matvec_by_chunks(self.A, _row(jnp.abs(x), c)), r)
 
     def normal(self, d):
         """`A diag(d) A^T`."""
-        return (self.A * d) @ self.A.T
+        d = d if self.col is None else d * self.col ** 2
+        M = (self.A * d) @ self.A.T
+        return M if self.row is None else self.row[:, None] * M * self.row[None, :]
+
+    def _abs(self):
+        a = jnp.abs(self.A)
+        a = a if self.col is None else a * jnp.abs(self.col)[None, :]
+        return _rows(a, None if self.row is None else jnp.abs(self.row))
 
     def row_abs_max(self):
-        return jnp.max(jnp.abs(self.A), axis=1)
+        return jnp.max(self._abs(), axis=1)
 
     def col_abs_max(self):
-        return jnp.max(jnp.abs(self.A), axis=0)
+        return jnp.max(self._abs(), axis=0)
 
     def row_abs_sum(self):
-        return jnp.sum(jnp.abs(self.A), axis=1)
+        return jnp.sum(self._abs(), axis=1)
 
     def col_abs_sum(self):
-        return jnp.sum(jnp.abs(self.A), axis=0)
+        return jnp.sum(self._abs(), axis=0)
 
-    def scale(self, r, c):
-        """The operator `diag(r) A diag(c)`."""
-        return DenseOperator(r[:, None] * self.A * c[None, :])
+    def scale(self, r, c=None):
+        """The operator `diag(r) A diag(c)` (`c = None`: no column scaling), kept lazy: the
+        scalings are stored as vectors, `A` is shared, not copied."""
+        row = r if self.row is None else self.row * r
+        col = self.col if c is None else (c if self.col is None else self.col * c)
+        return DenseOperator(self.A, row, col)
 
 
 class PairOperator(eqx.Module):
-    """`A = [Phi, -Phi]` (m, 2N) from `Phi` (m, N), never materialised.
+    r"""`A = [Phi, -Phi]` (m, 2N) from `Phi` (m, N), never materialised, optionally with lazy
+    row scaling `row` (m,) and column scaling `col` (N,), shared by the two halves:
+    $A = \operatorname{diag}(r)\,[\Phi, -\Phi]\,\operatorname{diag}(s, s)$.
 
     Column scalings must be equal on the two halves (they are for Ruiz and Pock--Chambolle
     scaling, whose column statistics agree on both halves); `scale` uses the first half.
+    Scaling stores vectors and never copies `Phi` (at the paper's size a copy is 5 GB).
     """
 
     Phi: jax.Array
+    row: jax.Array | None = None
+    col: jax.Array | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -66,30 +122,51 @@ class PairOperator(eqx.Module):
 
     def matvec(self, x):
         n = self.Phi.shape[1]
-        return self.Phi @ (x[:n] - x[n:])
+        return _row(self.Phi @ _row(x[:n] - x[n:], self.col), self.row)
 
     def rmatvec(self, y):
-        t = y @ self.Phi
+        t = _row(_row(y, self.row) @ self.Phi, self.col)
         return jnp.concatenate([t, -t])
+
+    def abs_matvec(self, x):
+        """`|A| |x| = |Φ| (|x_1| + |x_2|)` (scaled), without materialising `|Φ|`."""
+        n = self.Phi.shape[1]
+        r = None if self.row is None else jnp.abs(self.row)
+        c = None if self.col is None else jnp.abs(self.col)
+        v = _row(jnp.abs(x[:n]) + jnp.abs(x[n:]), c)
+        return _row(abs_matvec_by_chunks(self.Phi, v), r)
 
     def normal(self, d):
         n = self.Phi.shape[1]
-        return (self.Phi * (d[:n] + d[n:])) @ self.Phi.T
+        dd = d[:n] + d[n:]
+        dd = dd if self.col is None else dd * self.col ** 2
+        M = (self.Phi * dd) @ self.Phi.T
+        return M if self.row is None else self.row[:, None] * M * self.row[None, :]
+
+    def _abs(self):
+        a = jnp.abs(self.Phi)
+        a = a if self.col is None else a * jnp.abs(self.col)[None, :]
+        return _rows(a, None if self.row is None else jnp.abs(self.row))
 
     def row_abs_max(self):
-        return jnp.max(jnp.abs(self.Phi), axis=1)
+        return jnp.max(self._abs(), axis=1)
 
     def col_abs_max(self):
-        t = jnp.max(jnp.abs(self.Phi), axis=0)
+        t = jnp.max(self._abs(), axis=0)
         return jnp.concatenate([t, t])
 
     def row_abs_sum(self):
-        return 2.0 * jnp.sum(jnp.abs(self.Phi), axis=1)
+        return 2.0 * jnp.sum(self._abs(), axis=1)
 
     def col_abs_sum(self):
-        t = jnp.sum(jnp.abs(self.Phi), axis=0)
+        t = jnp.sum(self._abs(), axis=0)
         return jnp.concatenate([t, t])
 
-    def scale(self, r, c):
+    def scale(self, r, c=None):
+        """`diag(r) A diag(c)` (`c` of length 2N, first half used; `None`: no column
+        scaling), kept lazy: `Phi` is shared, not copied."""
         n = self.Phi.shape[1]
-        return PairOperator(r[:, None] * self.Phi * c[None, :n])
+        row = r if self.row is None else self.row * r
+        cc = None if c is None else c[:n]
+        col = self.col if cc is None else (cc if self.col is None else self.col * cc)
+        return PairOperator(self.Phi, row, col)

@@ -192,13 +192,13 @@ def resolve_method(method, tol, max_iter, dtype):
 
 
 def _scaled_solve(cfg, op, c, b, lower, upper) -> LPRaw:
-    """Row-equilibrate `A`, normalise `c`, solve, and map the answer back."""
+    """Row-equilibrate `A`, normalise `c`, solve, and map the answer back. The row scaling
+    is lazy (`op.scale` stores the vector; no scaled copy of `A` is made)."""
     rn = op.row_abs_max()
     rs = jnp.where(rn > 0, 1.0 / jnp.where(rn > 0, rn, 1.0), 1.0)
     cmax = jnp.max(jnp.abs(c), initial=0.0)
     gam = jnp.where(cmax > 0, cmax, 1.0)
-    ones = jnp.ones((op.shape[1],), c.dtype)
-    raw = cfg.solve(op.scale(rs, ones), c / gam, b * rs, lower, upper)
+    raw = cfg.solve(op.scale(rs), c / gam, b * rs, lower, upper)
     return raw._replace(y=raw.y * rs * gam, z_lower=raw.z_lower * gam,
                         z_upper=raw.z_upper * gam)
 

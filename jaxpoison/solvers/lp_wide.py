@@ -37,7 +37,18 @@ Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
 $O(m^2 n)$ and $O(mn)$ work -- while residuals, the $m \times m$ factorisation, crossover and
 verification stay in float64, so the answer is certified to float64 `tol`. Float32 input
-runs everything in float32 (default `tol` 1e-5).
+runs everything in float32 (default `tol` 1e-5), with two changes that make that tolerance
+reachable at any size: the primal test is the normwise backward error
+$\|b-Ax\|_\infty \le \text{tol}\,(1+\|b\|_\infty+\||A||x|\|_\infty)$ (`primal_tolerance`:
+the rounding floor of a float32 $Ax$ grows with the number of columns), and once the
+interior point is within 10 `tol` a failed vertex crossover is followed by a *face*
+crossover (surplus free variables keep their interior values, the kept $m$ restore
+$Ax = b$), verified the same way. Float32 `SUCCESS` thus certifies gap, dual residual and
+primal backward error $\le$ `tol`, but not a vertex.
+
+Memory: the data are never copied except for the mixed mode's float32 copy; scalings are
+vectors applied on the fly (`._lp_ops`), the Gram product takes column chunks
+(`wide_memory_bytes` gives the peak).
 
 Infeasibility and unboundedness are detected as in `.lp_ipm` (Farkas / recession rays of
 the iterates, `._lp_common`).
@@ -65,10 +76,12 @@ from jaxpoison.solvers._lp_common import (
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
 __all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve",
-           "wide_solve_info", "gram_by_blocks", "is_wide", "wide_memory_bytes", "check_wide_memory",
-           "available_memory_bytes"]
+           "wide_solve_info", "gram_by_blocks", "primal_tolerance", "is_wide",
+           "wide_memory_bytes", "check_wide_memory", "available_memory_bytes"]
 
 PRECISIONS = ("float64", "mixed")
+GRAM_CHUNK = 16_384
+"""Columns per chunk of the one-triangle Gram product (`gram_by_blocks`)."""
 
 
 class WideOptions(eqx.Module):
@@ -131,16 +144,37 @@ def is_wide(m: int, n: int) -> bool:
     return n >= 20_000 and 20 * m <= n
 
 
-def wide_memory_bytes(m: int, n: int, itemsize: int = 8, precision: str = "mixed") -> int:
-    """Estimate of the peak memory of the wide solver on an (m, n) base matrix (bytes).
+RUNTIME_BYTES = 1_000_000_000
+"""Resident memory of a JAX process around a wide solve that does not scale with the
+problem (runtime, compiled code, allocator slack; measured 0.86 GB at (2048, 80k))."""
 
-    Four copies of the data (the caller's, the row-scaled operator, and transients of the
-    wrappers; measured peak at (2000, 100k) in float64: 4.2 copies), its float32 copy in the
-    mixed mode, about 20 length-n work vectors and a few m x m matrices.
+
+def wide_memory_bytes(m: int, n: int, itemsize: int = 8, precision: str = "mixed") -> int:
+    r"""Estimate of the peak resident memory (bytes) of a process running the wide solver
+    on an (m, n) base matrix (PCM: m = features, n = N pairs) with data of `itemsize` bytes.
+
+    $$
+    \text{peak} \approx R + D + D_{32} + D_{64}/4 + 12 \cdot 8m^2 + 1.25\, m\,c\,s + 40 \cdot 8n,
+    $$
+
+    with $R$ = `RUNTIME_BYTES`, $D = mn\cdot$`itemsize` the caller's matrix (shared with the
+    solver, never copied: scalings are lazy), $D_{32} = 4mn$ its float32 copy in the mixed
+    mode, $D_{64}/4$ a quarter-size transient of the float64 mode, about twelve m x m
+    float64 matrices (Gram matrix, preconditioner, its Cholesky factor, crossover
+    factors), the column chunks of the Gram product ($c$ = 16,384 columns of
+    $s$-byte working precision) and length-n work vectors. The coefficients come from
+    XLA's buffer assignment (`compiled.memory_analysis()`) at (512, 40k), (2048, 80k) and
+    (4096, 160k) in the three modes, and agree with measured peak RSS (`/usr/bin/time -v`)
+    of `pcm` at (2048, 80k) and (4096, 40k) to within 5% (docs/pcm.md).
     """
     data = m * n * itemsize
-    copy = m * n * 4 if (precision == "mixed" and itemsize == 8) else 0
-    return int(4 * data + copy + 20 * n * itemsize + 8 * m * m * 8)
+    mixed = precision == "mixed" and itemsize == 8
+    work = 4 if (mixed or itemsize == 4) else itemsize
+    copy = m * n * 4 if mixed else 0
+    f64 = data // 4 if (itemsize == 8 and not mixed) else 0
+    chunk = min(n, GRAM_CHUNK)
+    return int(RUNTIME_BYTES + data + copy + f64 + 12 * 8 * m * m + 1.25 * m * chunk * work
+               + 40 * 8 * n)
 
 
 def available_memory_bytes() -> int:
@@ -160,7 +194,8 @@ def check_wide_memory(m: int, n: int, itemsize: int = 8, precision: str = "mixed
                       available: int | None = None) -> int:
     """Raise `MemoryError` *before allocating* when the wide solver's estimated peak memory
     (`wide_memory_bytes`) on an (m, n) base matrix exceeds `available` (default: what the
-    system has available now). Returns the estimate in bytes."""
+    system has available now: `MemAvailable`; conservative in a process that already holds
+    the JAX runtime, which the estimate counts again). Returns the estimate in bytes."""
     need = wide_memory_bytes(m, n, itemsize, precision)
     if available is None:
         available = available_memory_bytes()
@@ -172,29 +207,52 @@ def check_wide_memory(m: int, n: int, itemsize: int = 8, precision: str = "mixed
     return need
 
 
-def gram_by_blocks(A: jax.Array, block: int = 512) -> jax.Array:
-    r"""$A A^T$ (m x m) computed by blocks of one triangle (about half the flops of a GEMM).
+def gram_by_blocks(A: jax.Array, block: int = 512, weights: jax.Array | None = None,
+                   chunk: int = GRAM_CHUNK) -> jax.Array:
+    r"""$A\,\operatorname{diag}(w)\,A^T$ (m x m; $w = 1$ when `weights` is `None`) by blocks of
+    one triangle (about half the flops of a GEMM), without copying `A`.
 
-    Rows are split into blocks of `block`; only the blocks $(i, j)$ with $j \ge i$ are
-    multiplied (one product $A_i A_{j:}^T$ per block row) and the lower triangle is mirrored.
+    Columns are taken `chunk` at a time (a `fori_loop` over column slices, so the only
+    transients are m x `chunk`); within a chunk, rows are split into blocks of `block` and
+    only the blocks $(i, j)$ with $j \ge i$ are multiplied (one product
+    $A_{i,J} A_{i:,J}^T$ per block row), the lower triangle mirrored.
     """
-    m = A.shape[0]
-    if m <= block:
-        return A @ A.T
-    out = jnp.zeros((m, m), A.dtype)
-    for i in range(0, m, block):
-        rows = A[i:i + block]
-        prod = rows @ A[i:].T                      # blocks (i, j >= i)
-        out = out.at[i:i + block, i:].set(prod)
-        out = out.at[i + block:, i:i + block].set(prod[:, block:].T)
-    return out
+    m, n = A.shape
+
+    def tri(Ac, wc):
+        Aw = Ac if wc is None else Ac * wc.astype(Ac.dtype)
+        if m <= block:
+            return Aw @ Ac.T
+        out = jnp.zeros((m, m), A.dtype)
+        for i in range(0, m, block):
+            prod = Aw[i:i + block] @ Ac[i:].T            # blocks (i, j >= i)
+            out = out.at[i:i + block, i:].set(prod)
+            out = out.at[i + block:, i:i + block].set(prod[:, block:].T)
+        return out
+
+    if n <= chunk:
+        return tri(A, weights)
+    k = n // chunk
+
+    def body(j, acc):
+        Ac = lax.dynamic_slice_in_dim(A, j * chunk, chunk, axis=1)
+        wc = None if weights is None else lax.dynamic_slice_in_dim(weights, j * chunk, chunk)
+        return acc + tri(Ac, wc)
+
+    acc = lax.fori_loop(0, k, body, jnp.zeros((m, m), A.dtype))
+    if k * chunk < n:
+        acc = acc + tri(A[:, k * chunk:], None if weights is None else weights[k * chunk:])
+    return acc
 
 
 class _Columns(NamedTuple):
-    """The operator seen as `A = base * sign` on folded columns (pair or dense)."""
+    """The operator seen as `A = diag(row) base diag(col) * sign` on folded columns (pair or
+    dense); `row`/`col` are the operator's lazy scalings (`None` = 1)."""
 
     base: jax.Array      # (m, nb): Φ for the pair operator, A for a dense one
     pair: bool
+    row: jax.Array | None
+    col: jax.Array | None
 
     def fold(self, t):
         if self.pair:
@@ -204,17 +262,26 @@ class _Columns(NamedTuple):
 
     def gather(self, idx):
         nb = self.base.shape[1]
+        j = idx % nb if self.pair else idx
+        cols = self.base[:, j]
+        if self.col is not None:
+            cols = cols * self.col[j]
+        if self.row is not None:
+            cols = self.row[:, None] * cols
         if self.pair:
-            cols = self.base[:, idx % nb]
             return jnp.where(idx < nb, 1.0, -1.0).astype(cols.dtype) * cols
-        return self.base[:, idx]
+        return cols
+
+    def weights(self, d):
+        """Folded column weights `d` times the squared column scaling."""
+        return d if self.col is None else d * self.col ** 2
 
 
 def _columns(op) -> _Columns:
     if isinstance(op, PairOperator):
-        return _Columns(op.Phi, True)
+        return _Columns(op.Phi, True, op.row, op.col)
     if isinstance(op, DenseOperator):
-        return _Columns(op.A, False)
+        return _Columns(op.A, False, op.row, op.col)
     raise TypeError(f"op must be a DenseOperator or a PairOperator; got {type(op).__name__}")
 
 
@@ -250,6 +317,23 @@ def _measures(c, b, bd, x, y, zl, zu, ax, aty):
     return kkt_measures_from_products(c, b, bd, x, y, zl, zu, ax, aty)[:3] + (b - ax,)
 
 
+def primal_tolerance(op, b, x, tol, backward: bool):
+    r"""The tolerance on the relative primal residual $\|b - Ax\|_\infty / (1 + \|b\|_\infty)$.
+
+    In float64 (`backward=False`) it is `tol`. In float32 the residual of a computed
+    $Ax$ cannot fall below the rounding error of the product, about
+    $\varepsilon_{32}\,\||A||x|\|_\infty$, which at PCM's paper size exceeds $10^{-5}(1+\|b\|)$
+    (it grows with the number of columns and with $\|x\|$); the test is then the normwise
+    backward error $\|b - Ax\|_\infty / (1 + \|b\|_\infty + \||A||x|\|_\infty) \le$ `tol`
+    (Rigal--Gaches: $x$ solves $A' x = b'$ exactly with $|A'-A|$, $|b'-b|$ within `tol`
+    relative), i.e. the tolerance
+    $\text{tol}\,(1 + \||A||x|\|_\infty / (1 + \|b\|_\infty))$. One more pass over $A$.
+    """
+    if not backward:
+        return tol
+    return tol * (1.0 + _inf(op.abs_matvec(x)) / (1.0 + _inf(b)))
+
+
 def _max_step(s, ds, mask):
     ratio = jnp.where(mask & (ds < 0), -s / jnp.where(ds < 0, ds, -1.0), jnp.inf)
     return jnp.min(ratio, initial=jnp.inf)
@@ -280,8 +364,10 @@ def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     return x, k
 
 
-def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol):
-    """Exact solve on the free set of an interior iterate, then KKT verification."""
+def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=False):
+    """Exact solve on the free set of an interior iterate, then KKT verification. With
+    `face` (traced bool) free variables beyond the m kept ones keep their interior value
+    (a point of the optimal face) instead of going to their nearer bound (a vertex)."""
     m = b.shape[0]
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
     tiny = jnp.finfo(x.dtype).tiny
@@ -290,44 +376,60 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol):
     free = ~(at_lo | at_hi)
     rl = jnp.where(hl, sl / jnp.maximum(zl, tiny), jnp.inf)
     ru = jnp.where(hu, su / jnp.maximum(zu, tiny), jnp.inf)
-    score = jnp.where(free, jnp.minimum(rl, ru), -1.0)
+    # the m variables farthest from their bounds relative to their multipliers: the free
+    # ones first (ratio >= 1), then the most ambiguous ones at a bound. All m enter the
+    # primal solve (a square basis, so a near-degenerate vertex -- a basic variable within
+    # rounding of its bound, classified at it -- still gets A x = b exactly; a variable
+    # truly at its bound comes out at it); only the classified-free ones fix the duals.
+    score = jnp.where(fixed, -1.0, jnp.minimum(rl, ru))
     _, idx = lax.top_k(score, m)
     mask = free[idx]
-    # free variables beyond the m kept ones go to their nearer finite bound
+    pmask = ~fixed[idx]
+    # free variables beyond the m kept ones go to their nearer finite bound (a vertex), or
+    # with `face` keep their interior value, the kept m restoring A x = b
     near_hi = hu & (~hl | (su < sl))
     extra = jnp.where(near_hi, bd.hi, jnp.where(hl, bd.lo, x))
+    extra = jnp.where(face, jnp.clip(x, jnp.where(hl, bd.lo, -jnp.inf),
+                                     jnp.where(hu, bd.hi, jnp.inf)), extra)
     xn = jnp.where(at_lo, bd.lo, jnp.where(at_hi, bd.hi, extra))
-    xn = xn.at[idx].set(jnp.where(mask, 0.0, xn[idx]))
-    B = cols.gather(idx) * mask.astype(x.dtype)
-    G = B.T @ B
-    scale = 1.0 + jnp.max(jnp.diag(G), initial=0.0)
-    G = G + jnp.diag(jnp.where(mask, 0.0, scale)) + 1e3 * jnp.finfo(x.dtype).eps * scale * \
-        jnp.eye(m, dtype=x.dtype)
-    L = jnp.linalg.cholesky(G)
+    xn = xn.at[idx].set(jnp.where(pmask, 0.0, xn[idx]))
+    B = cols.gather(idx) * pmask.astype(x.dtype)
+    G0 = B.T @ B
+    scale = 1.0 + jnp.max(jnp.diag(G0), initial=0.0)
+    ridge = 1e3 * jnp.finfo(x.dtype).eps * scale * jnp.eye(m, dtype=x.dtype)
+    L = jnp.linalg.cholesky(G0 + jnp.diag(jnp.where(pmask, 0.0, scale)) + ridge)
+    mf = mask.astype(x.dtype)
+    Ld = jnp.linalg.cholesky(G0 * mf[:, None] * mf[None, :]
+                             + jnp.diag(jnp.where(mask, 0.0, scale)) + ridge)
 
     def gsolve(v):
         return jax.scipy.linalg.cho_solve((L, True), v)
+
+    def dsolve(v):
+        return jax.scipy.linalg.cho_solve((Ld, True), v)
 
     r = b - op.matvec(xn)
     xb = gsolve(B.T @ r)
     for _ in range(2):                       # refinement of the semi-normal equations
         xb = xb + gsolve(B.T @ (r - B @ xb))
+    Bd = B * mf
     cb = jnp.where(mask, c[idx], 0.0)
     yy = y
     for _ in range(3):
-        yy = yy + B @ gsolve(cb - B.T @ yy)
-    xo = xn.at[idx].set(jnp.where(mask, xb, xn[idx]))
+        yy = yy + Bd @ dsolve(cb - Bd.T @ yy)
+    xo = xn.at[idx].set(jnp.where(pmask, xb, xn[idx]))
     xc = jnp.where(fixed, bd.lo, jnp.clip(xo, jnp.where(hl, bd.lo, -jnp.inf),
                                           jnp.where(hu, bd.hi, jnp.inf)))
     # A x of the clipped point without a pass: A x_N + B x_B, corrected for the clipping
-    ax = (b - r) + B @ jnp.where(mask, xc[idx], 0.0)
+    ax = (b - r) + B @ jnp.where(pmask, xc[idx], 0.0)
     xo = xc
     aty = op.rmatvec(yy)
     red = c - aty
     zlo = jnp.where(hl | fixed, jnp.maximum(red, 0.0), 0.0)
     zuo = jnp.where(hu | fixed, jnp.maximum(-red, 0.0), 0.0)
     pres, dres, gap, _ = _measures(c, b, bd, xo, yy, zlo, zuo, ax, aty)
-    ok = (pres <= tol) & (dres <= tol) & (gap <= tol) & jnp.all(jnp.isfinite(xo)) \
+    ok = (pres <= primal_tolerance(op, b, xo, tol, backward)) & (dres <= tol) \
+        & (gap <= tol) & jnp.all(jnp.isfinite(xo)) \
         & jnp.all(jnp.isfinite(yy))
     return ok, xo, yy, zlo, zuo, pres, dres, gap
 
@@ -358,8 +460,13 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
     nb = cols.base.shape[1]
     k_heavy = min(m, nb)
     low = options.precision == "mixed" and dtype == jnp.float64
+    backward = dtype != jnp.float64          # float32: primal test by backward error
     work = cols.base.astype(jnp.float32) if low else cols.base
-    gram = gram_by_blocks(work, options.block).astype(dtype)
+    wrow = None if cols.row is None else cols.row.astype(work.dtype)
+    gram = gram_by_blocks(work, options.block, cols.weights(jnp.ones((nb,), dtype))
+                          if cols.col is not None else None).astype(dtype)
+    if cols.row is not None:
+        gram = cols.row[:, None] * gram * cols.row[None, :]
 
     bd = make_bounds(lower, upper)
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
@@ -406,16 +513,19 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         # heavy columns exactly, the rest through the Gram matrix at their mean weight
         dh, idx = lax.top_k(d, k_heavy)
         rest = jnp.maximum(jnp.sum(d) - jnp.sum(dh), 0.0) / max(nb - k_heavy, 1)
-        Bh = cols.base[:, idx]
+        Bh = cols.gather(idx)
         P = rest * gram + (Bh * (dh - rest)) @ Bh.T
         dmax = jnp.max(jnp.diag(P), initial=0.0)
         reg = delta * (1.0 + dmax)
         P = P + reg * jnp.eye(m, dtype=dtype)
         L = jnp.linalg.cholesky(P)
-        dw = d.astype(work.dtype)
+        dw = cols.weights(d).astype(work.dtype)
 
         def nmv(v):
-            t = work @ (dw * (v.astype(work.dtype) @ work))
+            vw = v.astype(work.dtype)
+            vw = vw if wrow is None else wrow * vw
+            t = work @ (dw * (vw @ work))
+            t = t if wrow is None else wrow * t
             return t.astype(dtype) + reg * v
 
         def psolve(r):
@@ -455,7 +565,8 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         axn = op.matvec(xn)
         atyn = jnp.where(finite, s.aty + ad * atdy, s.aty)
         pres, dres, gap, _ = _measures(c, b, bd, xn, yn, zln, zun, axn, atyn)
-        conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
+        ptol_n = primal_tolerance(op, b, xn, tol, backward)
+        conv = (pres <= ptol_n) & (dres <= tol) & (gap <= tol)
         # try the crossover when near optimal and the free set has not changed since the
         # previous iterate (or once the interior point alone is within 100 tol)
         free_now = ~((hl & (sln < zln)) | (hu & (sun < zun)) | fixed)
@@ -465,7 +576,16 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
             & (gap <= options.crossover_tol) & finite
 
         def try_cross(_):
-            return _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln, zun, tol)
+            first = _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln, zun, tol, backward)
+            if not backward:
+                return first
+            # float32: the iterates stall (rounding of the bound multipliers) before the
+            # classification is clean; once the interior point is within 10 tol, a failed
+            # vertex crossover is followed by a point of the optimal face (verified alike)
+            late = (pres <= 10 * ptol_n) & (dres <= 10 * tol) & (gap <= 10 * tol)
+            return lax.cond(first[0] | ~late, lambda _: first,
+                            lambda _: _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln,
+                                                 zun, tol, backward, face=True), None)
 
         def no_cross(_):
             return (jnp.asarray(False), xn, yn, zln, zun, pres, dres, gap)
