@@ -64,9 +64,9 @@ from jaxtyping import Array, Float
 from jaxpoison import _validate as v
 from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.attacks.label_flip import ALFA_TILT_VARIANTS
-from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
+from jaxpoison.attacks.smooth_label_flip import check_smooth_flip_inputs, check_validation_data
+from jaxpoison.models.kernels import kernel_matrix
 from jaxpoison.solvers.smoothing import (
-    check_smoothing,
     no_derivative,
     perturbed,
     soft_topk,
@@ -274,33 +274,6 @@ def _tilt_val_jit(X, y, Xv, yv, C, gamma, beta1, beta2, scale, key, *, budget, s
     return _victim_loss(X, Xv, yv, yf * (1 - 2 * mu), C, gamma, K, steps=steps, kernel=kernel)
 
 
-def _check(X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples,
-           key_required=False):
-    X = v.as_float_array(X, "X", ndim=2)
-    y = v.as_label_array(y, "y", allowed=(-1, 1))
-    v.check_same_length(X, "X", y, "y")
-    budget = v.check_int(budget, "budget", low=0, high=X.shape[0])
-    v.check_positive(C, "C")
-    v.check_choice(kernel, "kernel", KERNELS)
-    gamma = resolve_gamma(gamma, X)
-    v.check_positive(gamma, "gamma")
-    num_samples = check_smoothing(smoothing, scale, key=key, num_samples=num_samples,
-                                  key_required=key_required)
-    steps = v.check_int(steps, "steps", low=1)
-    dtype = X.dtype
-    key = jax.random.key(0) if key is None else key   # unused placeholder (no randomness)
-    return (X, y, budget, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype),
-            jnp.asarray(1.0 if scale is None else scale, dtype), key, steps, num_samples)
-
-
-def _check_val(X, X_val, y_val):
-    Xv = v.as_float_array(X_val, "X_val", ndim=2, dtype=X.dtype)
-    v.check_shape(Xv, "X_val", (None, X.shape[1]))
-    yv = v.as_label_array(y_val, "y_val", allowed=(-1, 1))
-    v.check_same_length(Xv, "X_val", yv, "y_val")
-    return Xv, yv
-
-
 def smooth_alfa(
     X: Float[Array, "n d"], y, *, budget: int, C=1.0, gamma=1.0, scale=None,
     smoothing: str = "entropic", key=None, steps: int = 300, alternations: int = 5,
@@ -326,8 +299,9 @@ def smooth_alfa(
         `SmoothFlipResult`; with `"exact"`, `alternations` $\ge$ the exact attack's
         iterations and enough `steps`, the rounded `flip_prob` is `alfa`'s flip mask.
     """
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples)
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples)
     alternations = v.check_int(alternations, "alternations", low=1)
     res = _alfa_jit(X, y, C, gamma, scale, key, budget=budget, steps=steps,
                     alternations=alternations, smoothing=smoothing, kernel=kernel,
@@ -347,10 +321,11 @@ def smooth_alfa_validation_loss(
     (checked when concrete, so it runs under `jit`/`grad`); the derivative through
     `smoothing="exact"` raises `NoDerivativeError`.
     """
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples)
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples)
     alternations = v.check_int(alternations, "alternations", low=1)
-    Xv, yv = _check_val(X, X_val, y_val)
+    Xv, yv = check_validation_data(X, X_val, y_val)
     return _alfa_val_jit(X, y, Xv, yv, C, gamma, scale, key, budget=budget, steps=steps,
                          alternations=alternations, smoothing=smoothing, kernel=kernel,
                          num_samples=num_samples)
@@ -395,8 +370,9 @@ def smooth_alfa_tilt(
         `alfa_tilt`'s flip mask (the same `key` for `"xiao"`).
     """
     num_trials = _check_tilt(variant, num_trials, beta1, beta2)
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples,
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples,
         key_required=variant == "xiao")
     dtype = X.dtype
     res = _tilt_jit(X, y, C, gamma, jnp.asarray(beta1, dtype), jnp.asarray(beta2, dtype),
@@ -417,10 +393,11 @@ def smooth_alfa_tilt_validation_loss(
     As `smooth_alfa_validation_loss`, with the arguments of `smooth_alfa_tilt`.
     """
     num_trials = _check_tilt(variant, num_trials, beta1, beta2)
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples,
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples,
         key_required=variant == "xiao")
-    Xv, yv = _check_val(X, X_val, y_val)
+    Xv, yv = check_validation_data(X, X_val, y_val)
     dtype = X.dtype
     return _tilt_val_jit(X, y, Xv, yv, C, gamma, jnp.asarray(beta1, dtype),
                          jnp.asarray(beta2, dtype), scale, key, budget=budget, steps=steps,

@@ -39,11 +39,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from jaxpoison import _validate as v
 from jaxpoison._result import Status, raise_if_failed
 from jaxpoison.attacks.smooth_alfa import SmoothFlipResult
-from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
-from jaxpoison.solvers.smoothing import check_smoothing, no_derivative, perturbed
+from jaxpoison.attacks.smooth_label_flip import check_smooth_flip_inputs, check_validation_data
+from jaxpoison.models.kernels import kernel_matrix
+from jaxpoison.solvers.smoothing import no_derivative, perturbed
 from jaxpoison.solvers.svm_dual_unrolled import unrolled_svm_dual
 
 __all__ = ["smooth_greedy_lfa", "smooth_greedy_lfa_validation_loss"]
@@ -138,24 +138,11 @@ def _greedy_val_jit(X, y, Xv, yv, C, gamma, scale, key, *, budget, steps, smooth
 
 def _check(X, y, X_val, y_val, budget, C, gamma, kernel, scale, smoothing, key, steps,
            num_samples):
-    X = v.as_float_array(X, "X", ndim=2)
-    y = v.as_label_array(y, "y", allowed=(-1, 1))
-    v.check_same_length(X, "X", y, "y")
-    Xv = v.as_float_array(X_val, "X_val", ndim=2, dtype=X.dtype)
-    v.check_shape(Xv, "X_val", (None, X.shape[1]))
-    yv = v.as_label_array(y_val, "y_val", allowed=(-1, 1))
-    v.check_same_length(Xv, "X_val", yv, "y_val")
-    budget = v.check_int(budget, "budget", low=0, high=X.shape[0])
-    v.check_positive(C, "C")
-    v.check_choice(kernel, "kernel", KERNELS)
-    gamma = resolve_gamma(gamma, X)
-    v.check_positive(gamma, "gamma")
-    num_samples = check_smoothing(smoothing, scale, key=key, num_samples=num_samples)
-    steps = v.check_int(steps, "steps", low=1)
-    dtype = X.dtype
-    key = jax.random.key(0) if key is None else key   # unused placeholder (no randomness)
-    return (X, y, Xv, yv, budget, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype),
-            jnp.asarray(1.0 if scale is None else scale, dtype), key, steps, num_samples)
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples)
+    Xv, yv = check_validation_data(X, X_val, y_val)
+    return X, y, Xv, yv, budget, C, gamma, scale, key, steps, num_samples
 
 
 def smooth_greedy_lfa(

@@ -37,8 +37,7 @@ from jaxpoison import _validate as v
 from jaxpoison._result import Result, Status, raise_if_failed
 from jaxpoison.models.kernels import KERNELS, kernel_matrix, resolve_gamma
 from jaxpoison.solvers.smoothing import (
-    SMOOTHINGS,
-    check_scale,
+    check_smoothing,
     no_derivative,
     perturbed,
     soft_topk,
@@ -46,7 +45,8 @@ from jaxpoison.solvers.smoothing import (
 )
 from jaxpoison.solvers.svm_dual_unrolled import unrolled_svm_dual
 
-__all__ = ["SmoothLabelFlipResult", "smooth_topk_sv_flip", "smooth_label_flip_validation_loss"]
+__all__ = ["SmoothLabelFlipResult", "smooth_topk_sv_flip", "smooth_label_flip_validation_loss",
+           "check_smooth_flip_inputs", "check_validation_data"]
 
 _EXACT_MSG = ("smoothing='exact' has no derivative: the top-`budget` choice is piecewise "
               "constant in the duals; pass smoothing='entropic' or 'perturbed' with a "
@@ -99,7 +99,19 @@ def _flip_jit(X, y, C, gamma, scale, key, *, budget, steps, smoothing, kernel, n
         alpha=alpha, scores=s)
 
 
-def _check(X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples):
+def check_smooth_flip_inputs(X, y, *, budget, C, gamma, kernel, scale, smoothing, key, steps,
+                             num_samples, key_required: bool = False):
+    """The boundary check shared by the smoothed label-flip attacks.
+
+    `X` (n, d) finite, `y` in $\\{-1, +1\\}$ of the same length, $0 \\le$ `budget`
+    $\\le n$, `C` $> 0$, `kernel` known, `gamma` $> 0$ (after `resolve_gamma`), `steps`
+    $\\ge 1$, and `smoothing`, `scale`, `key`, `num_samples` as
+    `jaxpoison.solvers.check_smoothing` says (`key_required`: the attack itself draws
+    random numbers). Raises `ValueError` / `TypeError` naming the argument. Returns
+    `(X, y, budget, C, gamma, scale, key, steps, num_samples)` with `C`, `gamma`, `scale`
+    as arrays of `X`'s dtype (`scale` 1 when left out) and a placeholder key when none is
+    used.
+    """
     X = v.as_float_array(X, "X", ndim=2)
     y = v.as_label_array(y, "y", allowed=(-1, 1))
     v.check_same_length(X, "X", y, "y")
@@ -108,21 +120,23 @@ def _check(X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_sam
     v.check_choice(kernel, "kernel", KERNELS)
     gamma = resolve_gamma(gamma, X)
     v.check_positive(gamma, "gamma")
-    v.check_choice(smoothing, "smoothing", SMOOTHINGS)
-    check_scale(scale, "scale", smoothing=smoothing)
+    num_samples = check_smoothing(smoothing, scale, key=key, num_samples=num_samples,
+                                  key_required=key_required)
     steps = v.check_int(steps, "steps", low=1)
-    num_samples = v.check_int(num_samples, "num_samples", low=2)
-    if smoothing == "perturbed":
-        v.check_key(key)
-        if num_samples % 2:
-            raise ValueError(f"num_samples must be even (antithetic pairs); got {num_samples}")
-    elif key is not None:
-        raise ValueError(f"key is only used with smoothing='perturbed'; got a key with "
-                         f"smoothing={smoothing!r}")
     dtype = X.dtype
     key = jax.random.key(0) if key is None else key   # unused placeholder (no randomness)
     return (X, y, budget, jnp.asarray(C, dtype), jnp.asarray(gamma, dtype),
             jnp.asarray(1.0 if scale is None else scale, dtype), key, steps, num_samples)
+
+
+def check_validation_data(X, X_val, y_val):
+    """`X_val` (m, d) with `X`'s feature count and dtype, `y_val` in $\\{-1, +1\\}$ of the
+    same length; returns `(X_val, y_val)` as arrays."""
+    Xv = v.as_float_array(X_val, "X_val", ndim=2, dtype=X.dtype)
+    v.check_shape(Xv, "X_val", (None, X.shape[1]))
+    yv = v.as_label_array(y_val, "y_val", allowed=(-1, 1))
+    v.check_same_length(Xv, "X_val", yv, "y_val")
+    return Xv, yv
 
 
 def smooth_topk_sv_flip(
@@ -149,8 +163,9 @@ def smooth_topk_sv_flip(
         `SmoothLabelFlipResult`; with `"exact"` and enough `steps` its rounded
         `flip_prob` is `topk_sv_flip`'s flip mask.
     """
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples)
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples)
     res = _flip_jit(X, y, C, gamma, scale, key, budget=budget, steps=steps,
                     smoothing=smoothing, kernel=kernel, num_samples=num_samples)
     return raise_if_failed(res, "smooth_topk_sv_flip", throw=throw)
@@ -183,10 +198,9 @@ def smooth_label_flip_validation_loss(
     `C`, `gamma`, `scale` and `X` for `"entropic"`; arguments as in
     `smooth_topk_sv_flip` (checked when concrete, so it runs under `jit`/`grad`).
     """
-    (X, y, budget, C, gamma, scale, key, steps, num_samples) = _check(
-        X, y, budget, C, gamma, kernel, scale, smoothing, key, steps, num_samples)
-    Xv = v.as_float_array(X_val, "X_val", ndim=2, dtype=X.dtype)
-    yv = v.as_label_array(y_val, "y_val", allowed=(-1, 1))
-    v.check_same_length(Xv, "X_val", yv, "y_val")
+    (X, y, budget, C, gamma, scale, key, steps, num_samples) = check_smooth_flip_inputs(
+        X, y, budget=budget, C=C, gamma=gamma, kernel=kernel, scale=scale,
+        smoothing=smoothing, key=key, steps=steps, num_samples=num_samples)
+    Xv, yv = check_validation_data(X, X_val, y_val)
     return _val_jit(X, y, Xv, yv, C, gamma, scale, key, budget=budget, steps=steps,
                     smoothing=smoothing, kernel=kernel, num_samples=num_samples)
