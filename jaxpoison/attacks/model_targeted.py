@@ -77,6 +77,18 @@ def _reg(model: LinearModel):
     return 0.5 * (model.w @ model.w + model.b * model.b)
 
 
+def _check_bound_inputs(model, target, X, y, loss, reg):
+    """The boundary check shared by the Theorem-2 and Corollary-1 bounds."""
+    V.check_choice(loss, "loss", LOSSES)
+    X = V.as_float_array(X, "X", ndim=2)
+    y = as_labels(y, "y", X.dtype)
+    V.check_same_length(X, "X", y, "y")
+    model = as_linear_model(model, "model", X.shape[1], X.dtype)
+    target = as_linear_model(target, "target", X.shape[1], X.dtype)
+    V.check_positive(reg, "reg")
+    return model, target, X, y
+
+
 def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss: str,
                          reg, max_loss=None, lower=None, upper=None,
                          discrete: DiscreteFeatures | None = None) -> Array:
@@ -95,13 +107,7 @@ def theorem2_lower_bound(model: LinearModel, target: LinearModel, X, y, *, loss:
     the denominator, so it is a valid bound in float32 as well as in float64.
     jit/vmap-safe (shapes checked before tracing, values when concrete).
     """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
-    y = as_labels(y, "y", X.dtype)
-    V.check_same_length(X, "X", y, "y")
-    model = as_linear_model(model, "model", X.shape[1], X.dtype)
-    target = as_linear_model(target, "target", X.shape[1], X.dtype)
-    V.check_positive(reg, "reg")
+    model, target, X, y = _check_bound_inputs(model, target, X, y, loss, reg)
     if max_loss is None:
         if loss != "hinge":
             raise ValueError("max_loss: required for loss='logistic' (its maximum comes "
@@ -467,13 +473,7 @@ def corollary1_lower_bound(model: LinearModel, target: LinearModel, X, y, *, los
     regulariser term). Rounded toward zero for rounding errors as `theorem2_lower_bound`;
     0 when the denominator is not positive.
     """
-    V.check_choice(loss, "loss", LOSSES)
-    X = V.as_float_array(X, "X", ndim=2)
-    y = as_labels(y, "y", X.dtype)
-    V.check_same_length(X, "X", y, "y")
-    model = as_linear_model(model, "model", X.shape[1], X.dtype)
-    target = as_linear_model(target, "target", X.shape[1], X.dtype)
-    V.check_positive(reg, "reg")
+    model, target, X, y = _check_bound_inputs(model, target, X, y, loss, reg)
     max_loss = V.as_float_array(max_loss, "max_loss", ndim=0, dtype=X.dtype)
     k_eps = V.as_float_array(k_eps, "k_eps", ndim=0, dtype=X.dtype)
     V.check_nonnegative(k_eps, "k_eps")
