@@ -15,6 +15,8 @@ from jaxpoison.attacks.label_flip import topk_sv_flip as topk_sv_flip
 from jaxpoison.attacks.max_loss import DiscreteFeatures as DiscreteFeatures
 from jaxpoison.attacks.max_loss import LogisticSearch as LogisticSearch
 from jaxpoison.attacks.max_loss import MaxLossPoint as MaxLossPoint
+from jaxpoison.attacks.max_loss import check_discrete as check_discrete
+from jaxpoison.attacks.max_loss import check_search as check_search
 from jaxpoison.attacks.max_loss import max_loss_difference as max_loss_difference
 from jaxpoison.attacks.model_targeted import AttackState as AttackState
 from jaxpoison.attacks.model_targeted import InducedBound as InducedBound
@@ -47,6 +49,10 @@ from jaxpoison.attacks.smooth_greedy_lfa import (
     smooth_greedy_lfa_validation_loss as smooth_greedy_lfa_validation_loss,
 )
 from jaxpoison.attacks.smooth_label_flip import SmoothLabelFlipResult as SmoothLabelFlipResult
+from jaxpoison.attacks.smooth_label_flip import (
+    check_smooth_flip_inputs as check_smooth_flip_inputs,
+)
+from jaxpoison.attacks.smooth_label_flip import check_validation_data as check_validation_data
 from jaxpoison.attacks.smooth_label_flip import (
     smooth_label_flip_validation_loss as smooth_label_flip_validation_loss,
 )

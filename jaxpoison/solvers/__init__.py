@@ -20,6 +20,7 @@ from jaxpoison.solvers.lp import solve_lp as solve_lp
 from jaxpoison.solvers.lp_wide import check_wide_memory as check_wide_memory
 from jaxpoison.solvers.lp_wide import gram_by_blocks as gram_by_blocks
 from jaxpoison.solvers.lp_wide import is_wide as is_wide
+from jaxpoison.solvers.lp_wide import primal_tolerance as primal_tolerance
 from jaxpoison.solvers.lp_wide import wide_memory_bytes as wide_memory_bytes
 from jaxpoison.solvers.smoothing import SMOOTHINGS as SMOOTHINGS
 from jaxpoison.solvers.smoothing import NoDerivativeError as NoDerivativeError
