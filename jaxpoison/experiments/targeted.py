@@ -155,7 +155,7 @@ def breast_cancer(ctx: RecipeContext) -> Report:
     return rep
 
 
-@recipe("targeted-mnist17", "model-targeted attack on MNIST 1-vs-7 (Table 1 layout): SVM "
+@recipe("targeted-mnist17", "model-targeted attack on MNIST 1-vs-7 (Table 2 layout): SVM "
         "and LR, lambda=0.09, eps=0.1, target errors 5/10/15%", part="targeted")
 def mnist17(ctx: RecipeContext) -> Report:
     from jaxpoison.datasets import load_mnist17
@@ -184,7 +184,7 @@ def mnist17(ctx: RecipeContext) -> Report:
     return rep
 
 
-@recipe("targeted-adult", "model-targeted subpopulation attack on Adult (Table 2 layout): "
+@recipe("targeted-adult", "model-targeted subpopulation attack on Adult (Table 1 layout): "
         "SVM eps=0.01 / LR eps=0.05, lambda=0.09, 3 subpopulations, 100% target error",
         part="targeted")
 def adult(ctx: RecipeContext) -> Report:
