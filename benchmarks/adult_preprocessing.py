@@ -85,7 +85,7 @@ def accuracies(X, y, Xt, yt, *, ours=True):
 
     C = 1.0 / (len(y) * LAM)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # max_iter=1000 does not converge at tol=1e-10
+        warnings.simplefilter("ignore")  # ConvergenceWarning if max_iter=1000 binds
         fits = [LinearSVC(loss="hinge", C=C, tol=1e-10, max_iter=1000, random_state=24),
                 LinearSVC(loss="hinge", C=C, tol=1e-10, max_iter=200_000, random_state=24),
                 LogisticRegression(solver="liblinear", C=C, tol=1e-10, max_iter=1000,
