@@ -11,8 +11,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
+
+# Property suites draw the same examples on every run (a red CI must be reproducible, and a
+# green one must not depend on the draw); `JAXPOISON_HYPOTHESIS_RANDOM=1` explores new draws.
+# Loaded here, before the test modules build their own `settings(...)`, which inherit it.
+settings.register_profile("jaxpoison", derandomize=True)
+settings.register_profile("jaxpoison-random", derandomize=False)
+settings.load_profile("jaxpoison-random" if os.environ.get("JAXPOISON_HYPOTHESIS_RANDOM")
+                      else "jaxpoison")
 
 
 @pytest.fixture(autouse=True, scope="module")

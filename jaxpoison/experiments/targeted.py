@@ -200,7 +200,9 @@ def adult(ctx: RecipeContext) -> Report:
     from jaxpoison.datasets import load_adult
     from jaxpoison.models import fit_linear
 
-    s = load_adult(seed=ctx.seed)
+    # the authors' rows (their fixed subsample, 62% >50K: `load_adult`'s "authors" variant,
+    # whose clean accuracies are the paper's 78.5 / 79.9); the seed drives the attack only
+    s = load_adult(variant="authors", seed=0)
     X, y, Xte, yte = s.X_train, s.y_train, s.X_test, s.y_test
     # the authors' feasible set: the 53 categorical (one-hot) features binary, no one-hot
     # sum constraint (their Adult MIP), the 4 continuous ones in [0, 1]
@@ -252,7 +254,8 @@ def adult(ctx: RecipeContext) -> Report:
             notes.append(f"{loss} cluster {c}: target {reached}; {res.num_poison} points in "
                          f"{secs:.1f} s")
     rep = Report("targeted-adult", "Model-targeted poisoning: Adult subpopulations")
-    rep.tables.append(_table(f"Adult ({len(y)} train, attack points: 53 binary + 4 "
+    rep.tables.append(_table(f"Adult ({len(y)} train / {len(yte)} test, the authors' rows; "
+                             "attack points: 53 binary + 4 "
                              "continuous features in [0, 1], lambda = 0.09)", rows, ours, kkt,
                              "subpopulation test accuracy"))
     rep.figures.append(_figure(ctx, runs, "targeted-adult.png",
