@@ -93,12 +93,15 @@ class WideOptions(eqx.Module):
             throughout) for float32 input.
         crossover_tol: the interior point tries a crossover once its relative residuals
             and gap are all below this.
+        crossover_pivots: block pivots a failed crossover may take before the interior
+            point continues (`_repivot`).
         cg_max_iter: CG iterations per normal-equation solve.
         block: row-block size of the one-triangle Gram product.
     """
 
     precision: str = eqx.field(static=True, default="mixed")
     crossover_tol: float = eqx.field(static=True, default=1e-3)
+    crossover_pivots: int = eqx.field(static=True, default=4)
     cg_max_iter: int = eqx.field(static=True, default=200)
     block: int = eqx.field(static=True, default=512)
 
@@ -364,24 +367,61 @@ def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     return x, k
 
 
-def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=False):
-    """Exact solve on the free set of an interior iterate, then KKT verification. With
-    `face` (traced bool) free variables beyond the m kept ones keep their interior value
-    (a point of the optimal face) instead of going to their nearer bound (a vertex)."""
-    m = b.shape[0]
+class _Split(NamedTuple):
+    """A crossover's classification: variables at their lower / upper bound, and the score
+    that ranks the candidates for the m-column basis (free ones first)."""
+    at_lo: jax.Array
+    at_hi: jax.Array
+    score: jax.Array
+
+
+def _split(bd, sl, su, zl, zu) -> _Split:
+    """The complementarity rule: at a bound when its slack is below its multiplier. The
+    score is the slack-to-multiplier ratio: >= 1 for the free variables, then the most
+    ambiguous ones at a bound."""
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
-    tiny = jnp.finfo(x.dtype).tiny
+    tiny = jnp.finfo(sl.dtype).tiny
     at_lo = (hl & (sl < zl)) | fixed
     at_hi = hu & (su < zu) & ~at_lo
-    free = ~(at_lo | at_hi)
     rl = jnp.where(hl, sl / jnp.maximum(zl, tiny), jnp.inf)
     ru = jnp.where(hu, su / jnp.maximum(zu, tiny), jnp.inf)
-    # the m variables farthest from their bounds relative to their multipliers: the free
-    # ones first (ratio >= 1), then the most ambiguous ones at a bound. All m enter the
-    # primal solve (a square basis, so a near-degenerate vertex -- a basic variable within
-    # rounding of its bound, classified at it -- still gets A x = b exactly; a variable
-    # truly at its bound comes out at it); only the classified-free ones fix the duals.
-    score = jnp.where(fixed, -1.0, jnp.minimum(rl, ru))
+    return _Split(at_lo, at_hi, jnp.where(fixed, -1.0, jnp.minimum(rl, ru)))
+
+
+def _repivot(split: _Split, bd, basic, x_basic, red, cscale) -> _Split:
+    """One block pivot of a failed crossover (the block principal pivoting rule for box
+    constraints): basic variables whose exact solve left their box go to the violated bound
+    and leave the basis; variables at a bound whose reduced cost has the wrong sign
+    (negative at the lower bound, positive at the upper) are freed and enter it first,
+    the largest violation first."""
+    hl, hu = bd.has_lo, bd.has_hi
+    thr = 1e-2 * jnp.sqrt(jnp.finfo(red.dtype).eps) * cscale
+    below = basic & hl & (x_basic < bd.lo)
+    above = basic & hu & (x_basic > bd.hi) & ~below
+    enter = ~basic & ~bd.fixed & ((split.at_lo & hl & (red < -thr))
+                                  | (split.at_hi & hu & (red > thr)))
+    at_lo = (split.at_lo & ~enter) | below
+    at_hi = (split.at_hi & ~enter & ~below) | above
+    top = jnp.max(jnp.where(jnp.isfinite(split.score), split.score, 0.0), initial=1.0)
+    score = jnp.where(enter, 2.0 * top + 1.0 + jnp.abs(red) / cscale,
+                      jnp.where(below | above, -0.5, split.score))
+    return _Split(at_lo, at_hi, score)
+
+
+def _crossover(op, cols, c, b, bd, x, sl, su, y, split: _Split, tol, backward, face=False):
+    """Exact solve on the free set of `split`, then KKT verification. With `face` (traced
+    bool) free variables beyond the m kept ones keep their interior value (a point of the
+    optimal face) instead of going to their nearer bound (a vertex). Returns the verdict,
+    the point and multipliers, their measures, and `(basic, x_basic, red)` for a pivot."""
+    m = b.shape[0]
+    hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
+    at_lo, at_hi, score = split
+    free = ~(at_lo | at_hi)
+    # the m variables of highest score: the free ones first, then the most ambiguous ones
+    # at a bound. All m enter the primal solve (a square basis, so a near-degenerate vertex
+    # -- a basic variable within rounding of its bound, classified at it -- still gets
+    # A x = b exactly; a variable truly at its bound comes out at it); only the
+    # classified-free ones fix the duals.
     _, idx = lax.top_k(score, m)
     mask = free[idx]
     pmask = ~fixed[idx]
@@ -418,6 +458,8 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=Fal
     for _ in range(3):
         yy = yy + Bd @ dsolve(cb - Bd.T @ yy)
     xo = xn.at[idx].set(jnp.where(pmask, xb, xn[idx]))
+    basic = jnp.zeros(x.shape, bool).at[idx].set(pmask)
+    x_basic = xo
     xc = jnp.where(fixed, bd.lo, jnp.clip(xo, jnp.where(hl, bd.lo, -jnp.inf),
                                           jnp.where(hu, bd.hi, jnp.inf)))
     # A x of the clipped point without a pass: A x_N + B x_B, corrected for the clipping
@@ -431,7 +473,7 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward, face=Fal
     ok = (pres <= primal_tolerance(op, b, xo, tol, backward)) & (dres <= tol) \
         & (gap <= tol) & jnp.all(jnp.isfinite(xo)) \
         & jnp.all(jnp.isfinite(yy))
-    return ok, xo, yy, zlo, zuo, pres, dres, gap
+    return (ok, xo, yy, zlo, zuo, pres, dres, gap), (basic, x_basic, red)
 
 
 def wide_solve(op, c, b, lower, upper, *, tol, max_iter: int,
@@ -575,8 +617,28 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         near = stable & (pres <= options.crossover_tol) & (dres <= options.crossover_tol) \
             & (gap <= options.crossover_tol) & finite
 
+        def cross(split, face=False):
+            return _crossover(op, cols, c, b, bd, xn, sln, sun, yn, split, tol, backward,
+                              face=face)
+
         def try_cross(_):
-            first = _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln, zun, tol, backward)
+            split = _split(bd, sln, sun, zln, zun)
+            first, info = cross(split)
+            # a failed crossover pivots: the variables its exact solve put outside their box
+            # leave the basis, those at a bound with a wrong-sign reduced cost enter it
+            # (an iterate whose residuals stall -- the mixed mode's float32 CG floor --
+            # classifies a few variables wrongly), up to `crossover_pivots` times
+            def more(st):
+                return ~st[1][0] & (st[0] < options.crossover_pivots)
+
+            def pivot(st):
+                k, _, split, info = st
+                split = _repivot(split, bd, *info, cscale)
+                res, info = cross(split)
+                return k + 1, res, split, info
+
+            _, first, split, _ = lax.while_loop(more, pivot, (jnp.asarray(0), first, split,
+                                                              info))
             if not backward:
                 return first
             # float32: the iterates stall (rounding of the bound multipliers) before the
@@ -584,13 +646,19 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
             # vertex crossover is followed by a point of the optimal face (verified alike)
             late = (pres <= 10 * ptol_n) & (dres <= 10 * tol) & (gap <= 10 * tol)
             return lax.cond(first[0] | ~late, lambda _: first,
-                            lambda _: _crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln,
-                                                 zun, tol, backward, face=True), None)
+                            lambda _: cross(_split(bd, sln, sun, zln, zun), face=True)[0],
+                            None)
 
         def no_cross(_):
             return (jnp.asarray(False), xn, yn, zln, zun, pres, dres, gap)
 
         ok, xo, yo, zlo, zuo, po, do, go = lax.cond(near, try_cross, no_cross, None)
+        if os.environ.get("JAXPOISON_WIDE_DEBUG"):
+            jax.debug.print("it {i} pres {p:.2e} dres {d:.2e} gap {g:.2e} mu {mu:.1e} nfree {nf} "
+                            "stable {st} near {nr} ok {ok} xpres {xp:.2e} xdres {xd:.2e} "
+                            "xgap {xg:.2e} cg {k1} {k2}", i=s.it, p=pres, d=dres, g=gap, mu=mu,
+                            nf=jnp.sum(free_now), st=stable, nr=near, ok=ok, xp=po, xd=do,
+                            xg=go, k1=k1, k2=k2)
         def certificates(_):
             return (primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol)),
                     dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol)))
