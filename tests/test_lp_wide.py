@@ -15,6 +15,7 @@ from jaxpoison.attacks.pcm import pcm
 from jaxpoison.solvers import DenseOperator, PairOperator, linprog
 from jaxpoison.solvers.lp_wide import (
     check_wide_memory,
+    crossover,
     gram_by_blocks,
     is_wide,
     wide_memory_bytes,
@@ -257,3 +258,46 @@ def test_near_degenerate_vertex_is_certified():
         assert float(res.gap) <= 1e-9 and float(res.primal_residual) <= 1e-9
         assert abs(float(res.cost) - float(ref.cost)) <= 1e-9 * float(ref.cost)
         assert fractional(res.theta) <= 512
+
+
+def _misclassified(seed, m=20, n=1000, wrong=1):
+    """HiGHS's optimal vertex of a random box LP, dressed as an interior iterate that
+    classifies the `wrong` basic variables nearest a bound at that bound and the `wrong`
+    nonbasic ones of smallest reduced cost as free (what a stalled interior point hands the
+    crossover: the ambiguous ones are the ones it gets wrong)."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n))
+    b = A @ rng.uniform(0.2, 0.8, n)
+    c = rng.standard_normal(n)
+    ref = highs(c, A_eq=A, b_eq=b, bounds=(0.0, 1.0), method="highs-ds")
+    x, y = ref.x.copy(), ref.eqlin.marginals.copy()
+    zl, zu = ref.lower.marginals.copy(), -ref.upper.marginals.copy()
+    basic = np.flatnonzero((x > 1e-9) & (x < 1 - 1e-9))
+    assert len(basic) == m                                  # a nondegenerate vertex
+    gone = basic[np.argsort(np.minimum(x[basic], 1 - x[basic]))[:wrong]]
+    lower = x[gone] < 0.5
+    zl[gone[lower]] = zu[gone[~lower]] = 10.0                # looks at its nearer bound
+    red = np.abs(c - A.T @ y)
+    red[basic] = np.inf
+    fake = np.argsort(red)[:wrong]                           # the least sure one: looks free
+    x[fake] = np.where(x[fake] < 0.5, 0.05, 0.95)
+    zl[fake] = zu[fake] = 1e-3
+    args = [jnp.asarray(v) for v in (c, b, np.zeros(n), np.ones(n), x, y, zl, zu)]
+    return A, args, ref
+
+
+@pytest.mark.parametrize("seed,wrong", [(0, 1), (1, 1), (2, 1), (3, 1), (4, 2), (5, 2)])
+def test_crossover_pivots_repair_a_misclassified_iterate(seed, wrong):
+    """Without pivots the crossover of a misclassified iterate is rejected by its own
+    verification; with them (primal and dual simplex pivots) it reaches HiGHS's vertex,
+    verified. (Seed 2 needs the dual pivot: its first basis is primal infeasible.)"""
+    A, (c, b, lo, hi, x, y, zl, zu), ref = _misclassified(seed, wrong=wrong)
+    op = DenseOperator(jnp.asarray(A))
+    plain = crossover(op, c, b, lo, hi, x, y, zl, zu, tol=1e-9, pivots=0)
+    assert not bool(plain.verified)
+    fixed = crossover(op, c, b, lo, hi, x, y, zl, zu, tol=1e-9)
+    assert bool(fixed.verified) and 1 <= int(fixed.pivots) <= 8
+    np.testing.assert_allclose(np.asarray(fixed.x), ref.x, atol=1e-9)
+    assert abs(float(c @ fixed.x) - ref.fun) <= 1e-9 * (1 + abs(ref.fun))
+    assert max(float(fixed.primal_residual), float(fixed.dual_residual),
+               float(fixed.gap)) <= 1e-9

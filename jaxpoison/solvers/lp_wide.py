@@ -75,7 +75,8 @@ from jaxpoison.solvers._lp_common import (
 )
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
-__all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve",
+__all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve", "crossover",
+           "Crossover",
            "wide_solve_info", "gram_by_blocks", "primal_tolerance", "is_wide",
            "wide_memory_bytes", "check_wide_memory", "available_memory_bytes"]
 
@@ -101,7 +102,7 @@ class WideOptions(eqx.Module):
 
     precision: str = eqx.field(static=True, default="mixed")
     crossover_tol: float = eqx.field(static=True, default=1e-3)
-    crossover_pivots: int = eqx.field(static=True, default=4)
+    crossover_pivots: int = eqx.field(static=True, default=8)
     cg_max_iter: int = eqx.field(static=True, default=200)
     block: int = eqx.field(static=True, default=512)
 
@@ -388,23 +389,29 @@ def _split(bd, sl, su, zl, zu) -> _Split:
     return _Split(at_lo, at_hi, jnp.where(fixed, -1.0, jnp.minimum(rl, ru)))
 
 
-def _repivot(split: _Split, bd, basic, x_basic, red, cscale) -> _Split:
-    """One block pivot of a failed crossover (the block principal pivoting rule for box
-    constraints): basic variables whose exact solve left their box go to the violated bound
-    and leave the basis; variables at a bound whose reduced cost has the wrong sign
-    (negative at the lower bound, positive at the upper) are freed and enter it first,
-    the largest violation first."""
-    hl, hu = bd.has_lo, bd.has_hi
-    thr = 1e-2 * jnp.sqrt(jnp.finfo(red.dtype).eps) * cscale
-    below = basic & hl & (x_basic < bd.lo)
-    above = basic & hu & (x_basic > bd.hi) & ~below
-    enter = ~basic & ~bd.fixed & ((split.at_lo & hl & (red < -thr))
-                                  | (split.at_hi & hu & (red > thr)))
-    at_lo = (split.at_lo & ~enter) | below
-    at_hi = (split.at_hi & ~enter & ~below) | above
+class _Pivot(NamedTuple):
+    """One simplex pivot proposed by a failed crossover (`_crossover`)."""
+    any: jax.Array        # some variable at a bound has a wrong-sign reduced cost
+    enter: jax.Array      # the most violated one
+    leave: jax.Array      # the basic variable the ratio test stops at
+    leave_hi: jax.Array   # ... at its upper bound
+    flip: jax.Array       # the entering variable reaches its other bound first
+
+
+def _repivot(split: _Split, bd, basic, x_basic, pivot: _Pivot) -> _Split:
+    """The next split after a failed crossover: one simplex pivot (`_crossover` proposes
+    it, primal or dual). The entering variable joins the basis, the leaving one goes to the
+    bound it reaches; or the entering one flips to its other bound."""
+    n = basic.shape[0]
+    e = jnp.zeros((n,), bool).at[pivot.enter].set(pivot.any)
+    flip = e & pivot.flip
+    enter = e & ~flip
+    lv = jnp.zeros((n,), bool).at[pivot.leave].set(jnp.any(enter))
+    leave_lo, leave_hi = lv & ~pivot.leave_hi, lv & pivot.leave_hi
+    at_lo = (split.at_lo & ~enter & ~flip & ~leave_hi) | leave_lo | (flip & split.at_hi)
+    at_hi = (split.at_hi & ~enter & ~flip & ~leave_lo) | leave_hi | (flip & split.at_lo)
     top = jnp.max(jnp.where(jnp.isfinite(split.score), split.score, 0.0), initial=1.0)
-    score = jnp.where(enter, 2.0 * top + 1.0 + jnp.abs(red) / cscale,
-                      jnp.where(below | above, -0.5, split.score))
+    score = jnp.where(enter, 2.0 * top + 2.0, jnp.where(lv, -0.5, split.score))
     return _Split(at_lo, at_hi, score)
 
 
@@ -473,7 +480,118 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, split: _Split, tol, backward, f
     ok = (pres <= primal_tolerance(op, b, xo, tol, backward)) & (dres <= tol) \
         & (gap <= tol) & jnp.all(jnp.isfinite(xo)) \
         & jnp.all(jnp.isfinite(yy))
-    return (ok, xo, yy, zlo, zuo, pres, dres, gap), (basic, x_basic, red)
+    # for a pivot: the variable at a bound with the largest wrong-sign reduced cost enters
+    # (moving off its bound), and the ratio test picks the basic variable that reaches a
+    # bound first as it moves (or the entering one reaches its other bound: a bound flip)
+    thr = 1e-2 * jnp.sqrt(jnp.finfo(x.dtype).eps) * (1.0 + jnp.max(jnp.abs(c), initial=0.0))
+    wrong = ~basic & ~fixed & ((at_lo & hl & (red < -thr)) | (at_hi & hu & (red > thr)))
+    e = jnp.argmax(jnp.where(wrong, jnp.abs(red), -1.0))
+    ae = cols.gather(e[None])[:, 0]
+    dirn = gsolve(B.T @ ae)
+    dirn = dirn + gsolve(B.T @ (ae - B @ dirn))
+    rate = jnp.where(at_lo[e], -dirn, dirn) * pmask      # d x_B / d t as x_e leaves its bound
+    xbv, lo_b, hi_b = x_basic[idx], bd.lo[idx], bd.hi[idx]
+    tiny = jnp.finfo(x.dtype).tiny
+    t = jnp.where((rate < -tiny) & hl[idx], (xbv - lo_b) / jnp.where(rate < 0, -rate, 1.0),
+                  jnp.where((rate > tiny) & hu[idx], (hi_b - xbv) / jnp.where(rate > 0, rate,
+                                                                              1.0), jnp.inf))
+    t = jnp.maximum(t, 0.0)
+    k = jnp.argmin(t)
+    width = jnp.where(hl[e] & hu[e], bd.hi[e] - bd.lo[e], jnp.inf)
+    primal = _Pivot(jnp.any(wrong), e, idx[k], rate[k] > 0, width <= t[k])
+    # if the basis is primal infeasible, a dual simplex pivot instead: the basic variable
+    # farthest outside its box leaves at the bound it violates; the entering one is the
+    # variable at a bound that moves it back, by the dual ratio test min |red_j / alpha_j|
+    # over row alpha = e_k^T B^{-1} A (one pass)
+    under = jnp.where(pmask & hl[idx], lo_b - xbv, 0.0)
+    over = jnp.where(pmask & hu[idx], xbv - hi_b, 0.0)
+    kd = jnp.argmax(jnp.maximum(under, over))
+    infeasible = jnp.maximum(under[kd], over[kd]) > 0
+    up = under[kd] >= over[kd]                             # must rise to its lower bound
+    w = B @ gsolve(jnp.zeros((m,), x.dtype).at[kd].set(1.0))
+    alpha = op.rmatvec(w)
+    helps = jnp.where(up, -alpha, alpha)                   # > 0: raising x_j helps
+    cand = ~basic & ~fixed & ((at_lo & hl & (helps > tiny)) | (at_hi & hu & (helps < -tiny)))
+    ratio = jnp.where(cand, jnp.abs(red) / jnp.maximum(jnp.abs(alpha), tiny), jnp.inf)
+    jd = jnp.argmin(ratio)
+    dual = _Pivot(infeasible & jnp.any(cand), jd, idx[kd], ~up, jnp.asarray(False))
+    pivot = jax.tree.map(lambda a, b: jnp.where(infeasible, a, b), dual, primal)
+    return (ok, xo, yy, zlo, zuo, pres, dres, gap), (basic, x_basic, pivot)
+
+
+def _pivoting_crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward,
+                        pivots: int):
+    """`_crossover` on the complementarity split; while it fails, up to `pivots` block
+    pivots (`_repivot`). Returns the last crossover's outputs and the pivots taken."""
+    split = _split(bd, sl, su, zl, zu)
+    first, info = _crossover(op, cols, c, b, bd, x, sl, su, y, split, tol, backward)
+
+    def more(st):
+        return ~st[1][0] & (st[0] < pivots)
+
+    def pivot(st):
+        k, _, split, info = st
+        split = _repivot(split, bd, *info)
+        res, info = _crossover(op, cols, c, b, bd, x, sl, su, y, split, tol, backward)
+        return k + 1, res, split, info
+
+    k, res, _, _ = lax.while_loop(more, pivot, (jnp.asarray(0), first, split, info))
+    return res, k
+
+
+class Crossover(NamedTuple):
+    r"""A verified crossover (`crossover`).
+
+    Attributes:
+        verified: primal residual, dual residual and duality gap all $\le$ `tol`.
+        x, y, z_lower, z_upper: the vertex (or the last attempt) and its multipliers.
+        primal_residual, dual_residual, gap: the relative measures that were verified.
+        pivots: block pivots taken after the first attempt.
+    """
+
+    verified: jax.Array
+    x: jax.Array
+    y: jax.Array
+    z_lower: jax.Array
+    z_upper: jax.Array
+    primal_residual: jax.Array
+    dual_residual: jax.Array
+    gap: jax.Array
+    pivots: jax.Array
+
+
+def crossover(op, c, b, lower, upper, x, y, z_lower, z_upper, *, tol: float,
+              pivots: int = 8) -> Crossover:
+    r"""From a near-optimal primal-dual point of $\min c^Tx,\ Ax=b,\ l\le x\le u$ to a
+    verified vertex: the crossover the wide solver runs (module docstring, step 3), for a
+    point from any solver (e.g. PDHG).
+
+    Variables are split by the complementarity rule ($x_i$ at a bound when its distance to
+    it is below its multiplier), the $m$ highest-ranked ones solve $A_B x_B = b - A_N x_N$
+    exactly, the multipliers solve $A_F^T y = c_F$ on the free ones, and the result is
+    verified (relative primal residual, dual residual and gap $\le$ `tol`). While it fails,
+    up to `pivots` block pivots follow (the block principal pivoting rule for box
+    constraints): basic variables the exact solve put outside their box go to the violated
+    bound and leave the basis, variables at a bound whose reduced cost $c_i - a_i^Ty$ has
+    the wrong sign enter it.
+
+    Args:
+        op: `DenseOperator(A)` or `PairOperator(Φ)`.
+        c, b, lower, upper: the LP (finite or infinite bounds).
+        x, y, z_lower, z_upper: the point and its multipliers ($z \ge 0$).
+        tol: the relative tolerance of the verification.
+        pivots: block pivots after a failed first attempt.
+
+    Returns:
+        `Crossover`; `verified` says whether the point passed. Traceable (`jit`, `vmap`).
+    """
+    bd = make_bounds(lower, upper)
+    sl = jnp.where(bd.has_lo, jnp.maximum(x - bd.lo, 0.0), 1.0)
+    su = jnp.where(bd.has_hi, jnp.maximum(bd.hi - x, 0.0), 1.0)
+    (ok, xo, yo, zl, zu, pres, dres, gap), k = _pivoting_crossover(
+        op, _columns(op), c, b, bd, x, sl, su, y, z_lower, z_upper, tol,
+        c.dtype != jnp.float64, pivots)
+    return Crossover(ok, xo, yo, zl, zu, pres, dres, gap, k)
 
 
 def wide_solve(op, c, b, lower, upper, *, tol, max_iter: int,
@@ -617,28 +735,11 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         near = stable & (pres <= options.crossover_tol) & (dres <= options.crossover_tol) \
             & (gap <= options.crossover_tol) & finite
 
-        def cross(split, face=False):
-            return _crossover(op, cols, c, b, bd, xn, sln, sun, yn, split, tol, backward,
-                              face=face)
-
         def try_cross(_):
-            split = _split(bd, sln, sun, zln, zun)
-            first, info = cross(split)
-            # a failed crossover pivots: the variables its exact solve put outside their box
-            # leave the basis, those at a bound with a wrong-sign reduced cost enter it
-            # (an iterate whose residuals stall -- the mixed mode's float32 CG floor --
-            # classifies a few variables wrongly), up to `crossover_pivots` times
-            def more(st):
-                return ~st[1][0] & (st[0] < options.crossover_pivots)
-
-            def pivot(st):
-                k, _, split, info = st
-                split = _repivot(split, bd, *info, cscale)
-                res, info = cross(split)
-                return k + 1, res, split, info
-
-            _, first, split, _ = lax.while_loop(more, pivot, (jnp.asarray(0), first, split,
-                                                              info))
+            # a failed crossover pivots (an iterate whose residuals stall -- the mixed
+            # mode's float32 CG floor -- classifies a few variables wrongly)
+            first, _ = _pivoting_crossover(op, cols, c, b, bd, xn, sln, sun, yn, zln, zun,
+                                           tol, backward, options.crossover_pivots)
             if not backward:
                 return first
             # float32: the iterates stall (rounding of the bound multipliers) before the
@@ -646,8 +747,9 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
             # vertex crossover is followed by a point of the optimal face (verified alike)
             late = (pres <= 10 * ptol_n) & (dres <= 10 * tol) & (gap <= 10 * tol)
             return lax.cond(first[0] | ~late, lambda _: first,
-                            lambda _: cross(_split(bd, sln, sun, zln, zun), face=True)[0],
-                            None)
+                            lambda _: _crossover(op, cols, c, b, bd, xn, sln, sun, yn,
+                                                 _split(bd, sln, sun, zln, zun), tol,
+                                                 backward, face=True)[0], None)
 
         def no_cross(_):
             return (jnp.asarray(False), xn, yn, zln, zun, pres, dres, gap)
