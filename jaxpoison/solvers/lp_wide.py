@@ -27,11 +27,20 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
    $\le m$ free ones are solved exactly from $A_F x_F = b - A_N x_N$ and the multipliers
    from $A_F^T y = c_F$ (least squares by semi-normal equations with refinement, nearest to
    the interior-point $y$), and the result is **verified**: primal residual, dual residual
-   and duality gap all $\le$ `tol` (one pass for $Ax$, one for $A^T y$). A verified
-   crossover ends the run with a vertex (at most $m$ coordinates strictly inside their
-   bounds); a failed one lets the interior point continue, and the crossover is tried again
-   at the next iterate. Without a verified crossover the run ends as the plain interior point
-   would (status `SUCCESS` at `tol`, or `MAX_ITERATIONS`).
+   and duality gap all $\le$ `tol` (one pass for $Ax$, one for $A^T y$). A failed
+   crossover takes up to `crossover_pivots` simplex pivots from its basis: a *primal* one
+   when the basis is primal feasible (the variable at a bound with the largest wrong-sign
+   reduced cost enters, the ratio test picks the leaving one), a *dual* one when the exact
+   solve put a basic variable outside its box (it leaves at the violated bound, the dual
+   ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$ picks
+   the entering one; one more pass), each followed by the same exact solve and
+   verification. An interior point whose residuals stall (the mixed mode's float32 CG
+   floor at $m \ge 2048$) classifies a few variables wrongly; the pivots repair that. A
+   verified crossover ends the run with a vertex (at most $m$ coordinates strictly inside
+   their bounds); a failed one lets the interior point continue, and the crossover is tried
+   again at the next iterate. Without a verified crossover the run ends as the plain
+   interior point would (status `SUCCESS` at `tol`, or `MAX_ITERATIONS`). `crossover` runs
+   the same procedure on a point from any solver.
 
 Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
@@ -755,12 +764,6 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
             return (jnp.asarray(False), xn, yn, zln, zun, pres, dres, gap)
 
         ok, xo, yo, zlo, zuo, po, do, go = lax.cond(near, try_cross, no_cross, None)
-        if os.environ.get("JAXPOISON_WIDE_DEBUG"):
-            jax.debug.print("it {i} pres {p:.2e} dres {d:.2e} gap {g:.2e} mu {mu:.1e} nfree {nf} "
-                            "stable {st} near {nr} ok {ok} xpres {xp:.2e} xdres {xd:.2e} "
-                            "xgap {xg:.2e} cg {k1} {k2}", i=s.it, p=pres, d=dres, g=gap, mu=mu,
-                            nf=jnp.sum(free_now), st=stable, nr=near, ok=ok, xp=po, xd=do,
-                            xg=go, k1=k1, k2=k2)
         def certificates(_):
             return (primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol)),
                     dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol)))
