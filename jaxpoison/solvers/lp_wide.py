@@ -103,7 +103,7 @@ class WideOptions(eqx.Module):
             throughout) for float32 input.
         crossover_tol: the interior point tries a crossover once its relative residuals
             and gap are all below this.
-        crossover_pivots: block pivots a failed crossover may take before the interior
+        crossover_pivots: simplex pivots a failed crossover may take before the interior
             point continues (`_repivot`).
         cg_max_iter: CG iterations per normal-equation solve.
         block: row-block size of the one-triangle Gram product.
@@ -555,7 +555,7 @@ class Crossover(NamedTuple):
         verified: primal residual, dual residual and duality gap all $\le$ `tol`.
         x, y, z_lower, z_upper: the vertex (or the last attempt) and its multipliers.
         primal_residual, dual_residual, gap: the relative measures that were verified.
-        pivots: block pivots taken after the first attempt.
+        pivots: simplex pivots taken after the first attempt.
     """
 
     verified: jax.Array
@@ -579,17 +579,19 @@ def crossover(op, c, b, lower, upper, x, y, z_lower, z_upper, *, tol: float,
     it is below its multiplier), the $m$ highest-ranked ones solve $A_B x_B = b - A_N x_N$
     exactly, the multipliers solve $A_F^T y = c_F$ on the free ones, and the result is
     verified (relative primal residual, dual residual and gap $\le$ `tol`). While it fails,
-    up to `pivots` block pivots follow (the block principal pivoting rule for box
-    constraints): basic variables the exact solve put outside their box go to the violated
-    bound and leave the basis, variables at a bound whose reduced cost $c_i - a_i^Ty$ has
-    the wrong sign enter it.
+    up to `pivots` simplex pivots follow, each verified alike: a dual pivot when the exact
+    solve put a basic variable outside its box (it leaves at the violated bound; the dual
+    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$
+    picks the entering variable), else a primal pivot (the variable at a bound whose
+    reduced cost $c_j - a_j^Ty$ has the largest wrong-sign value enters; the ratio test
+    picks the leaving one, or the entering one flips to its other bound).
 
     Args:
         op: `DenseOperator(A)` or `PairOperator(Φ)`.
         c, b, lower, upper: the LP (finite or infinite bounds).
         x, y, z_lower, z_upper: the point and its multipliers ($z \ge 0$).
         tol: the relative tolerance of the verification.
-        pivots: block pivots after a failed first attempt.
+        pivots: simplex pivots after a failed first attempt.
 
     Returns:
         `Crossover`; `verified` says whether the point passed. Traceable (`jit`, `vmap`).
