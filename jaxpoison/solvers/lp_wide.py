@@ -400,7 +400,7 @@ def _split(bd, sl, su, zl, zu) -> _Split:
 
 class _Pivot(NamedTuple):
     """One simplex pivot proposed by a failed crossover (`_crossover`)."""
-    any: jax.Array        # some variable at a bound has a wrong-sign reduced cost
+    found: jax.Array      # a pivot exists (a wrong-sign reduced cost / an entering variable)
     enter: jax.Array      # the most violated one
     leave: jax.Array      # the basic variable the ratio test stops at
     leave_hi: jax.Array   # ... at its upper bound
@@ -412,7 +412,7 @@ def _repivot(split: _Split, bd, basic, x_basic, pivot: _Pivot) -> _Split:
     it, primal or dual). The entering variable joins the basis, the leaving one goes to the
     bound it reaches; or the entering one flips to its other bound."""
     n = basic.shape[0]
-    e = jnp.zeros((n,), bool).at[pivot.enter].set(pivot.any)
+    e = jnp.zeros((n,), bool).at[pivot.enter].set(pivot.found)
     flip = e & pivot.flip
     enter = e & ~flip
     lv = jnp.zeros((n,), bool).at[pivot.leave].set(jnp.any(enter))
@@ -428,7 +428,8 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, split: _Split, tol, backward, f
     """Exact solve on the free set of `split`, then KKT verification. With `face` (traced
     bool) free variables beyond the m kept ones keep their interior value (a point of the
     optimal face) instead of going to their nearer bound (a vertex). Returns the verdict,
-    the point and multipliers, their measures, and `(basic, x_basic, red)` for a pivot."""
+    the point and multipliers, their measures, and `(basic, x_basic, pivot)`: the basis,
+    the exact solve before clipping, and the proposed simplex pivot (`_Pivot`)."""
     m = b.shape[0]
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
     at_lo, at_hi, score = split
@@ -507,7 +508,9 @@ def _crossover(op, cols, c, b, bd, x, sl, su, y, split: _Split, tol, backward, f
     t = jnp.maximum(t, 0.0)
     k = jnp.argmin(t)
     width = jnp.where(hl[e] & hu[e], bd.hi[e] - bd.lo[e], jnp.inf)
-    primal = _Pivot(jnp.any(wrong), e, idx[k], rate[k] > 0, width <= t[k])
+    bounded = jnp.isfinite(t[k]) | jnp.isfinite(width)     # else a ray: no pivot to take
+    primal = _Pivot(jnp.any(wrong) & bounded, e, idx[k], rate[k] > 0,
+                    jnp.isfinite(width) & (width <= t[k]))
     # if the basis is primal infeasible, a dual simplex pivot instead: the basic variable
     # farthest outside its box leaves at the bound it violates; the entering one is the
     # variable at a bound that moves it back, by the dual ratio test min |red_j / alpha_j|
