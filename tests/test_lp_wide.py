@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog as highs
 
-from jaxpoison import Status
+from jaxpoison import SolverError, Status
 from jaxpoison.attacks.pcm import pcm
-from jaxpoison.solvers import DenseOperator, PairOperator, linprog
+from jaxpoison.solvers import DenseOperator, PairOperator, crossover, linprog
 from jaxpoison.solvers.lp_wide import (
     check_wide_memory,
-    crossover,
     gram_by_blocks,
     is_wide,
     wide_memory_bytes,
@@ -292,12 +291,33 @@ def test_crossover_pivots_repair_a_misclassified_iterate(seed, wrong):
     verification; with them (primal and dual simplex pivots) it reaches HiGHS's vertex,
     verified. (Seed 2 needs the dual pivot: its first basis is primal infeasible.)"""
     A, (c, b, lo, hi, x, y, zl, zu), ref = _misclassified(seed, wrong=wrong)
-    op = DenseOperator(jnp.asarray(A))
-    plain = crossover(op, c, b, lo, hi, x, y, zl, zu, tol=1e-9, pivots=0)
-    assert not bool(plain.verified)
-    fixed = crossover(op, c, b, lo, hi, x, y, zl, zu, tol=1e-9)
-    assert bool(fixed.verified) and 1 <= int(fixed.pivots) <= 8
+    plain = crossover(c, A, b, lo, hi, x, y, zl, zu, tol=1e-9, pivots=0, throw=False)
+    assert int(plain.status) == Status.MAX_ITERATIONS
+    fixed = crossover(c, A, b, lo, hi, x, y, zl, zu, tol=1e-9)
+    assert int(fixed.status) == Status.SUCCESS and 1 <= int(fixed.iterations) <= 8
     np.testing.assert_allclose(np.asarray(fixed.x), ref.x, atol=1e-9)
     assert abs(float(c @ fixed.x) - ref.fun) <= 1e-9 * (1 + abs(ref.fun))
     assert max(float(fixed.primal_residual), float(fixed.dual_residual),
                float(fixed.gap)) <= 1e-9
+
+
+def test_crossover_rejects_bad_input_and_raises_when_unverified():
+    A, (c, b, lo, hi, x, y, zl, zu), _ = _misclassified(0)
+    with pytest.raises(ValueError, match="z_lower"):
+        crossover(c, A, b, lo, hi, x, y, -zl - 1.0, zu)
+    with pytest.raises(ValueError, match="y"):
+        crossover(c, A, b, lo, hi, x, y[:-1], zl, zu)
+    with pytest.raises(ValueError, match="pivots"):
+        crossover(c, A, b, lo, hi, x, y, zl, zu, pivots=-1)
+    with pytest.raises(SolverError):
+        crossover(c, A, b, lo, hi, x, y, zl, zu, tol=1e-9, pivots=0)
+
+
+def test_crossover_in_float32_reaches_the_float64_vertex():
+    """The same repair in float32 (tol 1e-5): HiGHS's vertex to float32 accuracy."""
+    A, args, ref = _misclassified(1)
+    c, b, lo, hi, x, y, zl, zu = (np.asarray(a, np.float32) for a in args)
+    res = crossover(c, A.astype(np.float32), b, lo, hi, x, y, zl, zu)
+    assert res.x.dtype == jnp.float32 and int(res.status) == Status.SUCCESS
+    np.testing.assert_allclose(np.asarray(res.x), ref.x, atol=1e-4)
+    assert abs(float(res.objective) - ref.fun) <= 1e-4 * (1 + abs(ref.fun))

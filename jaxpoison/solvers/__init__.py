@@ -14,12 +14,11 @@ from jaxpoison.solvers.lp import PairOperator as PairOperator
 from jaxpoison.solvers.lp import Wide as Wide
 from jaxpoison.solvers.lp import WideF64 as WideF64
 from jaxpoison.solvers.lp import auto_method as auto_method
+from jaxpoison.solvers.lp import crossover as crossover
 from jaxpoison.solvers.lp import linprog as linprog
 from jaxpoison.solvers.lp import resolve_method as resolve_method
 from jaxpoison.solvers.lp import solve_lp as solve_lp
-from jaxpoison.solvers.lp_wide import Crossover as Crossover
 from jaxpoison.solvers.lp_wide import check_wide_memory as check_wide_memory
-from jaxpoison.solvers.lp_wide import crossover as crossover
 from jaxpoison.solvers.lp_wide import gram_by_blocks as gram_by_blocks
 from jaxpoison.solvers.lp_wide import is_wide as is_wide
 from jaxpoison.solvers.lp_wide import primal_tolerance as primal_tolerance

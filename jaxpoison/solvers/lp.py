@@ -54,9 +54,9 @@ from jaxpoison.solvers._lp_common import LPRaw, make_bounds
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 from jaxpoison.solvers.lp_ipm import ipm_solve
 from jaxpoison.solvers.lp_pdhg import pdhg_solve
-from jaxpoison.solvers.lp_wide import Wide, WideF64, is_wide
+from jaxpoison.solvers.lp_wide import Wide, WideF64, crossover_raw, is_wide
 
-__all__ = ["linprog", "LPResult", "IPM", "PDHG", "Wide", "auto_method", "LP_METHODS",
+__all__ = ["linprog", "crossover", "LPResult", "IPM", "PDHG", "Wide", "auto_method", "LP_METHODS",
            "DenseOperator", "PairOperator"]
 
 
@@ -324,6 +324,17 @@ def linprog(
         `LPResult`. Infeasible and unbounded problems give `Status.INFEASIBLE` and
         `Status.UNBOUNDED`.
     """
+    c, op, b_eq, lower, upper = _check_problem(c, A_eq, b_eq, lower, upper)
+    m, n = op.shape
+    cfg = resolve_method(auto_method(method, m, n), tol, max_iter, c.dtype)
+    result = solve_lp(cfg, c, op, b_eq, lower, upper)
+    return raise_if_failed(result, f"linprog(method={cfg.name!r})", throw=throw)
+
+
+def _check_problem(c, A_eq, b_eq, lower, upper):
+    """`linprog`'s boundary checks of the LP data: arrays of `c`'s float dtype, consistent
+    shapes, bounds broadcast to (n,) with no NaN, no `lower = +inf`, `upper = -inf` or
+    `lower > upper`."""
     c = V.as_float_array(c, "c", ndim=1)
     dtype = c.dtype
     op = _as_operator(A_eq, dtype)
@@ -346,9 +357,81 @@ def linprog(
         if np.any(lo > hi):
             raise ValueError(f"lower must be <= upper; violated at {int(np.sum(lo > hi))} "
                              "coordinate(s)")
-    cfg = resolve_method(auto_method(method, m, n), tol, max_iter, dtype)
-    result = solve_lp(cfg, c, op, b_eq, lower, upper)
-    return raise_if_failed(result, f"linprog(method={cfg.name!r})", throw=throw)
+    return c, op, b_eq, lower, upper
+
+
+def crossover(
+    c: Float[Array, " n"],
+    A_eq: Float[Array, "m n"] | DenseOperator | PairOperator,
+    b_eq: Float[Array, " m"],
+    lower: Float[Array, " n"] | float | None,
+    upper: Float[Array, " n"] | float | None,
+    x: Float[Array, " n"],
+    y: Float[Array, " m"],
+    z_lower: Float[Array, " n"],
+    z_upper: Float[Array, " n"],
+    *,
+    tol: float | None = None,
+    pivots: int = 8,
+    throw: bool = True,
+) -> LPResult:
+    r"""From a near-optimal primal-dual point of $\min_x c^Tx$ s.t. $A_{eq}x = b_{eq}$,
+    $l \le x \le u$ to a verified vertex: the crossover of the wide solver
+    (`jaxpoison.solvers.lp_wide`, step 3), for a point from any solver (e.g. PDHG).
+
+    Variables are split by the complementarity rule ($x_i$ at a bound when its distance to
+    it is below its multiplier), the $m$ highest-ranked ones solve $A_B x_B = b - A_N x_N$
+    exactly, the multipliers solve $A_F^T y = c_F$ on the free ones, and the result is
+    verified (relative primal residual, dual residual and gap $\le$ `tol`). While it fails,
+    up to `pivots` simplex pivots follow, each verified alike: a dual pivot when the exact
+    solve put a basic variable outside its box (it leaves at the violated bound; the dual
+    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$
+    picks the entering variable), else a primal pivot (the variable at a bound whose
+    reduced cost $c_j - a_j^Ty$ has the largest wrong-sign value enters; the ratio test
+    picks the leaving one, or the entering one flips to its other bound).
+
+    Args:
+        c, A_eq, b_eq, lower, upper: the LP, as in `linprog` (`None` bounds: $0$ and
+            $+\infty$).
+        x, y, z_lower, z_upper: the point, its equality multipliers and its bound
+            multipliers ($\ge 0$), as `linprog` returns them.
+        tol: relative tolerance of the verification (default: the wide solver's, 1e-9 in
+            float64, 1e-5 in float32); at least `10 * eps`.
+        pivots: simplex pivots after a failed first attempt ($\ge 0$).
+        throw: raise when the point does not pass (`jaxpoison.SolverError` on the host, an
+            `equinox` runtime error under the caller's `jit`/`vmap`).
+
+    Returns:
+        `LPResult`: `status` `SUCCESS` when verified, else `MAX_ITERATIONS` (the pivots ran
+        out; the last attempt is returned); `iterations` counts the pivots taken.
+    """
+    c, op, b_eq, lower, upper = _check_problem(c, A_eq, b_eq, lower, upper)
+    m, n = op.shape
+    dtype = c.dtype
+    x, z_lower, z_upper = (V.as_float_array(v, name, ndim=1, dtype=dtype) for v, name in
+                           ((x, "x"), (z_lower, "z_lower"), (z_upper, "z_upper")))
+    y = V.as_float_array(y, "y", ndim=1, dtype=dtype)
+    for v, name, size in ((x, "x", n), (y, "y", m), (z_lower, "z_lower", n),
+                          (z_upper, "z_upper", n)):
+        V.check_shape(v, name, (size,))
+    for v, name in ((z_lower, "z_lower"), (z_upper, "z_upper")):
+        if V.is_concrete(v) and np.any(np.asarray(v) < 0):
+            raise ValueError(f"{name} must be >= 0; got minimum {float(np.min(v))}")
+    pivots = V.check_int(pivots, "pivots", low=0)
+    t = Wide().default_tol(dtype) if tol is None else tol
+    _check_tol(t, dtype)
+    result = _crossover_jit(pivots, jnp.asarray(t, dtype), c, op, b_eq, lower, upper, x, y,
+                            z_lower, z_upper)
+    return raise_if_failed(result, "crossover", throw=throw)
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _crossover_jit(pivots, tol, c, op, b, lower, upper, x, y, zl, zu) -> LPResult:
+    raw = crossover_raw(op, c, b, lower, upper, x, y, zl, zu, tol=tol, pivots=pivots)
+    return LPResult(status=raw.status, iterations=raw.iterations, x=raw.x,
+                    objective=raw.x @ c, y=raw.y, z_lower=raw.z_lower, z_upper=raw.z_upper,
+                    primal_residual=raw.primal_residual, dual_residual=raw.dual_residual,
+                    gap=raw.gap)
 
 
 def solve_lp(cfg, c, op, b, lower, upper) -> LPResult:

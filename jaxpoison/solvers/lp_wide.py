@@ -40,7 +40,7 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
    their bounds); a failed one lets the interior point continue, and the crossover is tried
    again at the next iterate. Without a verified crossover the run ends as the plain
    interior point would (status `SUCCESS` at `tol`, or `MAX_ITERATIONS`). `crossover` runs
-   the same procedure on a point from any solver.
+   the same procedure on a point from any solver (`jaxpoison.solvers.crossover`).
 
 Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
@@ -84,8 +84,7 @@ from jaxpoison.solvers._lp_common import (
 )
 from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
-__all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve", "crossover",
-           "Crossover",
+__all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve", "crossover_raw",
            "wide_solve_info", "gram_by_blocks", "primal_tolerance", "is_wide",
            "wide_memory_bytes", "check_wide_memory", "available_memory_bytes"]
 
@@ -551,61 +550,20 @@ def _pivoting_crossover(op, cols, c, b, bd, x, sl, su, y, zl, zu, tol, backward,
     return res, k
 
 
-class Crossover(NamedTuple):
-    r"""A verified crossover (`crossover`).
-
-    Attributes:
-        verified: primal residual, dual residual and duality gap all $\le$ `tol`.
-        x, y, z_lower, z_upper: the vertex (or the last attempt) and its multipliers.
-        primal_residual, dual_residual, gap: the relative measures that were verified.
-        pivots: simplex pivots taken after the first attempt.
-    """
-
-    verified: jax.Array
-    x: jax.Array
-    y: jax.Array
-    z_lower: jax.Array
-    z_upper: jax.Array
-    primal_residual: jax.Array
-    dual_residual: jax.Array
-    gap: jax.Array
-    pivots: jax.Array
-
-
-def crossover(op, c, b, lower, upper, x, y, z_lower, z_upper, *, tol: float,
-              pivots: int = 8) -> Crossover:
-    r"""From a near-optimal primal-dual point of $\min c^Tx,\ Ax=b,\ l\le x\le u$ to a
-    verified vertex: the crossover the wide solver runs (module docstring, step 3), for a
-    point from any solver (e.g. PDHG).
-
-    Variables are split by the complementarity rule ($x_i$ at a bound when its distance to
-    it is below its multiplier), the $m$ highest-ranked ones solve $A_B x_B = b - A_N x_N$
-    exactly, the multipliers solve $A_F^T y = c_F$ on the free ones, and the result is
-    verified (relative primal residual, dual residual and gap $\le$ `tol`). While it fails,
-    up to `pivots` simplex pivots follow, each verified alike: a dual pivot when the exact
-    solve put a basic variable outside its box (it leaves at the violated bound; the dual
-    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$
-    picks the entering variable), else a primal pivot (the variable at a bound whose
-    reduced cost $c_j - a_j^Ty$ has the largest wrong-sign value enters; the ratio test
-    picks the leaving one, or the entering one flips to its other bound).
-
-    Args:
-        op: `DenseOperator(A)` or `PairOperator(Φ)`.
-        c, b, lower, upper: the LP (finite or infinite bounds).
-        x, y, z_lower, z_upper: the point and its multipliers ($z \ge 0$).
-        tol: the relative tolerance of the verification.
-        pivots: simplex pivots after a failed first attempt.
-
-    Returns:
-        `Crossover`; `verified` says whether the point passed. Traceable (`jit`, `vmap`).
-    """
+def crossover_raw(op, c, b, lower, upper, x, y, z_lower, z_upper, *, tol,
+                  pivots: int) -> LPRaw:
+    """The core of `jaxpoison.solvers.crossover` (no validation; traceable): the wide
+    solver's pivoting crossover on a point from any solver. `status` is `SUCCESS` when the
+    point passed its verification, else `MAX_ITERATIONS` (the pivots ran out);
+    `iterations` counts the pivots taken."""
     bd = make_bounds(lower, upper)
     sl = jnp.where(bd.has_lo, jnp.maximum(x - bd.lo, 0.0), 1.0)
     su = jnp.where(bd.has_hi, jnp.maximum(bd.hi - x, 0.0), 1.0)
     (ok, xo, yo, zl, zu, pres, dres, gap), k = _pivoting_crossover(
         op, _columns(op), c, b, bd, x, sl, su, y, z_lower, z_upper, tol,
         c.dtype != jnp.float64, pivots)
-    return Crossover(ok, xo, yo, zl, zu, pres, dres, gap, k)
+    status = jnp.where(ok, Status.SUCCESS, Status.MAX_ITERATIONS).astype(jnp.int32)
+    return LPRaw(xo, yo, zl, zu, status, k.astype(jnp.int32), pres, dres, gap)
 
 
 def wide_solve(op, c, b, lower, upper, *, tol, max_iter: int,
