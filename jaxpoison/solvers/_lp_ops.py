@@ -43,6 +43,21 @@ def _rows(M, r):
     return M if r is None else r[:, None] * M
 
 
+def _normal(M, d, row, col):
+    """`diag(row) M diag(col^2 d) M^T diag(row)` for a stored matrix `M` (either scaling
+    may be `None`)."""
+    d = d if col is None else d * col ** 2
+    N = (M * d) @ M.T
+    return N if row is None else row[:, None] * N * row[None, :]
+
+
+def _abs_scaled(M, row, col):
+    """`|diag(row) M diag(col)|`, materialised."""
+    a = jnp.abs(M)
+    a = a if col is None else a * jnp.abs(col)[None, :]
+    return _rows(a, None if row is None else jnp.abs(row))
+
+
 class DenseOperator(eqx.Module):
     r"""`A` stored as a dense (m, n) array, optionally with *lazy* row and column scalings:
     the operator is $\operatorname{diag}(r)\,A\,\operatorname{diag}(s)$ with `r = row`,
@@ -72,14 +87,10 @@ class DenseOperator(eqx.Module):
 
     def normal(self, d):
         """`A diag(d) A^T`."""
-        d = d if self.col is None else d * self.col ** 2
-        M = (self.A * d) @ self.A.T
-        return M if self.row is None else self.row[:, None] * M * self.row[None, :]
+        return _normal(self.A, d, self.row, self.col)
 
     def _abs(self):
-        a = jnp.abs(self.A)
-        a = a if self.col is None else a * jnp.abs(self.col)[None, :]
-        return _rows(a, None if self.row is None else jnp.abs(self.row))
+        return _abs_scaled(self.A, self.row, self.col)
 
     def row_abs_max(self):
         return jnp.max(self._abs(), axis=1)
@@ -138,15 +149,10 @@ class PairOperator(eqx.Module):
 
     def normal(self, d):
         n = self.Phi.shape[1]
-        dd = d[:n] + d[n:]
-        dd = dd if self.col is None else dd * self.col ** 2
-        M = (self.Phi * dd) @ self.Phi.T
-        return M if self.row is None else self.row[:, None] * M * self.row[None, :]
+        return _normal(self.Phi, d[:n] + d[n:], self.row, self.col)
 
     def _abs(self):
-        a = jnp.abs(self.Phi)
-        a = a if self.col is None else a * jnp.abs(self.col)[None, :]
-        return _rows(a, None if self.row is None else jnp.abs(self.row))
+        return _abs_scaled(self.Phi, self.row, self.col)
 
     def row_abs_max(self):
         return jnp.max(self._abs(), axis=1)
