@@ -525,56 +525,56 @@ def _hinge_smoothed_start(X, y, s, reg, schedule=None, gather_rows=None):
 
     gathers = [k for k in gather_rows if k < n]
 
-    def newton(carry, tau, newton_steps):
-        def step(_, carry):
-            theta, m = carry
-            sig = jax.nn.sigmoid((1.0 - m) / tau)
-            g = -(s * sig * y) @ Xt + nl * theta
-            h = s * sig * (1.0 - sig) / tau
-            # a fresh Hessian every step (reusing one per stage measured 4x more active-set
-            # steps afterwards on Adult), in float32 (only the direction's quality depends
-            # on it; the line search and the exact finish make up for its rounding)
-            h32 = h.astype(jnp.float32)
+    # one Newton step per entry, all stages in one loop (one traced body: compiles once)
+    tau_steps = jnp.asarray([tau for tau, k in schedule for _ in range(k)], dtype)
 
-            def full_h(_):
-                return (Xt32 * h32[:, None]).T @ Xt32
+    def step(i, carry):
+        theta, m = carry
+        tau = tau_steps[i]
+        sig = jax.nn.sigmoid((1.0 - m) / tau)
+        g = -(s * sig * y) @ Xt + nl * theta
+        h = s * sig * (1.0 - sig) / tau
+        # a fresh Hessian every step (reusing one per stage measured 4x more active-set
+        # steps afterwards on Adult), in float32 (only the direction's quality depends
+        # on it; the line search and the exact finish make up for its rounding)
+        h32 = h.astype(jnp.float32)
 
-            def near_h(k, _):  # only the rows near the margin carry curvature
-                idx = jnp.nonzero(near, size=k, fill_value=0)[0]
-                Xs = Xt32[idx] * (jnp.arange(k) < cnt)[:, None]
-                return (Xs * h32[idx][:, None]).T @ Xs
+        def full_h(_):
+            return (Xt32 * h32[:, None]).T @ Xt32
 
-            # rows with |1 - m| >= c tau have sigma(1 - sigma) < exp(-c): left out
-            near = jnp.abs(1.0 - m) < SMOOTH_CUTOFF * tau
-            cnt = jnp.sum(near.astype(jnp.int32))
-            if gathers:
-                branches = [partial(near_h, k) for k in gathers] + [full_h]
-                idx = jnp.sum((cnt > jnp.asarray(gathers)).astype(jnp.int32))
-                H = jax.lax.switch(idx, branches, None)
-            else:
-                H = full_h(None)
-            H = H.astype(dtype) + nl * jnp.eye(d + 1, dtype=dtype)
-            p = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(H), g)
-            # the margins move along one direction: each trial point costs O(n), not O(nd)
-            dm = y * (Xt @ p)
-            f0 = J(theta, m, tau)
+        def near_h(k, _):  # only the rows near the margin carry curvature
+            idx = jnp.nonzero(near, size=k, fill_value=0)[0]
+            Xs = Xt32[idx] * (jnp.arange(k) < cnt)[:, None]
+            return (Xs * h32[idx][:, None]).T @ Xs
 
-            def ls_cond(c):
-                t, k = c
-                return (J(theta + t * p, m + t * dm, tau) > f0 + 1e-4 * t * (g @ p)) & (k < 30)
+        # rows with |1 - m| >= c tau have sigma(1 - sigma) < exp(-c): left out
+        near = jnp.abs(1.0 - m) < SMOOTH_CUTOFF * tau
+        cnt = jnp.sum(near.astype(jnp.int32))
+        if gathers:
+            branches = [partial(near_h, k) for k in gathers] + [full_h]
+            idx = jnp.sum((cnt > jnp.asarray(gathers)).astype(jnp.int32))
+            H = jax.lax.switch(idx, branches, None)
+        else:
+            H = full_h(None)
+        H = H.astype(dtype) + nl * jnp.eye(d + 1, dtype=dtype)
+        p = -jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(H), g)
+        # the margins move along one direction: each trial point costs O(n), not O(nd)
+        dm = y * (Xt @ p)
+        f0 = J(theta, m, tau)
 
-            t, _ = jax.lax.while_loop(ls_cond, lambda c: (0.5 * c[0], c[1] + 1),
-                                      (jnp.asarray(1.0, dtype), 0))
-            new, m_new = theta + t * p, m + t * dm
-            ok = jnp.all(jnp.isfinite(new))
-            return jnp.where(ok, new, theta), jnp.where(ok, m_new, m)
+        def ls_cond(c):
+            t, k = c
+            return (J(theta + t * p, m + t * dm, tau) > f0 + 1e-4 * t * (g @ p)) & (k < 30)
 
-        return jax.lax.fori_loop(0, newton_steps, step, carry)
+        t, _ = jax.lax.while_loop(ls_cond, lambda c: (0.5 * c[0], c[1] + 1),
+                                  (jnp.asarray(1.0, dtype), 0))
+        new, m_new = theta + t * p, m + t * dm
+        ok = jnp.all(jnp.isfinite(new))
+        return jnp.where(ok, new, theta), jnp.where(ok, m_new, m)
 
-    carry = (jnp.zeros(d + 1, dtype), jnp.zeros(n, dtype))
-    for tau, k in schedule:
-        carry = newton(carry, jnp.asarray(tau, dtype), k)
-    m = y * (Xt @ carry[0])
+    theta, _ = jax.lax.fori_loop(0, tau_steps.shape[0], step,
+                                 (jnp.zeros(d + 1, dtype), jnp.zeros(n, dtype)))
+    m = y * (Xt @ theta)
     return upper * jax.nn.sigmoid((1.0 - m) / schedule[-1][0])
 
 
