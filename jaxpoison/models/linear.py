@@ -234,33 +234,44 @@ def _margin_buckets(n, d):
     return [cap] if cap <= DIRECT_SOLVE_MAX else [32, DIRECT_SOLVE_MAX, cap]
 
 
+def _first_true(mask, k, block=128):
+    """The indices of the first `k` True entries of the boolean `mask` (by index; 0 where
+    there are fewer): `jnp.nonzero(mask, size=k, fill_value=0)[0]`, computed in two
+    levels -- per-block counts, then a search of only the first `k` non-empty blocks --
+    because XLA's CPU prefix sum over all $n$ entries dominates `jnp.nonzero` (measured on
+    Adult's 15,682 rows: 40 us for `k = 16` against 125 us)."""
+    n = mask.shape[0]
+    r = -(-n // block)
+    if r <= 2 or k >= r:
+        return jnp.nonzero(mask, size=k, fill_value=0)[0]
+    m2 = jnp.zeros(r * block, bool).at[:n].set(mask).reshape(r, block)
+    blk = jnp.nonzero(jnp.any(m2, axis=1), size=k, fill_value=r)[0]
+    sub = jnp.concatenate([m2, jnp.zeros((1, block), bool)])[blk].reshape(-1)
+    j = jnp.nonzero(sub, size=k, fill_value=0)[0]
+    idx = blk[j // block] * block + j % block
+    return jnp.where(jnp.arange(k) < jnp.sum(sub, dtype=jnp.int32), idx, 0)
+
+
 def _spd_solve(K, r):
-    """Solve `K x = r` for a small symmetric positive definite `K`: Gauss-Jordan
-    inversion without pivoting in a `fori_loop` (fast to compile and to run at these
-    sizes), then one step of iterative refinement. A numerically singular `K` gives
-    non-finite or infeasible values, which the caller's checks reject."""
-    k = K.shape[0]
-    A = jnp.concatenate([K, jnp.eye(k, dtype=K.dtype)], 1)
-
-    def body(j, A):
-        row = A[j] / A[j, j]
-        col = A[:, j].at[j].set(0.0)
-        return (A - col[:, None] * row[None, :]).at[j].set(row)
-
-    K_inv = jax.lax.fori_loop(0, k, body, A)[:, k:]
-    x = K_inv @ r
-    return x + K_inv @ (r - K @ x)
+    """Solve `K x = r` for a small symmetric positive definite `K`: a Cholesky
+    factorisation (LAPACK; measured 12 us at `k = 58` on Adult's margin set against 128 us
+    for the Gauss-Jordan loop used before), then one step of iterative refinement. A
+    numerically singular `K` gives non-finite or infeasible values, which the caller's
+    checks reject."""
+    fac = jax.scipy.linalg.cho_factor(K)
+    x = jax.scipy.linalg.cho_solve(fac, r)
+    return x + jax.scipy.linalg.cho_solve(fac, r - K @ x)
 
 
 def _solve_on_sets(X, y, upper, in_m, in_b, alpha_guess, prox=0.0, theta=None, *, k):
     """The dual point with $\\alpha_B = U_B$, $\\alpha_Z = 0$ and the margin
     equations $z_i^\\top\\theta = 1$ on `M` (`|M| <= k`); returns
-    `(alpha, theta)`. The `k x k` Gram system is solved by Gauss-Jordan elimination
+    `(alpha, theta)`. The `k x k` Gram system is solved by a Cholesky factorisation
     for small `k` and by CG warm-started from `alpha_guess` above `DIRECT_SOLVE_MAX`
     (XLA's dense CPU factorisations become slow beyond about 100 rows)."""
     dtype = X.dtype
     # the rows of M (nonzero runs in O(n); top_k measured 8x slower on 15,682 rows)
-    sel = jnp.nonzero(in_m > 0, size=k, fill_value=0)[0]
+    sel = _first_true(in_m > 0, k)
     valid = (jnp.arange(k) < jnp.sum(in_m > 0)).astype(dtype)
     Zs = y[sel, None] * jnp.concatenate([X[sel], jnp.ones((k, 1), dtype)], 1)
     Zs = Zs * valid[:, None]
@@ -358,9 +369,10 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps, absX=None):
         in_m, in_b, alpha, w, b, _, it = carry
         count = jnp.sum(in_m.astype(jnp.int32))
         idx = jnp.sum((count > bounds).astype(jnp.int32))
-        new, _ = jax.lax.switch(idx, branches, X, y, upper, in_m.astype(dtype),
-                                in_b.astype(dtype), alpha, jnp.asarray(prox, dtype),
-                                jnp.concatenate([w, b[None]]))
+        theta = jnp.concatenate([w, b[None]])
+        new, theta_new = jax.lax.switch(idx, branches, X, y, upper, in_m.astype(dtype),
+                                        in_b.astype(dtype), alpha, jnp.asarray(prox, dtype),
+                                        theta)
         p = jnp.where(in_m, new - alpha, 0.0)
         ratio = jnp.where(in_m & (p < 0), alpha / jnp.where(p < 0, -p, 1.0),
                           jnp.where(in_m & (p > 0), (upper - alpha) / jnp.where(p > 0, p, 1.0),
@@ -375,10 +387,22 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps, absX=None):
         a_new = jnp.where(ok, a_new, alpha)
         in_m2 = in_m & ~hit
         in_b2 = in_b | (hit & (p > 0))
-        v = a_new * y
-        w, b = v @ X, jnp.sum(v)
+        # theta is linear in alpha and only M moved: theta + t (theta_new - theta), O(d)
+        # instead of the O(nd) sum over all rows (rows that hit a bound are set to it
+        # exactly, which differs from alpha + t p only by rounding)
+        theta = jnp.where(ok, theta + t * (theta_new - theta), theta)
+        w, b = theta[:-1], theta[-1]
         g = y * (X @ w + b) - 1.0
         spread = jnp.where(ok, _pg_spread(a_new, upper, g, scale), jnp.inf)
+
+        def exact(_):  # passed on the updated theta: re-test on theta summed afresh
+            v = a_new * y
+            we, be = v @ X, jnp.sum(v)
+            ge = y * (X @ we + be) - 1.0
+            return we, be, ge, _pg_spread(a_new, upper, ge, scale)
+
+        w, b, g, spread = jax.lax.cond(spread <= tol, exact, lambda _: (w, b, g, spread),
+                                       None)
         # after a full step, the worst KKT violators outside M join it
         in_z2 = active & ~in_m2 & ~in_b2
         viol = jnp.where((in_z2 & (g < 0)) | (in_b2 & (g > 0)), jnp.abs(g) / scale, 0.0)
@@ -386,7 +410,7 @@ def _hinge_active_set(X, y, s, reg, alpha0, tol, max_steps, absX=None):
         # up to `add_k` of the rows violating by at least a quarter of the worst (the
         # first by index: an O(n) selection; any violator keeps the method monotone)
         big = (viol > 0) & (viol >= 0.25 * jnp.max(viol))
-        add_idx = jnp.nonzero(big, size=add_k, fill_value=0)[0]
+        add_idx = _first_true(big, add_k)
         room = cap - jnp.sum(in_m2.astype(jnp.int32))
         take = (jnp.arange(add_k) < jnp.sum(big)) & (jnp.arange(add_k) < room) & full
         add = jnp.zeros(n, bool).at[add_idx].max(take)
@@ -412,10 +436,9 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
     dtype = X.dtype
     upper = s / (jnp.sum(s) * reg)
     alpha = jnp.clip(alpha0, 0.0, upper)
-    v = alpha * y
-    w = v @ X
-    b = jnp.sum(v)
-    qdiag = jnp.sum(X * X, axis=1) + 1.0
+    # (w, b) start at 0: the first pass of the loop either runs the active-set steps,
+    # which sum theta from alpha themselves, or an epoch, which does too
+    w, b = jnp.zeros(X.shape[1], dtype), jnp.zeros((), dtype)
     absX = jnp.abs(X)
     big = jnp.asarray(jnp.inf, dtype)
 
@@ -426,6 +449,8 @@ def _hinge_dual_cd(X, y, s, reg, alpha0, tol, max_iter, polish_every=2):
         v = alpha * y
         w, b = v @ X, jnp.sum(v)
         scale = _row_scale(absX, w, b, alpha, tol)  # from the start of the epoch
+        # here, not before the loop: a refit that the active-set steps finish never needs it
+        qdiag = jnp.sum(X * X, axis=1) + 1.0
 
         def step(i, inner):
             alpha, w, b, pg_max, pg_min = inner
@@ -624,7 +649,7 @@ def _hinge_masks(alpha, s, reg, d, violators=None):
     margin = margin.astype(alpha.dtype)
     bound = bound.astype(alpha.dtype)
     k = min(alpha.shape[0], d + 1, MAX_MARGIN_SET)
-    sel = jnp.nonzero(margin > 0, size=k, fill_value=0)[0]
+    sel = _first_true(margin > 0, k)
     valid = (jnp.arange(k) < jnp.sum(margin > 0)).astype(alpha.dtype)
     return bound, sel.astype(alpha.dtype), valid
 
