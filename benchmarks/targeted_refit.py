@@ -122,7 +122,8 @@ def run(name, rounds, binary=False):
     ya = jnp.asarray(np.r_[y, np.ones(cap)].astype(float))
     sa = jnp.asarray(np.r_[np.ones(n), np.zeros(cap)])
     fit = fit_linear(Xa, ya, reg=LAM, sample_weight=sa, init=clean_padded(clean, cap))
-    round_fn = jax.jit(partial(one_round, discrete=discrete))
+    # the buffers and the previous fit are donated, as in the attack's compiled step
+    round_fn = jax.jit(partial(one_round, discrete=discrete), donate_argnums=(0, 1, 2, 3))
     ours, theirs, steps, excess, exact = [], [], [], [], 0
     for k in range(rounds):
         t0 = time.perf_counter()
