@@ -105,6 +105,9 @@ class WideOptions(eqx.Module):
         crossover_pivots: simplex pivots a failed crossover may take before the interior
             point continues (`_repivot`).
         cg_max_iter: CG iterations per normal-equation solve.
+        refine_steps: mixed mode: iterative-refinement steps (a float64 residual, a float32
+            CG correction) per normal-equation solve once the requested CG accuracy is below
+            the float32 floor.
         block: row-block size of the one-triangle Gram product.
     """
 
@@ -113,7 +116,11 @@ class WideOptions(eqx.Module):
     crossover_pivots: int = eqx.field(static=True, default=8)
     cg_max_iter: int = eqx.field(static=True, default=200)
     block: int = eqx.field(static=True, default=512)
+    refine_steps: int = eqx.field(static=True, default=6)
 
+
+REFINE_FLOOR = 1e-11
+"""Mixed mode: the smallest relative residual asked of the refined normal-equation solve."""
 
 DEFAULT_OPTIONS = WideOptions()
 
@@ -663,12 +670,44 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         def psolve(r):
             return jax.scipy.linalg.cho_solve((L, True), r)
 
-        rtol = jnp.clip(0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap), cg_floor, 1e-2)
+        want = 0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap)
+        rtol = jnp.clip(want, cg_floor, 1e-2)
+
+        def normal_solve(rhs, dy0):
+            dy, k = _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+            if not low:
+                return dy, k
+            # mixed mode: the float32 CG stops at its floor (relative residual 1e-6 of a
+            # right-hand side that grows like 1/mu), and its error would become the primal
+            # residual of the step. Below that floor, iterative refinement: the residual
+            # against the float64 operator (two float64 passes), corrected by float32 CG.
+            target = jnp.clip(want, REFINE_FLOOR, 1e-2) * jnp.sqrt(rhs @ rhs)
+
+            def nmv64(v):
+                return op.matvec(theta * op.rmatvec(v)) + reg * v
+
+            def more(st):
+                dy, r, k, j = st
+                return (jnp.sqrt(r @ r) > target) & (j < options.refine_steps)
+
+            def refine(st):
+                dy, r, k, j = st
+                inner = jnp.clip(target / jnp.maximum(jnp.sqrt(r @ r), floor), cg_floor, 1e-2)
+                ddy, kk = _pcg(nmv, psolve, r, jnp.zeros_like(r), inner, options.cg_max_iter)
+                dy = dy + ddy
+                return dy, rhs - nmv64(dy), k + kk, j + 1
+
+            def refined(_):
+                dy_r, _, k_r, _ = lax.while_loop(more, refine,
+                                                 (dy, rhs - nmv64(dy), k, jnp.asarray(0)))
+                return dy_r, k_r
+
+            return lax.cond(want < cg_floor, refined, lambda _: (dy, k), None)
 
         def newton(rcl, rcu, dy0):
             rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
             rhs = rp + op.matvec(theta * rhat)
-            dy, k = _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+            dy, k = normal_solve(rhs, dy0)
             atdy = op.rmatvec(dy)
             dx = theta * (atdy - rhat)
             dzl = jnp.where(hl, (rcl - zl * dx) / sl, 0.0)
