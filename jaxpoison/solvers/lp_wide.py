@@ -383,6 +383,33 @@ def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     return x, k
 
 
+def _refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, max_iter):
+    r"""Mixed-precision iterative refinement of $Mx = $ `rhs`: CG with the low-precision
+    product `matvec` to `rtol` (its floor), then while the residual against the exact
+    product `matvec64` exceeds `refine_rtol` $\|$`rhs`$\|$ (at most `steps` times): CG on
+    that residual, started from zero, to the accuracy still missing (never below `rtol`),
+    and the correction added. Each step costs one exact product and a few cheap ones; the
+    error contracts while `rtol` times the condition of the preconditioned system stays
+    below one. Returns the solution and the total CG iterations."""
+    x, k = _pcg(matvec, psolve, rhs, x0, rtol, max_iter)
+    target = refine_rtol * jnp.sqrt(rhs @ rhs)
+    tiny = jnp.finfo(rhs.dtype).tiny
+
+    def more(st):
+        _, r, _, j = st
+        return (jnp.sqrt(r @ r) > target) & (j < steps)
+
+    def refine(st):
+        x, r, k, j = st
+        inner = jnp.clip(target / jnp.maximum(jnp.sqrt(r @ r), tiny), rtol, 1e-2)
+        dx, kk = _pcg(matvec, psolve, r, jnp.zeros_like(r), inner, max_iter)
+        x = x + dx
+        return x, rhs - matvec64(x), k + kk, j + 1
+
+    x, _, k, _ = lax.while_loop(more, refine, (x, rhs - matvec64(x), k, jnp.asarray(0)))
+    return x, k
+
+
 class _Split(NamedTuple):
     """A crossover's classification: variables at their lower / upper bound, and the score
     that ranks the candidates for the m-column basis (free ones first)."""
@@ -673,36 +700,21 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         want = 0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap)
         rtol = jnp.clip(want, cg_floor, 1e-2)
 
+        def nmv64(v):
+            return op.matvec(theta * op.rmatvec(v)) + reg * v
+
         def normal_solve(rhs, dy0):
-            dy, k = _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
             if not low:
-                return dy, k
+                return _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
             # mixed mode: the float32 CG stops at its floor (relative residual 1e-6 of a
-            # right-hand side that grows like 1/mu), and its error would become the primal
-            # residual of the step. Below that floor, iterative refinement: the residual
-            # against the float64 operator (two float64 passes), corrected by float32 CG.
-            target = jnp.clip(want, REFINE_FLOOR, 1e-2) * jnp.sqrt(rhs @ rhs)
-
-            def nmv64(v):
-                return op.matvec(theta * op.rmatvec(v)) + reg * v
-
-            def more(st):
-                dy, r, k, j = st
-                return (jnp.sqrt(r @ r) > target) & (j < options.refine_steps)
-
-            def refine(st):
-                dy, r, k, j = st
-                inner = jnp.clip(target / jnp.maximum(jnp.sqrt(r @ r), floor), cg_floor, 1e-2)
-                ddy, kk = _pcg(nmv, psolve, r, jnp.zeros_like(r), inner, options.cg_max_iter)
-                dy = dy + ddy
-                return dy, rhs - nmv64(dy), k + kk, j + 1
-
-            def refined(_):
-                dy_r, _, k_r, _ = lax.while_loop(more, refine,
-                                                 (dy, rhs - nmv64(dy), k, jnp.asarray(0)))
-                return dy_r, k_r
-
-            return lax.cond(want < cg_floor, refined, lambda _: (dy, k), None)
+            # right-hand side that grows like 1/mu), and that error would become the primal
+            # residual of the step; below the floor, refine against the float64 operator
+            return lax.cond(
+                want < cg_floor,
+                lambda: _refined_pcg(nmv, nmv64, psolve, rhs, dy0, rtol,
+                                     jnp.clip(want, REFINE_FLOOR, 1e-2),
+                                     options.refine_steps, options.cg_max_iter),
+                lambda: _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter))
 
         def newton(rcl, rcu, dy0):
             rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
