@@ -363,3 +363,27 @@ def test_mixed_refinement_reaches_the_float64_residual(seed):
     assert rel(none) == pytest.approx(rel(plain), rel=1e-12)
     assert rel(refined) <= 2e-11
     assert int(k) <= 20
+
+
+def test_paper_cell_reports_cost_bounds_and_the_papers_flip_rate():
+    """`pcm-scale`'s paper-size cell, run small: optimum against HiGHS on the whole
+    instance, lower bounds <= OPT <= upper bound <= naive, the attack's own flip rate 5%,
+    and the paper's flip rate (annotations flipped after rounding to m = 5) within the
+    rounding's reach of the cost: |round(5θ)/5 - θ| <= 0.1 on each touched pair."""
+    from jaxpoison.experiments.pcm_scale import paper_cell, scale_instance
+
+    n, N = 40, 20_000
+    r = paper_cell("lowrank", 0, size=(n, N), sub=(20, 400))
+    phi, to, ta = (np.asarray(a) for a in scale_instance("lowrank", n, N))
+    ref = highs(np.ones(2 * N), A_eq=np.hstack([phi, -phi]), b_eq=phi @ (ta - to),
+                bounds=np.stack([np.zeros(2 * N), np.concatenate([1 - to, to])], 1),
+                method="highs").fun
+    assert r["status"] == Status.SUCCESS and r["gap"] <= 1e-9
+    assert abs(r["cost"] - ref) <= 1e-9 * ref
+    assert r["theorem2"] <= r["lower"] <= ref + 1e-7
+    assert ref - 1e-7 <= r["upper"] <= r["naive"] == 0.05 * N
+    assert r["reduction"] == pytest.approx(1 - ref / r["naive"], rel=1e-9)
+    assert r["naive_flip_rate"] == pytest.approx(0.05)
+    assert (r["cost"] - 0.1 * r["flips"]) / N <= r["flip_rate"] + 1e-12
+    assert r["flip_rate"] <= r["flips"] / N
+    assert r["sub_relerr"] <= 1e-9
