@@ -14,11 +14,11 @@ from jaxpoison import SolverError, Status
 from jaxpoison.attacks.pcm import pcm
 from jaxpoison.solvers import DenseOperator, PairOperator, crossover, linprog
 from jaxpoison.solvers.lp_wide import (
-    _pcg,
-    _refined_pcg,
     check_wide_memory,
     gram_by_blocks,
     is_wide,
+    pcg,
+    refined_pcg,
     wide_memory_bytes,
 )
 
@@ -356,9 +356,9 @@ def test_mixed_refinement_reaches_the_float64_residual(seed):
         return float(jnp.linalg.norm(rhs - M @ np.asarray(x)) / jnp.linalg.norm(rhs))
 
     x0 = jnp.zeros(m)
-    plain, _ = _pcg(mv32, psolve, rhs, x0, 1e-6, 200)
-    none, _ = _refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 0, 200)
-    refined, k = _refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 6, 200)
+    plain, _ = pcg(mv32, psolve, rhs, x0, 1e-6, 200)
+    none, _ = refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 0, 200)
+    refined, k = refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 6, 200)
     assert rel(plain) > 1e-8                      # the float32 floor is real here
     assert rel(none) == pytest.approx(rel(plain), rel=1e-12)
     assert rel(refined) <= 2e-11

@@ -86,7 +86,8 @@ from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
 __all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve", "crossover_raw",
            "wide_solve_info", "gram_by_blocks", "primal_tolerance", "is_wide",
-           "wide_memory_bytes", "check_wide_memory", "available_memory_bytes"]
+           "wide_memory_bytes", "check_wide_memory", "available_memory_bytes", "pcg",
+           "refined_pcg"]
 
 PRECISIONS = ("float64", "mixed")
 GRAM_CHUNK = 16_384
@@ -358,7 +359,7 @@ def _max_step(s, ds, mask):
     return jnp.min(ratio, initial=jnp.inf)
 
 
-def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
+def pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     """Preconditioned CG from `x0` to `||r|| <= rtol ||rhs||` (at most `max_iter` steps)."""
     r0 = rhs - matvec(x0)
     z0 = psolve(r0)
@@ -383,7 +384,7 @@ def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     return x, k
 
 
-def _refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, max_iter):
+def refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, max_iter):
     r"""Mixed-precision iterative refinement of $Mx = $ `rhs`: CG with the low-precision
     product `matvec` to `rtol` (its floor), then while the residual against the exact
     product `matvec64` exceeds `refine_rtol` $\|$`rhs`$\|$ (at most `steps` times): CG on
@@ -391,7 +392,7 @@ def _refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, ma
     and the correction added. Each step costs one exact product and a few cheap ones; the
     error contracts while `rtol` times the condition of the preconditioned system stays
     below one. Returns the solution and the total CG iterations."""
-    x, k = _pcg(matvec, psolve, rhs, x0, rtol, max_iter)
+    x, k = pcg(matvec, psolve, rhs, x0, rtol, max_iter)
     target = refine_rtol * jnp.sqrt(rhs @ rhs)
     tiny = jnp.finfo(rhs.dtype).tiny
 
@@ -402,7 +403,7 @@ def _refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, ma
     def refine(st):
         x, r, k, j = st
         inner = jnp.clip(target / jnp.maximum(jnp.sqrt(r @ r), tiny), rtol, 1e-2)
-        dx, kk = _pcg(matvec, psolve, r, jnp.zeros_like(r), inner, max_iter)
+        dx, kk = pcg(matvec, psolve, r, jnp.zeros_like(r), inner, max_iter)
         x = x + dx
         return x, rhs - matvec64(x), k + kk, j + 1
 
@@ -705,16 +706,16 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
 
         def normal_solve(rhs, dy0):
             if not low:
-                return _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+                return pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
             # mixed mode: the float32 CG stops at its floor (relative residual 1e-6 of a
             # right-hand side that grows like 1/mu), and that error would become the primal
             # residual of the step; below the floor, refine against the float64 operator
             return lax.cond(
                 want < cg_floor,
-                lambda: _refined_pcg(nmv, nmv64, psolve, rhs, dy0, rtol,
+                lambda: refined_pcg(nmv, nmv64, psolve, rhs, dy0, rtol,
                                      jnp.clip(want, REFINE_FLOOR, 1e-2),
                                      options.refine_steps, options.cg_max_iter),
-                lambda: _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter))
+                lambda: pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter))
 
         def newton(rcl, rcu, dy0):
             rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
