@@ -34,8 +34,8 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
    solve put a basic variable outside its box (it leaves at the violated bound, the dual
    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$ picks
    the entering one; one more pass), each followed by the same exact solve and
-   verification. An interior point whose residuals stall (the mixed mode's float32 CG
-   floor at $m \ge 2048$) classifies a few variables wrongly; the pivots repair that. A
+   verification. An interior point whose residuals stall classifies a few variables
+   wrongly; the pivots repair that. A
    verified crossover ends the run with a vertex (at most $m$ coordinates strictly inside
    their bounds); a failed one lets the interior point continue, and the crossover is tried
    again at the next iterate. Without a verified crossover the run ends as the plain
@@ -45,9 +45,15 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
 Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
 $O(m^2 n)$ and $O(mn)$ work -- while residuals, the $m \times m$ factorisation, crossover and
-verification stay in float64, so the answer is certified to float64 `tol`. Float32 input
-runs everything in float32 (default `tol` 1e-5), with two changes that make that tolerance
-reachable at any size: the primal test is the normwise backward error
+verification stay in float64, so the answer is certified to float64 `tol`. Float32 CG
+cannot push the normal-equation residual below about $10^{-6}\|r\|$, and late in the run
+(where $\|r\|$ grows like $1/\mu$) that error would become the primal residual of every
+step; so once the accuracy the iterate needs falls below that floor, the mixed mode
+*refines* (`refined_pcg`): the residual against the float64 operator (two float64 passes),
+a float32 CG correction, repeated up to `refine_steps` times to the requested accuracy.
+
+Float32 input runs everything in float32 (default `tol` 1e-5), with two changes that make
+that tolerance reachable at any size: the primal test is the normwise backward error
 $\|b-Ax\|_\infty \le \text{tol}\,(1+\|b\|_\infty+\||A||x|\|_\infty)$ (`primal_tolerance`:
 the rounding floor of a float32 $Ax$ grows with the number of columns), and once the
 interior point is within 10 `tol` a failed vertex crossover is followed by a *face*
