@@ -64,6 +64,7 @@ from jaxtyping import Array, Float
 
 from jaxpoison._result import Result, Status, is_concrete, raise_if_failed
 from jaxpoison.attacks.pcm import check_pcm_inputs, pcm
+from jaxpoison.solvers._lp_ops import abs_matvec_by_chunks
 from jaxpoison.solvers.lp_wide import gram_by_blocks, is_wide
 
 __all__ = ["pcm_lower_bound", "pcm_upper_bound", "PCMBound", "projected_difference",
@@ -133,7 +134,8 @@ def _certified_dual_value(phi, y, delta, theta_orig, weights):
     dn = jnp.maximum(-v - weights, 0.0) * theta_orig
     terms = v * delta - up - dn
     g = jnp.sum(terms)
-    err = ((n + 2) * eps * 1.01 * jnp.sum(jnp.abs(y) @ jnp.abs(phi))
+    # sum_i (|Phi|^T |y|)_i = |y|^T (|Phi| 1), without a full-size |Phi| temporary
+    err = ((n + 2) * eps * 1.01 * (jnp.abs(y) @ abs_matvec_by_chunks(phi, jnp.ones_like(v)))
            + (N + 2) * eps * jnp.sum(jnp.abs(v * delta) + up + dn))
     return jnp.maximum(g - err, 0.0)
 
@@ -221,7 +223,7 @@ def _feasible_tol(dtype):
 def _residual_ok(phi, theta, theta_target):
     d = theta - theta_target
     r = jnp.max(jnp.abs(phi @ d), initial=0.0)
-    scale = 1.0 + jnp.max(jnp.abs(phi) @ jnp.abs(d), initial=0.0)
+    scale = 1.0 + jnp.max(abs_matvec_by_chunks(phi, jnp.abs(d)), initial=0.0)
     return r <= _feasible_tol(phi.dtype) * scale
 
 
