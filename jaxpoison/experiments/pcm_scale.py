@@ -103,13 +103,17 @@ GEMM_MAX_COLS = 20_000
 
 def gemm_seconds(phi, repeats: int = 2, max_cols: int = GEMM_MAX_COLS) -> float:
     """Best of `repeats` timed runs of the dense float64 GEMM $\\Phi\\Phi^T$ (compiled
-    ahead). For more than `max_cols` columns the GEMM of the first `max_cols` columns is
-    timed and scaled by `N / max_cols` (its cost is linear in N), which keeps the
-    reference cheap and without a full-size temporary at the paper's size."""
+    ahead, after one untimed warm-up run: the first execution pays one-time costs -- the
+    thread pool, the output's first-touch page faults -- that made it up to 4x slower
+    than the next at (1000, 100k)). For more than `max_cols` columns the GEMM of the first
+    `max_cols` columns is timed and scaled by `N / max_cols` (its cost is linear in N),
+    which keeps the reference cheap and without a full-size temporary at the paper's
+    size."""
     N = phi.shape[1]
     part = phi if N <= max_cols else phi[:, :max_cols]
     part = part.astype(jnp.float64)
     f = jax.jit(lambda a: a @ a.T).lower(part).compile()
+    jax.block_until_ready(f(part))                  # warm-up, untimed
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
