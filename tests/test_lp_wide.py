@@ -17,6 +17,8 @@ from jaxpoison.solvers.lp_wide import (
     check_wide_memory,
     gram_by_blocks,
     is_wide,
+    pcg,
+    refined_pcg,
     wide_memory_bytes,
 )
 
@@ -321,3 +323,67 @@ def test_crossover_in_float32_reaches_the_float64_vertex():
     assert res.x.dtype == jnp.float32 and int(res.status) == Status.SUCCESS
     np.testing.assert_allclose(np.asarray(res.x), ref.x, atol=1e-4)
     assert abs(float(res.objective) - ref.fun) <= 1e-4 * (1 + abs(ref.fun))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mixed_refinement_reaches_the_float64_residual(seed):
+    """The mixed mode's normal-equation solve below the float32 CG floor: float32 CG alone
+    stops at a float64 residual of ~1e-7 (its products' rounding), which would become the
+    primal residual of the step; refinement against the float64 product reaches 1e-11."""
+    rng = np.random.default_rng(seed)
+    m, n = 40, 3000
+    A = rng.normal(size=(m, n)) + 3.0 * rng.normal(size=(m, 1))
+    theta = 10.0 ** rng.uniform(-8, 8, size=n)        # the late interior point's spread
+    M = (A * theta) @ A.T
+    A32, t32 = jnp.asarray(A, jnp.float32), jnp.asarray(theta, jnp.float32)
+    A64, t64 = jnp.asarray(A), jnp.asarray(theta)
+
+    def mv32(v):
+        return (A32 @ (t32 * (v.astype(jnp.float32) @ A32))).astype(jnp.float64)
+
+    def mv64(v):
+        return A64 @ (t64 * (v @ A64))
+
+    # an inexact preconditioner, as the solver's (heavy columns + mean field) is
+    L = jnp.asarray(np.linalg.cholesky(M + 1e-3 * np.diag(np.diag(M))))
+
+    def psolve(r):
+        return jax.scipy.linalg.cho_solve((L, True), r)
+
+    rhs = jnp.asarray(M @ rng.normal(size=m))
+
+    def rel(x):
+        return float(jnp.linalg.norm(rhs - M @ np.asarray(x)) / jnp.linalg.norm(rhs))
+
+    x0 = jnp.zeros(m)
+    plain, _ = pcg(mv32, psolve, rhs, x0, 1e-6, 200)
+    none, _ = refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 0, 200)
+    refined, k = refined_pcg(mv32, mv64, psolve, rhs, x0, 1e-6, 1e-11, 6, 200)
+    assert rel(plain) > 1e-8                      # the float32 floor is real here
+    assert rel(none) == pytest.approx(rel(plain), rel=1e-12)
+    assert rel(refined) <= 2e-11
+    assert int(k) <= 20
+
+
+def test_paper_cell_reports_cost_bounds_and_the_papers_flip_rate():
+    """`pcm-scale`'s paper-size cell, run small: optimum against HiGHS on the whole
+    instance, lower bounds <= OPT <= upper bound <= naive, the attack's own flip rate 5%,
+    and the paper's flip rate (annotations flipped after rounding to m = 5) within the
+    rounding's reach of the cost: |round(5θ)/5 - θ| <= 0.1 on each touched pair."""
+    from jaxpoison.experiments.pcm_scale import paper_cell, scale_instance
+
+    n, N = 40, 20_000
+    r = paper_cell("lowrank", 0, size=(n, N), sub=(20, 400))
+    phi, to, ta = (np.asarray(a) for a in scale_instance("lowrank", n, N))
+    ref = highs(np.ones(2 * N), A_eq=np.hstack([phi, -phi]), b_eq=phi @ (ta - to),
+                bounds=np.stack([np.zeros(2 * N), np.concatenate([1 - to, to])], 1),
+                method="highs").fun
+    assert r["status"] == Status.SUCCESS and r["gap"] <= 1e-9
+    assert abs(r["cost"] - ref) <= 1e-9 * ref
+    assert r["theorem2"] <= r["lower"] <= ref + 1e-7
+    assert ref - 1e-7 <= r["upper"] <= r["naive"] == 0.05 * N
+    assert r["reduction"] == pytest.approx(1 - ref / r["naive"], rel=1e-9)
+    assert r["naive_flip_rate"] == pytest.approx(0.05)
+    assert (r["cost"] - 0.1 * r["flips"]) / N <= r["flip_rate"] + 1e-12
+    assert r["flip_rate"] <= r["flips"] / N
+    assert r["sub_relerr"] <= 1e-9

@@ -353,3 +353,26 @@ def test_float32_lands_on_a_vertex_and_counts_flips_as_float64():
     ref = highs(np.ones(400), A_eq=A, b_eq=phi @ (ta - to),
                   bounds=[(0, 1 - t) for t in to] + [(0, t) for t in to], method="highs")
     assert abs(float(r32.cost) - ref.fun) <= 1e-4 * (1 + ref.fun)
+
+
+def test_bounds_of_a_wide_problem_use_the_normal_equations_and_stay_valid():
+    """At wide shapes (`is_wide`) the bounds project through Cholesky of Φ Φᵀ with
+    refinement instead of an SVD of Φᵀ: Theorem 2 agrees with numpy's least-squares
+    projection, and lower <= HiGHS optimum <= upper < naive."""
+    rng = np.random.default_rng(5)
+    n, N = 12, 20_000
+    phi = rng.normal(size=(n, N)) + rng.normal(size=(n, 1))
+    to = rng.uniform(0.2, 0.8, N)           # soft labels: the line search has room
+    ta = np.where(rng.random(N) < 0.05, 1 - to, to)
+    from jaxpoison.solvers.lp_wide import is_wide
+
+    assert is_wide(n, N)
+    delta = ta - to
+    pd = phi.T @ np.linalg.lstsq(phi.T, delta, rcond=None)[0]
+    thm2 = pd @ pd / np.max(np.abs(pd))
+    lb = pcm_lower_bound(phi, to, ta)
+    ub = pcm_upper_bound(phi, to, ta, restrict_to_support=False)
+    ref = _highs_pcm(phi, to, ta, np.ones(N))
+    assert float(lb.theorem2) == pytest.approx(thm2, rel=1e-9)
+    assert float(lb.theorem2) <= float(lb.bound) <= ref + 1e-7
+    assert ref - 1e-7 <= float(ub.bound) < float(np.sum(np.abs(delta)))

@@ -64,8 +64,11 @@ from jaxtyping import Array, Float
 
 from jaxpoison._result import Result, Status, is_concrete, raise_if_failed
 from jaxpoison.attacks.pcm import check_pcm_inputs, pcm
+from jaxpoison.solvers._lp_ops import abs_matvec_by_chunks
+from jaxpoison.solvers.lp_wide import gram_by_blocks, is_wide
 
-__all__ = ["pcm_lower_bound", "pcm_upper_bound", "PCMBound", "projected_difference"]
+__all__ = ["pcm_lower_bound", "pcm_upper_bound", "PCMBound", "projected_difference",
+           "row_space_coefficients"]
 
 
 class PCMBound(Result):
@@ -88,10 +91,37 @@ class PCMBound(Result):
     y: jax.Array | None = None
 
 
+def row_space_coefficients(phi, delta):
+    r"""$y_0$ with $\Phi^T y_0 = P\Delta$: the least-squares solution of
+    $\Phi^T y \approx \Delta$.
+
+    Dense least squares (`jnp.linalg.lstsq`, an SVD of the $N \times n$ matrix $\Phi^T$) for
+    ordinary shapes. For wide ones (`jaxpoison.solvers.lp_wide.is_wide`: PCM at the paper's
+    size, where that SVD would cost many GEMMs and a copy of $\Phi$) the normal equations
+    $\Phi\Phi^T y = \Phi\Delta$: the Gram matrix by blocks of one triangle (half a GEMM), a
+    Cholesky factor with a ridge of $\varepsilon\,\mathrm{tr}(\Phi\Phi^T)$ and two
+    steps of refinement against $\Phi$ (two passes each). The bounds stay valid for an
+    inexact $y_0$: the lower bound is the dual value at the stored $y$ and the upper bound's
+    candidate is accepted only after its equality residual is checked (module docstring).
+    """
+    n, N = phi.shape
+    if not is_wide(n, N):
+        y, *_ = jnp.linalg.lstsq(phi.T, delta)
+        return y
+    eps = jnp.finfo(phi.dtype).eps
+    G = gram_by_blocks(phi)
+    L = jnp.linalg.cholesky(G + eps * jnp.trace(G) * jnp.eye(n, dtype=phi.dtype))
+    r = phi @ delta
+    y = jax.scipy.linalg.cho_solve((L, True), r)
+    for _ in range(2):
+        y = y + jax.scipy.linalg.cho_solve((L, True), r - phi @ (y @ phi))
+    return y
+
+
 def projected_difference(phi, delta):
-    """$P\\Delta$: the projection of $\\Delta$ onto the row space of $\\Phi$ (least squares)."""
-    y, *_ = jnp.linalg.lstsq(phi.T, delta)
-    return phi.T @ y
+    """$P\\Delta$: the projection of $\\Delta$ onto the row space of $\\Phi$
+    (`row_space_coefficients`)."""
+    return row_space_coefficients(phi, delta) @ phi
 
 
 def _certified_dual_value(phi, y, delta, theta_orig, weights):
@@ -104,7 +134,8 @@ def _certified_dual_value(phi, y, delta, theta_orig, weights):
     dn = jnp.maximum(-v - weights, 0.0) * theta_orig
     terms = v * delta - up - dn
     g = jnp.sum(terms)
-    err = ((n + 2) * eps * 1.01 * jnp.sum(jnp.abs(y) @ jnp.abs(phi))
+    # sum_i (|Phi|^T |y|)_i = |y|^T (|Phi| 1), without a full-size |Phi| temporary
+    err = ((n + 2) * eps * 1.01 * (jnp.abs(y) @ abs_matvec_by_chunks(phi, jnp.ones_like(v)))
            + (N + 2) * eps * jnp.sum(jnp.abs(v * delta) + up + dn))
     return jnp.maximum(g - err, 0.0)
 
@@ -114,8 +145,8 @@ def _lower(phi, theta_orig, theta_target, weights):
     dtype = phi.dtype
     eps = jnp.finfo(dtype).eps
     delta = theta_target - theta_orig
-    y0, *_ = jnp.linalg.lstsq(phi.T, delta)
-    pd = phi.T @ y0
+    y0 = row_space_coefficients(phi, delta)
+    pd = y0 @ phi
     a = pd @ pd
     absv = jnp.abs(pd)
     # coordinates at rounding level only choose t badly (the value is certified anyway)
@@ -192,7 +223,7 @@ def _feasible_tol(dtype):
 def _residual_ok(phi, theta, theta_target):
     d = theta - theta_target
     r = jnp.max(jnp.abs(phi @ d), initial=0.0)
-    scale = 1.0 + jnp.max(jnp.abs(phi) @ jnp.abs(d), initial=0.0)
+    scale = 1.0 + jnp.max(abs_matvec_by_chunks(phi, jnp.abs(d)), initial=0.0)
     return r <= _feasible_tol(phi.dtype) * scale
 
 

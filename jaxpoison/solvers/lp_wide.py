@@ -34,8 +34,8 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
    solve put a basic variable outside its box (it leaves at the violated bound, the dual
    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$ picks
    the entering one; one more pass), each followed by the same exact solve and
-   verification. An interior point whose residuals stall (the mixed mode's float32 CG
-   floor at $m \ge 2048$) classifies a few variables wrongly; the pivots repair that. A
+   verification. An interior point whose residuals stall classifies a few variables
+   wrongly; the pivots repair that. A
    verified crossover ends the run with a vertex (at most $m$ coordinates strictly inside
    their bounds); a failed one lets the interior point continue, and the crossover is tried
    again at the next iterate. Without a verified crossover the run ends as the plain
@@ -45,9 +45,15 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
 Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
 $O(m^2 n)$ and $O(mn)$ work -- while residuals, the $m \times m$ factorisation, crossover and
-verification stay in float64, so the answer is certified to float64 `tol`. Float32 input
-runs everything in float32 (default `tol` 1e-5), with two changes that make that tolerance
-reachable at any size: the primal test is the normwise backward error
+verification stay in float64, so the answer is certified to float64 `tol`. Float32 CG
+cannot push the normal-equation residual below about $10^{-6}\|r\|$, and late in the run
+(where $\|r\|$ grows like $1/\mu$) that error would become the primal residual of every
+step; so once the accuracy the iterate needs falls below that floor, the mixed mode
+*refines* (`refined_pcg`): the residual against the float64 operator (two float64 passes),
+a float32 CG correction, repeated up to `refine_steps` times to the requested accuracy.
+
+Float32 input runs everything in float32 (default `tol` 1e-5), with two changes that make
+that tolerance reachable at any size: the primal test is the normwise backward error
 $\|b-Ax\|_\infty \le \text{tol}\,(1+\|b\|_\infty+\||A||x|\|_\infty)$ (`primal_tolerance`:
 the rounding floor of a float32 $Ax$ grows with the number of columns), and once the
 interior point is within 10 `tol` a failed vertex crossover is followed by a *face*
@@ -86,7 +92,8 @@ from jaxpoison.solvers._lp_ops import DenseOperator, PairOperator
 
 __all__ = ["Wide", "WideF64", "WideOptions", "DEFAULT_OPTIONS", "wide_solve", "crossover_raw",
            "wide_solve_info", "gram_by_blocks", "primal_tolerance", "is_wide",
-           "wide_memory_bytes", "check_wide_memory", "available_memory_bytes"]
+           "wide_memory_bytes", "check_wide_memory", "available_memory_bytes", "pcg",
+           "refined_pcg"]
 
 PRECISIONS = ("float64", "mixed")
 GRAM_CHUNK = 16_384
@@ -105,6 +112,9 @@ class WideOptions(eqx.Module):
         crossover_pivots: simplex pivots a failed crossover may take before the interior
             point continues (`_repivot`).
         cg_max_iter: CG iterations per normal-equation solve.
+        refine_steps: mixed mode: iterative-refinement steps (a float64 residual, a float32
+            CG correction) per normal-equation solve once the requested CG accuracy is below
+            the float32 floor.
         block: row-block size of the one-triangle Gram product.
     """
 
@@ -113,7 +123,11 @@ class WideOptions(eqx.Module):
     crossover_pivots: int = eqx.field(static=True, default=8)
     cg_max_iter: int = eqx.field(static=True, default=200)
     block: int = eqx.field(static=True, default=512)
+    refine_steps: int = eqx.field(static=True, default=6)
 
+
+REFINE_FLOOR = 1e-11
+"""Mixed mode: the smallest relative residual asked of the refined normal-equation solve."""
 
 DEFAULT_OPTIONS = WideOptions()
 
@@ -351,7 +365,7 @@ def _max_step(s, ds, mask):
     return jnp.min(ratio, initial=jnp.inf)
 
 
-def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
+def pcg(matvec, psolve, rhs, x0, rtol, max_iter):
     """Preconditioned CG from `x0` to `||r|| <= rtol ||rhs||` (at most `max_iter` steps)."""
     r0 = rhs - matvec(x0)
     z0 = psolve(r0)
@@ -373,6 +387,33 @@ def _pcg(matvec, psolve, rhs, x0, rtol, max_iter):
         return x, r, z, p, rzn, k + 1
 
     x, r, z, p, rz, k = lax.while_loop(cond, body, (x0, r0, z0, z0, r0 @ z0, jnp.asarray(0)))
+    return x, k
+
+
+def refined_pcg(matvec, matvec64, psolve, rhs, x0, rtol, refine_rtol, steps, max_iter):
+    r"""Mixed-precision iterative refinement of $Mx = $ `rhs`: CG with the low-precision
+    product `matvec` to `rtol` (its floor), then while the residual against the exact
+    product `matvec64` exceeds `refine_rtol` $\|$`rhs`$\|$ (at most `steps` times): CG on
+    that residual, started from zero, to the accuracy still missing (never below `rtol`),
+    and the correction added. Each step costs one exact product and a few cheap ones; the
+    error contracts while `rtol` times the condition of the preconditioned system stays
+    below one. Returns the solution and the total CG iterations."""
+    x, k = pcg(matvec, psolve, rhs, x0, rtol, max_iter)
+    target = refine_rtol * jnp.sqrt(rhs @ rhs)
+    tiny = jnp.finfo(rhs.dtype).tiny
+
+    def more(st):
+        _, r, _, j = st
+        return (jnp.sqrt(r @ r) > target) & (j < steps)
+
+    def refine(st):
+        x, r, k, j = st
+        inner = jnp.clip(target / jnp.maximum(jnp.sqrt(r @ r), tiny), rtol, 1e-2)
+        dx, kk = pcg(matvec, psolve, r, jnp.zeros_like(r), inner, max_iter)
+        x = x + dx
+        return x, rhs - matvec64(x), k + kk, j + 1
+
+    x, _, k, _ = lax.while_loop(more, refine, (x, rhs - matvec64(x), k, jnp.asarray(0)))
     return x, k
 
 
@@ -663,12 +704,29 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         def psolve(r):
             return jax.scipy.linalg.cho_solve((L, True), r)
 
-        rtol = jnp.clip(0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap), cg_floor, 1e-2)
+        want = 0.01 * jnp.maximum(jnp.maximum(s.pres, s.dres), s.gap)
+        rtol = jnp.clip(want, cg_floor, 1e-2)
+
+        def nmv64(v):
+            return op.matvec(theta * op.rmatvec(v)) + reg * v
+
+        def normal_solve(rhs, dy0):
+            if not low:
+                return pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+            # mixed mode: the float32 CG stops at its floor (relative residual 1e-6 of a
+            # right-hand side that grows like 1/mu), and that error would become the primal
+            # residual of the step; below the floor, refine against the float64 operator
+            return lax.cond(
+                want < cg_floor,
+                lambda: refined_pcg(nmv, nmv64, psolve, rhs, dy0, rtol,
+                                     jnp.clip(want, REFINE_FLOOR, 1e-2),
+                                     options.refine_steps, options.cg_max_iter),
+                lambda: pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter))
 
         def newton(rcl, rcu, dy0):
             rhat = rd - jnp.where(hl, rcl / sl, 0.0) + jnp.where(hu, rcu / su, 0.0)
             rhs = rp + op.matvec(theta * rhat)
-            dy, k = _pcg(nmv, psolve, rhs, dy0, rtol, options.cg_max_iter)
+            dy, k = normal_solve(rhs, dy0)
             atdy = op.rmatvec(dy)
             dx = theta * (atdy - rhat)
             dzl = jnp.where(hl, (rcl - zl * dx) / sl, 0.0)
