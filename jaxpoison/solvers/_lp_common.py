@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 __all__ = ["Bounds", "make_bounds", "kkt_measures", "kkt_measures_from_products",
-           "interior_step", "primal_infeasibility_certificate",
+           "interior_step", "abs_max", "primal_infeasibility_certificate",
            "dual_infeasibility_certificate", "ray_certificate", "LPRaw"]
 
 
@@ -108,8 +108,16 @@ def interior_step(x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor)
             keep(zun, zu), finite)
 
 
-def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol):
-    """True when the direction of `y` proves `{Ax = b, l <= x <= u}` empty.
+def abs_max(op):
+    """`max_ij |A_ij|` of the (scaled) operator: one pass over A. Loop-invariant: the
+    solvers compute it once and hand it to the certificates (`a_max`), which would
+    otherwise take that pass, and a full-size |A| temporary, every iteration."""
+    return _inf(op.row_abs_max())
+
+
+def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol, a_max=None):
+    """True when the direction of `y` proves `{Ax = b, l <= x <= u}` empty (`a_max`:
+    `abs_max(op)` if already computed).
 
     Farkas: the set is empty iff some `y` has `b^T y > max_{l<=x<=u} y^T A x`. With
     `g = A^T y`, the maximum is `sum_i max(l_i g_i, u_i g_i)`, which is `+inf` when
@@ -126,13 +134,15 @@ def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol):
     viol = jnp.max(jnp.where(bad_up | bad_dn, jnp.abs(g), 0.0), initial=0.0)
     h = b @ yh - jnp.sum(term)
     scale = jnp.abs(b @ yh) + jnp.sum(jnp.abs(term))
-    gscale = 1.0 + jnp.maximum(_inf(op.row_abs_max()), 0.0)
+    a_max = abs_max(op) if a_max is None else a_max
+    gscale = 1.0 + jnp.maximum(a_max, 0.0)
     return (nrm > 0) & (h > tol * (1.0 + scale)) & (viol <= tol * gscale)
 
 
-def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol):
+def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol, a_max=None):
     """True when the direction of `x` is (to `tol`) a ray `d` with `A d = 0`,
-    `c^T d < 0` in the recession cone of the box: the LP is unbounded if feasible."""
+    `c^T d < 0` in the recession cone of the box: the LP is unbounded if feasible
+    (`a_max`: `abs_max(op)` if already computed)."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo
@@ -142,12 +152,13 @@ def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol):
     ad = _inf(op.matvec(dh))
     cd = c @ dh
     big = nrm > 1e6 * (1.0 + _inf(jnp.where(free | only_lo | only_hi, 0.0, x)))
-    return big & (cd < -tol * (1.0 + _inf(c))) & (ad <= tol * (1.0 + _inf(op.row_abs_max())))
+    a_max = abs_max(op) if a_max is None else a_max
+    return big & (cd < -tol * (1.0 + _inf(c))) & (ad <= tol * (1.0 + a_max))
 
 
-def ray_certificate(op, c, bd: Bounds, d, tol):
+def ray_certificate(op, c, bd: Bounds, d, tol, a_max=None):
     """True when `d` (e.g. a difference of PDHG iterates) is, to `tol`, a recession ray of
-    the box with `A d = 0` and `c^T d < 0`."""
+    the box with `A d = 0` and `c^T d < 0` (`a_max`: `abs_max(op)` if already computed)."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo
@@ -158,5 +169,6 @@ def ray_certificate(op, c, bd: Bounds, d, tol):
     dh = proj / jnp.maximum(nrm, jnp.finfo(d.dtype).tiny)
     ad = _inf(op.matvec(dh))
     cd = c @ dh
+    a_max = abs_max(op) if a_max is None else a_max
     return ((nrm > 0) & (off <= tol * nrm) & (cd < -tol * (1.0 + _inf(c)))
-            & (ad <= tol * (1.0 + _inf(op.row_abs_max()))))
+            & (ad <= tol * (1.0 + a_max)))

@@ -55,6 +55,7 @@ from jax import lax
 from jaxpoison._result import Status
 from jaxpoison.solvers._lp_common import (
     LPRaw,
+    abs_max,
     dual_infeasibility_certificate,
     interior_step,
     kkt_measures,
@@ -101,6 +102,7 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
     floor = jnp.sqrt(jnp.finfo(dtype).tiny)
     m = b.shape[0]
     bd = make_bounds(lower, upper)
+    a_max = abs_max(op)        # loop-invariant, for the infeasibility certificates
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
     nb = jnp.maximum(jnp.sum(hl) + jnp.sum(hu), 1)
     rho = jnp.sqrt(eps) * 1e-2          # primal proximal regularisation
@@ -187,8 +189,8 @@ def ipm_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
             x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor)
         pres, dres, gap = measures(xn, yn, zln, zun)
         conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
-        infeas = primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol))
-        unb = dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol))
+        infeas = primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol), a_max)
+        unb = dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol), a_max)
         status = jnp.where(~finite, Status.NUMERICAL_ERROR,
                            jnp.where(conv, Status.SUCCESS,
                                      jnp.where(infeas, Status.INFEASIBLE,

@@ -36,6 +36,7 @@ from jax import lax
 from jaxpoison._result import Status
 from jaxpoison.solvers._lp_common import (
     LPRaw,
+    abs_max,
     kkt_measures,
     make_bounds,
     primal_infeasibility_certificate,
@@ -96,6 +97,7 @@ def pdhg_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
     dtype = c.dtype
     m, n = op.shape
     bd = make_bounds(lower, upper)
+    a_max = abs_max(op)        # loop-invariant, for the infeasibility certificates
     rs, cs = ruiz_pock_chambolle(op)
     sop = op.scale(rs, cs)
     c_s, b_s = cs * c, rs * b
@@ -188,8 +190,8 @@ def pdhg_solve(op, c, b, lower, upper, *, tol, max_iter: int) -> LPRaw:
         conv = (pres <= tol) & (dres <= tol) & (gap <= tol)
         xo, yo = unscale(x, y)
         dxo, dyo = unscale(x - s.xc, y - s.yc)
-        infeas = primal_infeasibility_certificate(op, b, bd, dyo, jnp.sqrt(tol))
-        unb = ray_certificate(op, c, bd, dxo, jnp.sqrt(tol))
+        infeas = primal_infeasibility_certificate(op, b, bd, dyo, jnp.sqrt(tol), a_max)
+        unb = ray_certificate(op, c, bd, dxo, jnp.sqrt(tol), a_max)
         finite = jnp.all(jnp.isfinite(xo)) & jnp.all(jnp.isfinite(yo))
         status = jnp.where(~finite, Status.NUMERICAL_ERROR,
                            jnp.where(conv, Status.SUCCESS,

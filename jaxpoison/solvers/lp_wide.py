@@ -82,6 +82,7 @@ from jax import lax
 from jaxpoison._result import Status
 from jaxpoison.solvers._lp_common import (
     LPRaw,
+    abs_max,
     dual_infeasibility_certificate,
     interior_step,
     kkt_measures_from_products,
@@ -642,6 +643,7 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
         gram = cols.row[:, None] * gram * cols.row[None, :]
 
     bd = make_bounds(lower, upper)
+    a_max = abs_max(op)        # loop-invariant, for the infeasibility certificates
     hl, hu, fixed = bd.has_lo, bd.has_hi, bd.fixed
     nbnd = jnp.maximum(jnp.sum(hl) + jnp.sum(hu), 1)
     rho = jnp.sqrt(eps) * 1e-2
@@ -786,8 +788,9 @@ def wide_solve_info(op, c, b, lower, upper, *, tol, max_iter: int,
 
         ok, xo, yo, zlo, zuo, po, do, go = lax.cond(near, try_cross, no_cross, None)
         def certificates(_):
-            return (primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol)),
-                    dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol)))
+            return (primal_infeasibility_certificate(op, b, bd, yn, jnp.sqrt(tol), a_max),
+                    dual_infeasibility_certificate(op, c, bd, xn, sln, sun, jnp.sqrt(tol),
+                                                   a_max))
 
         infeas, unb = lax.cond(near, lambda _: (jnp.asarray(False), jnp.asarray(False)),
                                certificates, None)
