@@ -13,7 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["DenseOperator", "PairOperator", "abs_matvec_by_chunks"]
+__all__ = ["DenseOperator", "PairOperator", "abs_matvec_by_chunks", "row_abs_max_by_chunks"]
 
 
 def abs_matvec_by_chunks(M: jax.Array, v: jax.Array, chunk: int = 16_384) -> jax.Array:
@@ -32,6 +32,31 @@ def abs_matvec_by_chunks(M: jax.Array, v: jax.Array, chunk: int = 16_384) -> jax
     acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), jnp.result_type(M, v)))
     if k * chunk < n:
         acc = acc + jnp.abs(M[:, k * chunk:]) @ v[k * chunk:]
+    return acc
+
+
+def row_abs_max_by_chunks(M: jax.Array, col: jax.Array | None = None,
+                          chunk: int = 16_384) -> jax.Array:
+    """`max_j |M_ij col_j|` per row, taking `chunk` columns at a time, so that `|M|` is never
+    materialised (a full-size temporary on CPU otherwise)."""
+    m, n = M.shape
+
+    def part(Mc, cc):
+        a = jnp.abs(Mc)
+        return jnp.max(a if cc is None else a * jnp.abs(cc)[None, :], axis=1, initial=0.0)
+
+    if n <= chunk:
+        return part(M, col)
+    k = n // chunk
+
+    def body(j, acc):
+        Mc = jax.lax.dynamic_slice_in_dim(M, j * chunk, chunk, axis=1)
+        cc = None if col is None else jax.lax.dynamic_slice_in_dim(col, j * chunk, chunk)
+        return jnp.maximum(acc, part(Mc, cc))
+
+    acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), M.dtype))
+    if k * chunk < n:
+        acc = jnp.maximum(acc, part(M[:, k * chunk:], None if col is None else col[k * chunk:]))
     return acc
 
 
@@ -93,7 +118,8 @@ class DenseOperator(eqx.Module):
         return _abs_scaled(self.A, self.row, self.col)
 
     def row_abs_max(self):
-        return jnp.max(self._abs(), axis=1)
+        r = row_abs_max_by_chunks(self.A, self.col)
+        return r if self.row is None else jnp.abs(self.row) * r
 
     def col_abs_max(self):
         return jnp.max(self._abs(), axis=0)
@@ -155,7 +181,8 @@ class PairOperator(eqx.Module):
         return _abs_scaled(self.Phi, self.row, self.col)
 
     def row_abs_max(self):
-        return jnp.max(self._abs(), axis=1)
+        r = row_abs_max_by_chunks(self.Phi, self.col)
+        return r if self.row is None else jnp.abs(self.row) * r
 
     def col_abs_max(self):
         t = jnp.max(self._abs(), axis=0)
