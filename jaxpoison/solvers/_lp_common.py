@@ -110,14 +110,14 @@ def interior_step(x, sl, su, y, zl, zu, dx, dy, dzl, dzu, ap, ad, hl, hu, floor)
 
 def abs_max(op):
     """`max_ij |A_ij|` of the (scaled) operator: one pass over A. Loop-invariant: the
-    solvers compute it once and hand it to the certificates (`a_max`), which would
-    otherwise take that pass, and a full-size |A| temporary, every iteration."""
+    solvers compute it once before their loop and hand it to the certificates (`a_max`),
+    instead of a pass every iteration."""
     return _inf(op.row_abs_max())
 
 
-def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol, a_max=None):
+def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol, a_max):
     """True when the direction of `y` proves `{Ax = b, l <= x <= u}` empty (`a_max`:
-    `abs_max(op)` if already computed).
+    `abs_max(op)`).
 
     Farkas: the set is empty iff some `y` has `b^T y > max_{l<=x<=u} y^T A x`. With
     `g = A^T y`, the maximum is `sum_i max(l_i g_i, u_i g_i)`, which is `+inf` when
@@ -134,15 +134,14 @@ def primal_infeasibility_certificate(op, b, bd: Bounds, y, tol, a_max=None):
     viol = jnp.max(jnp.where(bad_up | bad_dn, jnp.abs(g), 0.0), initial=0.0)
     h = b @ yh - jnp.sum(term)
     scale = jnp.abs(b @ yh) + jnp.sum(jnp.abs(term))
-    a_max = abs_max(op) if a_max is None else a_max
     gscale = 1.0 + jnp.maximum(a_max, 0.0)
     return (nrm > 0) & (h > tol * (1.0 + scale)) & (viol <= tol * gscale)
 
 
-def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol, a_max=None):
+def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol, a_max):
     """True when the direction of `x` is (to `tol`) a ray `d` with `A d = 0`,
     `c^T d < 0` in the recession cone of the box: the LP is unbounded if feasible
-    (`a_max`: `abs_max(op)` if already computed)."""
+    (`a_max`: `abs_max(op)`)."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo
@@ -152,13 +151,12 @@ def dual_infeasibility_certificate(op, c, bd: Bounds, x, sl, su, tol, a_max=None
     ad = _inf(op.matvec(dh))
     cd = c @ dh
     big = nrm > 1e6 * (1.0 + _inf(jnp.where(free | only_lo | only_hi, 0.0, x)))
-    a_max = abs_max(op) if a_max is None else a_max
     return big & (cd < -tol * (1.0 + _inf(c))) & (ad <= tol * (1.0 + a_max))
 
 
-def ray_certificate(op, c, bd: Bounds, d, tol, a_max=None):
+def ray_certificate(op, c, bd: Bounds, d, tol, a_max):
     """True when `d` (e.g. a difference of PDHG iterates) is, to `tol`, a recession ray of
-    the box with `A d = 0` and `c^T d < 0` (`a_max`: `abs_max(op)` if already computed)."""
+    the box with `A d = 0` and `c^T d < 0` (`a_max`: `abs_max(op)`)."""
     free = ~(bd.has_lo | bd.has_hi | bd.fixed)
     only_lo = bd.has_lo & ~bd.has_hi
     only_hi = bd.has_hi & ~bd.has_lo
@@ -169,6 +167,5 @@ def ray_certificate(op, c, bd: Bounds, d, tol, a_max=None):
     dh = proj / jnp.maximum(nrm, jnp.finfo(d.dtype).tiny)
     ad = _inf(op.matvec(dh))
     cd = c @ dh
-    a_max = abs_max(op) if a_max is None else a_max
     return ((nrm > 0) & (off <= tol * nrm) & (cd < -tol * (1.0 + _inf(c)))
             & (ad <= tol * (1.0 + a_max)))

@@ -16,48 +16,44 @@ import jax.numpy as jnp
 __all__ = ["DenseOperator", "PairOperator", "abs_matvec_by_chunks", "row_abs_max_by_chunks"]
 
 
-def abs_matvec_by_chunks(M: jax.Array, v: jax.Array, chunk: int = 16_384) -> jax.Array:
-    """`|M| @ v` taking `chunk` columns at a time, so that `|M|` is never materialised
-    (XLA on CPU would otherwise build it: a full-size temporary)."""
+def _by_column_chunks(part, combine, M, v, chunk):
+    """`part(M, v)` (an m-vector from the columns of `M` and the matching entries of `v`,
+    which may be `None`) folded with `combine` over `chunk` columns at a time (a
+    `fori_loop` over column slices, then the remainder), so that no full-size transient of
+    `M` (such as `|M|`, which XLA on CPU would materialise) is ever built."""
     m, n = M.shape
     if n <= chunk:
-        return jnp.abs(M) @ v
+        return part(M, v)
     k = n // chunk
 
     def body(j, acc):
         Mc = jax.lax.dynamic_slice_in_dim(M, j * chunk, chunk, axis=1)
-        vc = jax.lax.dynamic_slice_in_dim(v, j * chunk, chunk)
-        return acc + jnp.abs(Mc) @ vc
+        vc = None if v is None else jax.lax.dynamic_slice_in_dim(v, j * chunk, chunk)
+        return combine(acc, part(Mc, vc))
 
-    acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), jnp.result_type(M, v)))
+    dtype = M.dtype if v is None else jnp.result_type(M, v)
+    acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), dtype))
     if k * chunk < n:
-        acc = acc + jnp.abs(M[:, k * chunk:]) @ v[k * chunk:]
+        acc = combine(acc, part(M[:, k * chunk:], None if v is None else v[k * chunk:]))
     return acc
+
+
+def abs_matvec_by_chunks(M: jax.Array, v: jax.Array, chunk: int = 16_384) -> jax.Array:
+    """`|M| @ v` taking `chunk` columns at a time, so that `|M|` is never materialised
+    (XLA on CPU would otherwise build it: a full-size temporary)."""
+    return _by_column_chunks(lambda Mc, vc: jnp.abs(Mc) @ vc, jnp.add, M, v, chunk)
 
 
 def row_abs_max_by_chunks(M: jax.Array, col: jax.Array | None = None,
                           chunk: int = 16_384) -> jax.Array:
     """`max_j |M_ij col_j|` per row, taking `chunk` columns at a time, so that `|M|` is never
     materialised (a full-size temporary on CPU otherwise)."""
-    m, n = M.shape
 
     def part(Mc, cc):
         a = jnp.abs(Mc)
         return jnp.max(a if cc is None else a * jnp.abs(cc)[None, :], axis=1, initial=0.0)
 
-    if n <= chunk:
-        return part(M, col)
-    k = n // chunk
-
-    def body(j, acc):
-        Mc = jax.lax.dynamic_slice_in_dim(M, j * chunk, chunk, axis=1)
-        cc = None if col is None else jax.lax.dynamic_slice_in_dim(col, j * chunk, chunk)
-        return jnp.maximum(acc, part(Mc, cc))
-
-    acc = jax.lax.fori_loop(0, k, body, jnp.zeros((m,), M.dtype))
-    if k * chunk < n:
-        acc = jnp.maximum(acc, part(M[:, k * chunk:], None if col is None else col[k * chunk:]))
-    return acc
+    return _by_column_chunks(part, jnp.maximum, M, col, chunk)
 
 
 def _row(v, r):
