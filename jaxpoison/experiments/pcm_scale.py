@@ -157,25 +157,37 @@ def highs_cost(phi, theta_o, theta_a) -> float:
     return float(r.fun) if r.status == 0 else float("nan")
 
 
+def _timed_row(phi, to, ta, kind: str, method: str) -> tuple[dict, object]:
+    """The timed solve of a cell, with its GEMM unit and certificate: `(row, result)`."""
+    n, N = phi.shape
+    g = gemm_seconds(phi, repeats=1 if n * N > 10**8 else 2)
+    tc, tr, res = timed_pcm(phi, to, ta, method)
+    row = dict(kind=kind, n=n, N=N, method=method, dtype=jnp.dtype(phi.dtype).name, gemm=g,
+               compile=tc, seconds=tr, gemm_units=tr / g, status=int(res.status),
+               iterations=int(res.iterations), cost=float(res.cost), gap=float(res.gap),
+               primal_residual=float(res.primal_residual), fractional=fractional(res.theta),
+               flips=int(res.flips), naive=float(res.naive_cost))
+    return row, res
+
+
+def _highs_check(phi, to, ta, method: str) -> dict:
+    """The same solver against HiGHS on a (small) subproblem."""
+    ours = pcm(phi, to, ta, method=method, throw=False)
+    ref = highs_cost(phi, to, ta)
+    return dict(sub_cost=float(ours.cost), highs_cost=ref,
+                sub_relerr=abs(float(ours.cost) - ref) / max(abs(ref), 1e-300))
+
+
 def scale_cell(kind: str, n: int, N: int, seed: int = 0, method: str = "wide",
                dtype=jnp.float64, highs_sub: int | None = None) -> dict:
     """One timed PCM solve with its GEMM unit, certificate and (optionally) a HiGHS check of
     the first `highs_sub` pairs (the same solver on that subproblem against HiGHS)."""
     phi, to, ta = scale_instance(kind, n, N, seed, dtype)
-    g = gemm_seconds(phi, repeats=1 if n * N > 10**8 else 2)
-    tc, tr, res = timed_pcm(phi, to, ta, method)
-    row = dict(kind=kind, n=n, N=N, method=method, dtype=jnp.dtype(dtype).name, gemm=g,
-               compile=tc, seconds=tr, gemm_units=tr / g, status=int(res.status),
-               iterations=int(res.iterations), cost=float(res.cost), gap=float(res.gap),
-               primal_residual=float(res.primal_residual), fractional=fractional(res.theta),
-               flips=int(res.flips), naive=float(res.naive_cost))
+    row, _ = _timed_row(phi, to, ta, kind, method)
     if highs_sub:
         sub = tuple(a[..., :highs_sub] for a in (phi, to, ta))
         del phi
-        ours = pcm(*sub, method=method, throw=False)
-        ref = highs_cost(*sub)
-        row.update(highs_sub=highs_sub, sub_cost=float(ours.cost), highs_cost=ref,
-                   sub_relerr=abs(float(ours.cost) - ref) / max(abs(ref), 1e-300))
+        row.update(highs_sub=highs_sub, **_highs_check(*sub, method))
     return row
 
 
@@ -199,14 +211,8 @@ def paper_cell(kind: str, seed: int = 0, size=PAPER, sub=PAPER_SUB) -> dict:
 
     n, N = size
     phi, to, ta = scale_instance(kind, n, N, seed)
-    g = gemm_seconds(phi, repeats=1 if n * N > 10**8 else 2)
-    tc, tr, res = timed_pcm(phi, to, ta, "wide")
-    row = dict(kind=kind, n=n, N=N, gemm=g, compile=tc, seconds=tr, gemm_units=tr / g,
-               status=int(res.status), iterations=int(res.iterations), cost=float(res.cost),
-               gap=float(res.gap), primal_residual=float(res.primal_residual),
-               fractional=fractional(res.theta), flips=int(res.flips),
-               naive=float(res.naive_cost),
-               flip_rate=float(discretize(res.theta, M_ANNOT, theta_orig=to).flip_rate),
+    row, res = _timed_row(phi, to, ta, kind, "wide")
+    row.update(flip_rate=float(discretize(res.theta, M_ANNOT, theta_orig=to).flip_rate),
                naive_flip_rate=float(discretize(ta, M_ANNOT, theta_orig=to).flip_rate))
     row["reduction"] = 1.0 - row["cost"] / row["naive"]
     t0 = time.perf_counter()
@@ -219,10 +225,7 @@ def paper_cell(kind: str, seed: int = 0, size=PAPER, sub=PAPER_SUB) -> dict:
     fs, ps = sub
     part = (phi[:fs, :ps], to[:ps], ta[:ps])
     del phi
-    ours = pcm(*part, method="wide", throw=False)
-    ref = highs_cost(*part)
-    row.update(highs_sub=f"{fs}x{ps}", sub_cost=float(ours.cost), highs_cost=ref,
-               sub_relerr=abs(float(ours.cost) - ref) / max(abs(ref), 1e-300))
+    row.update(highs_sub=f"{fs}x{ps}", **_highs_check(*part, "wide"))
     return row
 
 
