@@ -36,12 +36,12 @@ dense GEMM of the data's shape per iteration. This solver forms it **never**:
    ratio test $\min_j |c_j - a_j^Ty| / |\alpha_j|$ over the row $\alpha = e_k^TB^{-1}A$ picks
    the entering one; one more pass), each followed by the same exact solve and
    verification. An interior point whose residuals stall classifies a few variables
-   wrongly; the pivots repair that. A
-   verified crossover ends the run with a vertex (at most $m$ coordinates strictly inside
-   their bounds); a failed one lets the interior point continue, and the crossover is tried
-   again at the next iterate. Without a verified crossover the run ends as the plain
-   interior point would (status `SUCCESS` at `tol`, or `MAX_ITERATIONS`). `crossover` runs
-   the same procedure on a point from any solver (`jaxpoison.solvers.crossover`).
+   wrongly; the pivots repair that. A verified crossover ends the run with a vertex (at
+   most $m$ coordinates strictly inside their bounds); a failed one lets the interior
+   point continue, and the crossover is tried again at the next iterate. Without a
+   verified crossover the run ends as the plain interior point would (status `SUCCESS` at
+   `tol`, or `MAX_ITERATIONS`). `crossover` runs the same procedure on a point from any
+   solver (`jaxpoison.solvers.crossover`).
 
 Precision (`precision`): `"float64"` does everything in the input dtype; `"mixed"` (float64
 input) holds a float32 copy of the data for the Gram matrix and the CG products -- the
